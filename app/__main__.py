@@ -1,0 +1,3 @@
+from grpo_studio.cli import main
+
+raise SystemExit(main())

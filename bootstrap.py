@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Set up GRPO Studio in ./.venv (idempotent) and run the app or the tests. Needs only Python >= 3.10.
+
+    python3 bootstrap.py run [ARGS]    the desktop app when there is a display, else the demo in the terminal
+    python3 bootstrap.py test [ARGS]   the test suite (pytest ARGS)
+
+torch goes in first: the CPU build (torch==2.13.0) on machines without an NVIDIA GPU, the default (CUDA)
+build where `nvidia-smi` finds one; then the project with its test extras, in editable mode. A stamp file
+remembers what was installed, so a second call starts at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".grpo-studio-setup"
+CPU_TORCH = "torch==2.13.0"
+# Debian/Ubuntu libraries Qt needs even offscreen; installed by `test` when run as root and missing.
+QT_APT_PACKAGES = ["libegl1", "libgl1", "libxkbcommon0", "libxkbcommon-x11-0", "libfontconfig1", "libdbus-1-3",
+                   "libglib2.0-0", "libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxcb-image0",
+                   "libxcb-render-util0", "libxcb-shape0", "libxcb-xinerama0", "xvfb"]
+
+
+def log(message: str) -> None:
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    log(" ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+
+
+def has_nvidia_gpu() -> bool:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    return subprocess.run([smi, "-L"], capture_output=True).returncode == 0
+
+
+def wanted_stamp(gpu: bool) -> str:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    return f"{digest[:16]} gpu={gpu}"
+
+
+def ensure_venv() -> None:
+    gpu = has_nvidia_gpu()
+    stamp = wanted_stamp(gpu)
+    if STAMP.exists() and STAMP.read_text().strip() == stamp and PY.exists():
+        return
+    if not PY.exists():
+        log(f"creating {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = [PY, "-m", "pip", "install", "--disable-pip-version-check"]
+    torch_ok = subprocess.run([PY, "-c", "import torch"], capture_output=True).returncode == 0
+    if not torch_ok:
+        # torch first: anything that depends on it would otherwise pull a multi-GB CUDA build.
+        run(pip + (["torch"] if gpu else [CPU_TORCH]))
+    run(pip + ["-e", f"{ROOT}[test,bench]"])
+    STAMP.write_text(stamp + "\n")
+    log("environment ready")
+
+
+def ensure_qt_libraries() -> None:
+    """Qt loads libEGL & co. even offscreen; on a bare Debian/Ubuntu install them (root only)."""
+    probe = subprocess.run([PY, "-c", "from PySide6 import QtGui, QtWidgets"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        return
+    if sys.platform.startswith("linux") and shutil.which("apt-get") and os.geteuid() == 0:
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *QT_APT_PACKAGES],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        return
+    sys.exit("Qt cannot load its system libraries:\n" + probe.stderr.strip()[-600:] +
+             "\ninstall them with: sudo apt-get install " + " ".join(QT_APT_PACKAGES))
+
+
+def has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test"):
+        print(__doc__)
+        return 2
+    action, rest = argv[0], argv[1:]
+    ensure_venv()
+    app = BIN / "grpo-studio"
+    if action == "run":
+        if rest or has_display():
+            if not rest:
+                ensure_qt_libraries()
+            return subprocess.call([str(app), *rest])
+        log("no display found: running the built-in demo in the terminal (`grpo-studio train --demo`)")
+        return subprocess.call([str(app), "train", "--demo"])
+    ensure_qt_libraries()
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1"}
+    code = subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT, env=env)
+    if code == 5:
+        log("pytest collected no tests: that is a failure")
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

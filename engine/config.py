@@ -1,0 +1,311 @@
+"""The run configuration: one tree of dataclasses, read from YAML and validated before any weights load.
+
+Names follow TRL's GRPOConfig where both have the knob (learning_rate, max_grad_norm, num_generations,
+max_completion_length, beta, epsilon_high, loss_type, scale_rewards, max_steps, seed, ...), so settings
+and reward functions move over from TRL unchanged. Torch-free: the GUI and the estimator import it.
+
+Every field carries its own check in `metadata`: `range=(lo, hi)` (None = open) or `choices=(...)`.
+`validate()` walks the tree and reports every problem at once, each naming its dotted field path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grpo_studio.engine.errors import ConfigError
+
+DEMO = "demo"
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+SCALE_REWARDS = ("group", "batch", "none")
+SCHEDULERS = ("constant", "linear", "cosine")
+OPTIMIZERS = ("adamw", "adamw_8bit")
+OFFLOAD = ("auto", "on", "off")
+DEVICES = ("auto", "cuda", "cpu")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+OVERLONG = ("truncate", "drop")
+
+
+def _f(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
+       factory: Any = None) -> Any:
+    meta = {"range": range, "choices": choices, "help": help}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class LoraConfig:
+    r: int = _f(16, range=(1, 1024), help="LoRA rank: more capacity, more memory for adapter + optimizer.")
+    alpha: float = _f(32.0, range=(0.0, None), help="LoRA scale numerator (scale = alpha / r).")
+    dropout: float = _f(0.0, range=(0.0, 0.9), help="Dropout on the LoRA input.")
+    target_modules: Any = _f("all-linear", help="'all-linear' or a list of module names (q_proj, ...).")
+    use_rslora: bool = _f(False, help="Rank-stabilised LoRA: scale = alpha / sqrt(r).")
+
+
+@dataclass
+class DatasetConfig:
+    path: str = _f(DEMO, help="Local file/folder (jsonl, json, csv, parquet), a cached hub id, or 'demo'.")
+    split: str = _f("train", help="Split to train on.")
+    prompt_column: str = _f("prompt", help="Column with the prompt: a string or a list of chat messages.")
+    question_column: str | None = _f(None, help="Alternative to prompt_column: a question rendered with "
+                                                "the system prompt through the chat template.")
+    answer_column: str | None = _f("answer", help="Column with the reference answer (for math_correct).")
+    system_prompt_column: str | None = _f(None, help="Optional per-row system prompt column.")
+    overlong_prompts: str = _f("truncate", choices=OVERLONG, help="What to do with prompts longer than "
+                                                                   "grpo.max_prompt_length.")
+
+
+@dataclass
+class RewardSpec:
+    name: str = _f("math_correct", help="A built-in reward name or 'path/to/file.py:function'.")
+    weight: float = _f(1.0, help="Weight in the summed reward (TRL's reward_weights).")
+
+
+@dataclass
+class GRPOSettings:
+    num_generations: int = _f(8, range=(2, 256), help="Completions per prompt (the group). More = better "
+                                                        "advantage estimates, more generation time and KV cache.")
+    max_prompt_length: int = _f(256, range=(1, 1_000_000), help="Longest prompt in tokens.")
+    max_completion_length: int = _f(256, range=(1, 1_000_000), help="Longest completion in tokens: "
+                                                                     "drives activation and KV-cache memory.")
+    temperature: float = _f(1.0, range=(0.01, 10.0), help="Sampling temperature for generation.")
+    top_p: float = _f(1.0, range=(0.01, 1.0), help="Nucleus sampling cut-off.")
+    beta: float = _f(0.0, range=(0.0, 10.0), help="KL penalty to the base model (0 = no reference pass).")
+    epsilon_low: float = _f(0.2, range=(0.0, 1.0), help="Lower clip of the policy ratio (TRL's epsilon).")
+    epsilon_high: float = _f(0.2, range=(0.0, 10.0), help="Upper clip of the policy ratio.")
+    loss_type: str = _f("dapo", choices=LOSS_TYPES, help="How token losses are averaged.")
+    scale_rewards: str = _f("group", choices=SCALE_REWARDS, help="Divide advantages by the std of the "
+                                                                 "group, the batch, or not at all.")
+    num_iterations: int = _f(1, range=(1, 16), help="Optimisation passes per generated batch (TRL's mu).")
+    chunk_size: int | None = _f(None, range=(1, 1_000_000), help="Rows per chunk in the fused loss "
+                                                                 "(None = automatic).")
+
+
+@dataclass
+class OptimConfig:
+    learning_rate: float = _f(5e-6, range=(0.0, 1.0), help="Peak learning rate.")
+    lr_scheduler_type: str = _f("constant", choices=SCHEDULERS, help="Schedule after warmup.")
+    warmup_steps: int = _f(0, range=(0, None), help="Linear warmup steps.")
+    weight_decay: float = _f(0.0, range=(0.0, 1.0), help="AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, range=(0.0, None), help="Gradient clipping (0 = off).")
+    optimizer: str = _f("adamw", choices=OPTIMIZERS, help="adamw_8bit keeps optimizer states in 8 bits.")
+    adam_beta1: float = _f(0.9, range=(0.0, 0.999999))
+    adam_beta2: float = _f(0.99, range=(0.0, 0.999999))
+
+
+@dataclass
+class BatchConfig:
+    prompts_per_step: int = _f(4, range=(1, 4096), help="Prompts per optimizer step; each gets "
+                                                         "num_generations completions.")
+    micro_batch_size: int = _f(8, range=(1, 4096), help="Completions per forward/backward pass; the rest "
+                                                         "is gradient accumulation. Lower = less memory.")
+    generation_batch_size: int | None = _f(None, range=(1, 65536), help="Completions generated at once "
+                                                                         "(None = all of a step).")
+
+
+@dataclass
+class TrainConfig:
+    model: str = _f(DEMO, help="Hub id (from the local cache), local folder, or 'demo'.")
+    load_in_4bit: bool = _f(False, help="Base weights in 4-bit NF4 (bitsandbytes): ~4x less weight memory.")
+    dtype: str = _f("auto", choices=DTYPES, help="Compute dtype (auto = bf16 on GPUs that have it).")
+    lora: LoraConfig = _f(factory=LoraConfig)
+    dataset: DatasetConfig = _f(factory=DatasetConfig)
+    system_prompt: str | None = _f(None, help="System prompt added to every question.")
+    rewards: list[RewardSpec] = _f(factory=lambda: [RewardSpec("math_correct", 1.0)])
+    grpo: GRPOSettings = _f(factory=GRPOSettings)
+    optim: OptimConfig = _f(factory=OptimConfig)
+    batch: BatchConfig = _f(factory=BatchConfig)
+    max_steps: int | None = _f(200, range=(1, 10_000_000), help="Optimizer steps (None = from epochs).")
+    num_train_epochs: float = _f(1.0, range=(0.0, 1000.0), help="Used when max_steps is None.")
+    seed: int = _f(42, range=(0, 2**32 - 1))
+    checkpoint_every: int = _f(50, range=(0, None), help="Save a checkpoint every N steps (0 = only at "
+                                                         "the end).")
+    log_samples_every: int = _f(1, range=(0, None), help="Send one sample completion every N steps.")
+    gradient_checkpointing: bool = _f(True, help="Recompute activations in backward: much less memory.")
+    offload_activations: str = _f("auto", choices=OFFLOAD, help="Keep checkpointed activations in CPU "
+                                                                "RAM (auto = on CUDA when they would "
+                                                                "not fit).")
+    device: str = _f("auto", choices=DEVICES)
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        """Micro-batches per optimizer step (derived, so it can never disagree with the batch sizes)."""
+        completions = self.batch.prompts_per_step * self.grpo.num_generations
+        return max(1, -(-completions // self.batch.micro_batch_size))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading and validation
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a YAML file; raises ConfigError listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}", "pass the path of a config.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping of field names to values")
+    errors: list[str] = []
+    config = _build(TrainConfig, data, "", errors)
+    if not errors:
+        errors.extend(_cross_checks(config))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors),
+                          "fix the fields named above (see `grpo-studio train --help` and the README)")
+    return config
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(dump_config(config), encoding="utf-8")
+
+
+def dump_config(config: TrainConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def field_help(cls: type = TrainConfig) -> dict[str, str]:
+    """Dotted field path -> help text (for tooltips)."""
+    out: dict[str, str] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.update({f"{f.name}.{k}": v for k, v in field_help(hints[f.name]).items()})
+        elif f.metadata.get("help"):
+            out[f.name] = f.metadata["help"]
+    return out
+
+
+def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
+    if not isinstance(data, dict):
+        errors.append(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            suggestion = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            errors.append(f"{prefix}{key}: unknown field{suggestion}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        values[f.name] = _convert(hints[f.name], data[f.name], f, prefix + f.name, errors)
+    try:
+        return cls(**values)
+    except TypeError as exc:  # only reachable through a bug in _convert; say so plainly
+        errors.append(f"{prefix or 'config'}: {exc}")
+        return cls()
+
+
+def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: list[str]) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path + ".", errors)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _convert(inner, value, f, path, errors)
+    if origin is list:
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list, got {type(value).__name__}")
+            return []
+        item = args[0]
+        return [_convert(item, v, f, f"{path}[{i}]", errors) if not dataclasses.is_dataclass(item)
+                else _build(item, _reward_shorthand(v), f"{path}[{i}].", errors) for i, v in enumerate(value)]
+    if value is None:
+        errors.append(f"{path}: must not be empty")
+        return f.default if f.default is not dataclasses.MISSING else None
+    converted = _scalar(hint, value)
+    if converted is None:
+        errors.append(f"{path}: expected {hint.__name__}, got {value!r}")
+        return f.default
+    choices, bounds = f.metadata.get("choices"), f.metadata.get("range")
+    if choices and converted not in choices:
+        close = difflib.get_close_matches(str(converted), choices, n=1)
+        suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+        errors.append(f"{path}: '{converted}' is not one of {', '.join(choices)}{suggestion}")
+    if bounds and isinstance(converted, (int, float)):
+        lo, hi = bounds
+        if (lo is not None and converted < lo) or (hi is not None and converted > hi):
+            errors.append(f"{path}: {converted} is out of range; allowed {_range_text(lo, hi)}")
+    return converted
+
+
+def _reward_shorthand(value: Any) -> Any:
+    """`rewards: [math_correct, {name: format_strict, weight: 0.5}]`: a bare string means weight 1."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _scalar(hint: type, value: Any) -> Any:
+    if hint is bool:
+        return value if isinstance(value, bool) else None
+    if hint is int:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return None
+    if hint is float:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "5e-6" as a string
+            try:
+                return float(value)
+            except ValueError:
+                return None
+        return None
+    if hint is str:
+        return value if isinstance(value, str) else None
+    return value
+
+
+def _range_text(lo: Any, hi: Any) -> str:
+    if lo is not None and hi is not None:
+        return f"{lo} to {hi}"
+    return f">= {lo}" if lo is not None else f"<= {hi}"
+
+
+def _cross_checks(config: TrainConfig) -> list[str]:
+    errors = []
+    if not config.rewards:
+        errors.append("rewards: at least one reward function is needed")
+    if config.dataset.question_column is None and not config.dataset.prompt_column:
+        errors.append("dataset.prompt_column: give a prompt column or a question column")
+    if config.lora.target_modules != "all-linear" and not (
+            isinstance(config.lora.target_modules, list)
+            and all(isinstance(m, str) for m in config.lora.target_modules) and config.lora.target_modules):
+        errors.append("lora.target_modules: 'all-linear' or a non-empty list of module names")
+    return errors

@@ -1,0 +1,102 @@
+"""The wire format between engine and clients: event shapes, commands and JSON framing. Torch-free.
+
+Every event is one JSON object with `type`, `seq` (0, 1, 2, ... without gaps), `time` (unix seconds) and,
+once training runs, `step`. Sizes are bytes, times seconds. The same objects are the lines of
+events.jsonl and the messages on the local socket (sent with `send_bytes`; never pickle).
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+# type -> fields every event of that type carries (besides type, seq, time).
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "hello": ("version", "device", "gpu_name", "gpu_total", "config_hash", "total_steps"),
+    "phase": ("phase",),
+    "progress": ("step", "total_steps", "eta_s", "tokens_per_s"),
+    "metrics": ("step", "reward", "reward_std", "rewards", "loss", "kl", "clip_ratio", "completion_length",
+                "lr", "grad_norm"),
+    "memory": ("step", "gpu_allocated", "gpu_reserved", "gpu_peak", "rss", "offloaded", "offloaded_peak"),
+    "sample": ("step", "prompt", "completion", "rewards", "reward"),
+    "log": ("level", "message"),
+    "checkpoint": ("step", "path"),
+    "error": ("kind", "message", "hint"),
+    "done": ("reason", "adapter"),
+}
+PHASES = ("loading_model", "generating", "scoring", "optimizing", "saving")
+ERROR_KINDS = ("oom", "data", "config", "reward", "crash")
+DONE_REASONS = ("finished", "stopped", "failed")
+COMMANDS = ("stop", "pause", "resume", "save_now", "ping", "subscribe")
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+class ProtocolError(ValueError):
+    """A message that is not valid JSON of the expected shape."""
+
+
+def event_problems(event: Any) -> list[str]:
+    """What is wrong with an event (empty list = valid). Used by tests and by clients on untrusted input."""
+    if not isinstance(event, dict):
+        return ["event is not a JSON object"]
+    problems = [f"missing '{key}'" for key in ("type", "seq", "time") if key not in event]
+    kind = event.get("type")
+    if kind not in EVENT_FIELDS:
+        return problems + [f"unknown event type {kind!r}"]
+    problems += [f"{kind}: missing '{key}'" for key in EVENT_FIELDS[kind] if key not in event]
+    if kind == "phase" and event.get("phase") not in PHASES:
+        problems.append(f"phase: unknown phase {event.get('phase')!r}")
+    if kind == "error" and event.get("kind") not in ERROR_KINDS:
+        problems.append(f"error: unknown kind {event.get('kind')!r}")
+    if kind == "done" and event.get("reason") not in DONE_REASONS:
+        problems.append(f"done: unknown reason {event.get('reason')!r}")
+    return problems
+
+
+def encode(message: dict) -> bytes:
+    return json.dumps(clean(message), separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def clean(value: Any) -> Any:
+    """Plain JSON values: NaN/inf become null, numpy/torch scalars plain numbers, tuples lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return clean(_jsonable(value))
+
+
+def decode(payload: bytes) -> dict:
+    """Parse one message; raises ProtocolError for anything but a JSON object (pickles included)."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("message too large")
+    try:
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"not a JSON message: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    return message
+
+
+def command(cmd: str, **fields: Any) -> dict:
+    return {"cmd": cmd, **fields}
+
+
+def reply(cmd: str, ok: bool, error: str | None = None, **fields: Any) -> dict:
+    return {"type": "reply", "cmd": cmd, "ok": ok, "error": error, **fields}
+
+
+def _jsonable(value: Any) -> Any:
+    # numpy / torch scalars reach us through metrics; turn them into plain numbers.
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
