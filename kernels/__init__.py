@@ -1,0 +1,4 @@
+"""GRPO Studio kernels: math only (torch / triton), no engine or GUI imports."""
+from .grpo_loss import GRPOLossOutput, grpo_loss, token_logprobs
+
+__all__ = ["GRPOLossOutput", "grpo_loss", "token_logprobs"]

@@ -12,7 +12,8 @@ RULES = {
     "kernels": QT | {"grpo_studio.engine", "grpo_studio.gui"},
 }
 # Engine modules the GUI may import: they must stay torch-free themselves.
-TORCH_FREE_ENGINE = ["config.py", "estimate.py", "protocol.py", "runs.py", "errors.py", "events.py"]
+TORCH_FREE_ENGINE = ["config.py", "estimate.py", "estimate_model.py", "estimate_gpu.py", "model_configs.py",
+                     "protocol.py", "runs.py", "errors.py", "events.py"]
 
 
 def imported_names(path: Path) -> list[str]:

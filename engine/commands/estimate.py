@@ -1,0 +1,73 @@
+"""`grpo-studio estimate`: will a run fit this GPU? Both plans side by side, or the JSON the GUI reads."""
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "estimate"
+HELP = "estimate GPU memory for a run (GRPO Studio vs a naive TRL+FA2 trainer) and whether it fits"
+ORDER = 20
+
+# flag -> dotted TrainConfig path; values are checked by config_from_dict like any config file.
+OVERRIDES = {
+    "max_prompt_length": "grpo.max_prompt_length",
+    "max_completion_length": "grpo.max_completion_length",
+    "num_generations": "grpo.num_generations",
+    "load_in_4bit": "load_in_4bit",
+    "lora_r": "lora.r",
+    "micro_batch_size": "batch.micro_batch_size",
+    "prompts_per_step": "batch.prompts_per_step",
+    "optimizer": "optim.optimizer",
+    "offload_activations": "offload_activations",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="hub id, model folder, config.json or 'demo' (default: the config's)")
+    parser.add_argument("--config", metavar="CONFIG.yaml", help="start from this run config")
+    parser.add_argument("--max-prompt-length", type=int, metavar="N")
+    parser.add_argument("--max-completion-length", type=int, metavar="N")
+    parser.add_argument("--num-generations", type=int, metavar="G")
+    parser.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, default=None,
+                        help="4-bit NF4 base weights")
+    parser.add_argument("--lora-r", type=int, metavar="R")
+    parser.add_argument("--micro-batch-size", type=int, metavar="M")
+    parser.add_argument("--prompts-per-step", type=int, metavar="N")
+    parser.add_argument("--optimizer", choices=("adamw", "adamw_8bit"))
+    parser.add_argument("--offload-activations", choices=("auto", "on", "off"))
+    parser.add_argument("--gpu-memory", type=float, metavar="GIB",
+                        help="judge against a GPU with this much free memory instead of the detected one")
+    parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+
+def build_config(args: argparse.Namespace):
+    """The TrainConfig the flags describe: the --config file (or defaults) with the flags applied."""
+    from grpo_studio.engine.config import TrainConfig, config_from_dict, load_config
+
+    config = load_config(args.config) if args.config else TrainConfig()
+    data = config.to_dict()
+    if args.model:
+        data["model"] = args.model
+    for flag, path in OVERRIDES.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        *parents, name = path.split(".")
+        target = data
+        for parent in parents:
+            target = target[parent]
+        target[name] = value
+    return config_from_dict(data)
+
+
+def run(args: argparse.Namespace) -> int:
+    from grpo_studio.engine.estimate import estimate_run, format_table
+
+    config = build_config(args)
+    gpu = "detect"
+    if args.gpu_memory is not None:
+        size = int(args.gpu_memory * 2**30)
+        gpu = {"name": f"{args.gpu_memory:g} GiB GPU (--gpu-memory)", "total": size, "free": size}
+    result = estimate_run(config, gpu=gpu)
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0

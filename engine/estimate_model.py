@@ -1,0 +1,276 @@
+"""The memory model behind `grpo-studio estimate`: bytes per component for two plans, from plain arithmetic.
+
+GRPO Studio's plan is what this engine does: base weights (4-bit NF4 or 16-bit) shared by generation and
+training, LoRA + optimizer, each decoder layer's input checkpointed (and offloaded to CPU RAM), one layer's
+internals rebuilt at a time in backward, the fused GRPO loss that never builds `[rows, vocab]` logits, and
+generation with the same weights (no second copy). Generation and training happen one after the other, so
+their working sets never coexist: the peak is persistent memory + the larger of the two phases.
+
+The naive plan is a TRL-style trainer with FlashAttention-2: every activation of every layer kept for
+backward, full logits and their gradient, and a separate 16-bit inference engine (vLLM) that holds its
+weights and KV pool for the whole run. Everything coexists, so its peak is the sum of its components.
+
+All sizes in bytes. B = completions per forward/backward (micro-batch), P / C = prompt / completion length,
+T = P + C, h = hidden size, i = MLP intermediate size, qd / kvd = query / key-value widths, V = vocabulary,
+L = layers. Torch-free: the GUI calls this on every keystroke.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 1 << 30
+
+# bitsandbytes NF4 with double quantisation: 4 bits per weight + one 8-bit absmax per 64 weights + one fp32
+# scale (and offset) per 256 absmax values = 0.5 + 1/64 + 8/(64*256) ≈ 0.516 bytes per parameter.
+NF4_BYTES = 0.5 + 1 / 64 + 8 / (64 * 256)
+# LoRA adapters live in fp32 (PEFT upcasts adapters of 16-bit models), so do their gradients. AdamW keeps
+# two fp32 moments; bitsandbytes' 8-bit AdamW two 8-bit moments plus an fp32 scale per 256-value block.
+LORA_PARAM_BYTES = 4
+OPTIMIZER_STATE_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0 + 8 / 256}
+# CUDA context, cuBLAS workspaces and loaded kernels (torch, bitsandbytes, Triton) before any tensor.
+CUDA_CONTEXT = 640 << 20
+# The inference engine of the naive plan (vLLM): tokens it prefills in one scheduler step (its
+# max_num_batched_tokens), whose one-layer activations it reserves on top of weights and KV pool.
+INFERENCE_BATCH_TOKENS = 8192
+# Rows per chunk of the fused loss on its torch path: one chunk of fp32 logits stays near this many bytes
+# (the same budget as kernels/grpo_loss.py; its Triton path only keeps register tiles, so this bounds both).
+LOSS_CHUNK_BYTES = 16 << 20
+
+# Which projections exist per layer, as name -> (in_features, out_features) builders; Phi-3/4 fuse q/k/v and
+# gate/up into one matrix each, everything else here is Llama-shaped.
+_FUSED = {"phi3"}
+_QK_NORM = {"qwen3", "gemma3", "gemma3_text", "olmo2"}
+_FOUR_NORMS = {"gemma2", "gemma3", "gemma3_text"}
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The shape of a decoder-only transformer, read from config.json (see model_configs.py)."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool
+    model_type: str = "llama"
+    attention_bias: bool = False
+
+    @classmethod
+    def from_config(cls, c: dict) -> "Arch":
+        return cls(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["num_attention_heads"],
+                   c["num_key_value_heads"], c["head_dim"], c["vocab_size"], bool(c["tie_word_embeddings"]),
+                   str(c.get("model_type", "llama")), bool(c.get("attention_bias", False)))
+
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    def projections(self) -> dict[str, tuple[int, int]]:
+        h, i, q, kv = self.hidden, self.intermediate, self.q_dim, self.kv_dim
+        if self.model_type in _FUSED:
+            return {"qkv_proj": (h, q + 2 * kv), "o_proj": (q, h), "gate_up_proj": (h, 2 * i),
+                    "down_proj": (i, h)}
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    def linear_params(self) -> int:
+        """Weights of the decoder layers' projections: the part 4-bit loading quantises."""
+        return self.layers * sum(a * b for a, b in self.projections().values())
+
+    def other_params(self) -> int:
+        """Embeddings, lm_head (when untied), norms and biases: kept in 16 bits even with 4-bit loading."""
+        norms = (4 if self.model_type in _FOUR_NORMS else 2) * self.hidden
+        norms += 2 * self.head_dim if self.model_type in _QK_NORM else 0
+        bias = self.q_dim + 2 * self.kv_dim if self.attention_bias else 0
+        embeddings = self.vocab * self.hidden * (1 if self.tied else 2)
+        return embeddings + self.layers * (norms + bias) + self.hidden
+
+    def params(self) -> int:
+        return self.linear_params() + self.other_params()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The run settings that move memory, flattened from TrainConfig (see estimate.settings_from_config)."""
+
+    load_in_4bit: bool = False
+    dtype_bytes: int = 2
+    lora_r: int = 16
+    lora_targets: tuple[str, ...] | str = "all-linear"
+    optimizer: str = "adamw"
+    num_generations: int = 8
+    prompts_per_step: int = 4
+    max_prompt_length: int = 256
+    max_completion_length: int = 256
+    micro_batch_size: int = 8
+    generation_batch_size: int | None = None
+    chunk_size: int | None = None
+    gradient_checkpointing: bool = True
+    offload: bool = True
+
+    @property
+    def seq_len(self) -> int:
+        return self.max_prompt_length + self.max_completion_length
+
+    @property
+    def completions_per_step(self) -> int:
+        return self.prompts_per_step * self.num_generations
+
+    @property
+    def micro_batch(self) -> int:
+        """Completions in one forward/backward: never more than a step has."""
+        return min(self.micro_batch_size, self.completions_per_step)
+
+    @property
+    def generation_batch(self) -> int:
+        """Completions generated at once (None = all of a step, like the engine)."""
+        return min(self.generation_batch_size or self.completions_per_step, self.completions_per_step)
+
+
+# ------------------------------------------------------------------------------------------- shared parts
+def weights_bytes(arch: Arch, s: Settings) -> int:
+    linear = NF4_BYTES if s.load_in_4bit else s.dtype_bytes
+    return int(arch.linear_params() * linear + arch.other_params() * s.dtype_bytes)
+
+
+def lora_targets(arch: Arch, targets: tuple[str, ...] | str) -> dict[str, tuple[int, int]]:
+    """The projections a LoRA target list hits. Llama-style names also hit Phi's fused matrices."""
+    projections = arch.projections()
+    if targets == "all-linear":
+        return projections
+    wanted = set(targets)
+    fused = {"qkv_proj": {"q_proj", "k_proj", "v_proj"}, "gate_up_proj": {"gate_proj", "up_proj"}}
+    return {name: shape for name, shape in projections.items() if name in wanted or fused.get(name, set()) & wanted}
+
+
+def lora_params(arch: Arch, s: Settings) -> int:
+    # Each adapted projection gains A [r, in] and B [out, r].
+    return arch.layers * sum(s.lora_r * (a + b) for a, b in lora_targets(arch, s.lora_targets).values())
+
+
+def lora_and_optimizer_bytes(arch: Arch, s: Settings) -> int:
+    per_param = 2 * LORA_PARAM_BYTES + OPTIMIZER_STATE_BYTES[s.optimizer]  # weight + gradient + moments
+    return int(lora_params(arch, s) * per_param)
+
+
+def layer_saved_bytes_per_token(arch: Arch, s: Settings) -> int:
+    """What autograd keeps per token while one Hugging Face decoder layer (eager norms, SDPA/FA2 attention,
+    PEFT LoRA without dropout, frozen base) waits for its backward."""
+    b, h, i, q, kv = s.dtype_bytes, arch.hidden, arch.intermediate, arch.q_dim, arch.kv_dim
+    targets = lora_targets(arch, s.lora_targets)
+    norms = (4 if arch.model_type in _FOUR_NORMS else 2) * 4 * h  # RMSNorm upcasts its input to fp32
+    qk_norm = 4 * (q + kv) if arch.model_type in _QK_NORM else 0  # the same for per-head q/k norms
+    attention = b * (2 * q + 2 * kv) + 4 * arch.heads  # q, k, v after RoPE, output, fp32 log-sum-exp
+    mlp = b * 3 * i  # SiLU keeps gate; the product keeps silu(gate) and up
+    # LoRA's A needs its input: the normed hidden states (shared by q/k/v, and by gate/up), the SwiGLU
+    # product for down_proj; o_proj's input is the attention output, already kept above.
+    lora = b * (h * bool(targets.keys() & {"q_proj", "k_proj", "v_proj", "qkv_proj"})
+                + h * bool(targets.keys() & {"gate_proj", "up_proj", "gate_up_proj"})
+                + i * ("down_proj" in targets))
+    return norms + qk_norm + attention + mlp + lora
+
+
+def backward_working_bytes_per_token(arch: Arch, s: Settings) -> int:
+    """Gradients alive at the widest point of one layer's backward: d(silu), d(up) next to d(product) as it
+    is released, plus the hidden-state gradients flowing in and out of the layer."""
+    return s.dtype_bytes * (2 * arch.intermediate + 2 * arch.hidden)
+
+
+def forward_working_bytes_per_token(arch: Arch, s: Settings) -> int:
+    """One layer's transient tensors in a no-grad forward (prefill): q/k/v and attention output, gate, up and
+    their product, the residual and the normed hidden states."""
+    return s.dtype_bytes * (2 * arch.q_dim + 2 * arch.kv_dim + 3 * arch.intermediate + 2 * arch.hidden)
+
+
+def kv_bytes_per_token(arch: Arch, s: Settings) -> int:
+    return 2 * arch.layers * arch.kv_dim * s.dtype_bytes  # K and V, every layer
+
+
+def _sampling_bytes(arch: Arch, sequences: int) -> int:
+    return 2 * sequences * arch.vocab * 4  # the last position's fp32 logits and the probabilities sampled from
+
+
+# ------------------------------------------------------------------------------------------ GRPO Studio
+def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
+    """Components, phases and peak of this engine's plan. Keys of `components` are stable (GUI legend)."""
+    tokens = s.micro_batch * s.seq_len  # tokens in one forward/backward
+    rows = s.micro_batch * s.max_completion_length  # rows of the GRPO loss
+    hidden_state = tokens * arch.hidden * s.dtype_bytes  # one [B, T, h] tensor
+    if not s.gradient_checkpointing:
+        # Every layer keeps its internals; only the backward's working set comes on top.
+        activations = arch.layers * tokens * layer_saved_bytes_per_token(arch, s) + hidden_state
+        recompute = tokens * backward_working_bytes_per_token(arch, s)
+        host = 0
+    else:
+        # Checkpoints: one [B, T, h] input per layer. Offloaded, only the layer being recomputed and the one
+        # prefetched behind it are on the GPU; the final hidden states (the loss's input) always are.
+        kept = 2 if s.offload else arch.layers
+        activations = (min(kept, arch.layers) + 1) * hidden_state
+        host = arch.layers * hidden_state if s.offload else 0
+        recompute = tokens * (layer_saved_bytes_per_token(arch, s) + backward_working_bytes_per_token(arch, s))
+    chunk_rows = s.chunk_size or max(1, LOSS_CHUNK_BYTES // (4 * arch.vocab))
+    # Fused loss: an fp32 gradient w.r.t. the hidden rows, one chunk of fp32 logits, and per-row fp32 log-probs,
+    # log-sum-exp, old/ref log-probs.
+    logits = rows * arch.hidden * 4 + min(chunk_rows, rows) * arch.vocab * 4 + rows * 16
+    kv_cache = s.generation_batch * s.seq_len * kv_bytes_per_token(arch, s)
+    generation = (s.generation_batch * s.max_prompt_length * forward_working_bytes_per_token(arch, s)
+                  + _sampling_bytes(arch, s.generation_batch))
+    components = {
+        "weights": weights_bytes(arch, s),
+        "lora_and_optimizer": lora_and_optimizer_bytes(arch, s),
+        "activations": activations,
+        "recompute": recompute,
+        "logits": logits,
+        "kv_cache": kv_cache,
+        "generation_workspace": generation,
+        "inference_weights": 0,  # generation runs on the training weights, adapter on
+        "cuda_overhead": CUDA_CONTEXT,
+    }
+    persistent = components["weights"] + components["lora_and_optimizer"] + CUDA_CONTEXT
+    phases = {"generation": kv_cache + generation, "training": activations + recompute + logits}
+    peak_phase = max(phases, key=phases.get)
+    return {"components": _ints(components), "total": int(persistent + phases[peak_phase]),
+            "peak_phase": peak_phase, "phases": _ints(phases), "host_ram": int(host)}
+
+
+# ------------------------------------------------------------------------------------------------ naive
+def naive_activation_bytes_per_token_layer(arch: Arch, s: Settings) -> int:
+    """Full activation storage as the published TRL+FA2 comparison counts it: one 16-bit tensor per
+    projection output (q, k, v, o, gate, up, down) for every token and layer. Autograd in an unfused layer
+    keeps more (layer_saved_bytes_per_token: fp32 norm inputs, the SwiGLU intermediates), so this column is
+    a floor and never overstates what GRPO Studio saves."""
+    return s.dtype_bytes * sum(out for _, out in arch.projections().values())
+
+
+def naive_plan(arch: Arch, s: Settings) -> dict:
+    tokens = s.micro_batch * s.seq_len
+    rows = s.micro_batch * s.max_completion_length
+    # vLLM holds 16-bit weights plus one prefill step's activations and the sampler's logits.
+    inference = (arch.params() * 2 + INFERENCE_BATCH_TOKENS * forward_working_bytes_per_token(arch, s)
+                 + _sampling_bytes(arch, s.generation_batch))
+    components = {
+        "weights": weights_bytes(arch, s),
+        "lora_and_optimizer": lora_and_optimizer_bytes(arch, s),
+        "activations": arch.layers * tokens * naive_activation_bytes_per_token_layer(arch, s),
+        "recompute": 0,  # nothing is recomputed: everything was stored
+        # [rows, V] logits in 16 bits kept for backward, and their gradient of the same size in backward.
+        "logits": 2 * rows * arch.vocab * s.dtype_bytes,
+        # vLLM will not start without room for one full-length sequence: its smallest KV pool.
+        "kv_cache": s.seq_len * kv_bytes_per_token(arch, s),
+        "generation_workspace": 0,  # inside inference_weights: the engine reserves it up front
+        "inference_weights": inference,
+        "cuda_overhead": CUDA_CONTEXT,
+    }
+    return {"components": _ints(components), "total": int(sum(components.values())), "peak_phase": "all",
+            "phases": {}, "host_ram": 0}
+
+
+def _ints(values: dict) -> dict:
+    return {key: int(value) for key, value in values.items()}
