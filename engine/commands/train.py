@@ -1,0 +1,103 @@
+"""`grpo-studio train CONFIG.yaml | --demo`: train headless with a progress bar; the run folder gets the same
+config, status and events the app reads.
+
+    grpo-studio train --demo [--steps N]            the built-in CPU demo (no download, no GPU)
+    grpo-studio train config.yaml [--run-dir D]     a run from a config file (new folder by default)
+    grpo-studio train --resume RUN_DIR              continue a run from its newest checkpoint
+    grpo-studio train --run-dir D --resume          the same
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from grpo_studio.engine.errors import ConfigError
+
+NAME = "train"
+HELP = "train with GRPO from a config file (or the built-in demo) in the terminal"
+ORDER = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="the run's config file")
+    parser.add_argument("--demo", action="store_true", help="the built-in demo: a tiny model learns addition "
+                                                            "on the CPU in a minute or two")
+    parser.add_argument("--steps", type=int, metavar="N", help="override max_steps")
+    parser.add_argument("--run-dir", type=Path, metavar="D", help="run folder (default: a new folder under "
+                                                                  "the runs directory)")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                        help="continue from the newest checkpoint of RUN_DIR (or of --run-dir)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (events are still written)")
+
+
+@dataclass
+class TrainJob:
+    """What to run, resolved from the arguments (shared with --detach, which starts it in the background)."""
+    config: object  # TrainConfig
+    run_dir: Path
+    resume: bool
+
+
+def resolve_job(args: argparse.Namespace) -> TrainJob:
+    from grpo_studio.engine.config import config_from_dict, load_config
+    from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.runs import RunPaths, new_run_dir
+
+    run_dir = args.run_dir
+    resume = bool(args.resume)
+    if isinstance(args.resume, str):
+        if run_dir is not None and Path(args.resume) != run_dir:
+            raise ConfigError("--resume RUN_DIR and --run-dir name different folders", "give only one of them")
+        run_dir = Path(args.resume)
+    if resume:
+        if run_dir is None:
+            raise ConfigError("--resume needs the run folder", "use --resume RUN_DIR or --run-dir D --resume")
+        if not RunPaths(run_dir).config.is_file():
+            raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)", "give the folder of an earlier run")
+        config = load_config(RunPaths(run_dir).config)  # a run continues with its own settings
+    elif args.demo:
+        if args.config:
+            raise ConfigError("give either a config file or --demo, not both")
+        config = demo_config()
+    elif args.config:
+        config = load_config(args.config)
+    else:
+        raise ConfigError("nothing to train", "give a config file, --demo, or --resume RUN_DIR")
+    if args.steps is not None:
+        data = config.to_dict()
+        data["max_steps"] = args.steps
+        config = config_from_dict(data)  # validated like any other value
+    if run_dir is None:
+        run_dir = new_run_dir("demo" if args.demo else config.model)
+    return TrainJob(config, Path(run_dir), resume)
+
+
+def run(args: argparse.Namespace) -> int:
+    from grpo_studio.engine.control import Control
+    from grpo_studio.engine.runner import run_engine
+
+    job = resolve_job(args)
+    control = Control()
+    previous = _stop_on_signals(control)
+    try:
+        if not args.quiet:
+            print(f"run folder: {job.run_dir}")
+        return run_engine(job.config, job.run_dir, resume=job.resume, control=control, quiet=args.quiet)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_on_signals(control: Control) -> dict:
+    """Ctrl-C / SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts at once.
+    Returns the handlers it replaced."""
+    def handler(signum, frame):
+        if control.stop_requested:
+            raise KeyboardInterrupt
+        print("\nstopping after this step (saving a checkpoint); Ctrl-C again to abort", flush=True)
+        control.handle("stop")
+
+    signums = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    return {signum: signal.signal(signum, handler) for signum in signums}

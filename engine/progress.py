@@ -1,0 +1,79 @@
+"""Terminal view of a run's events: a progress bar with ETA and the current mean reward, plus one line per
+checkpoint, log message, error and the end. It only consumes events, so `grpo-studio train` (live) and
+`grpo-studio attach` (replayed + followed) share it:
+
+    printer = ProgressPrinter()
+    for event in events:
+        printer.handle(event)
+    printer.close()
+"""
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from tqdm import tqdm
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressPrinter:
+    def __init__(self, file: IO[str] | None = None, mininterval: float = 0.25) -> None:
+        self.file = file or sys.stderr
+        self.mininterval = mininterval
+        self.bar: tqdm | None = None
+        self.reward: float | None = None
+        self.eta: float | None = None
+
+    def handle(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind == "hello":
+            where = event.get("gpu_name") or event.get("device") or "?"
+            self._write(f"grpo-studio {event.get('version', '')} on {where}")
+        elif kind == "phase" and event.get("phase") == "loading_model":
+            self._write("loading model and data...")
+        elif kind == "metrics":
+            self.reward = event.get("reward")
+        elif kind == "progress":
+            self._progress(event)
+        elif kind == "checkpoint":
+            self._write(f"checkpoint: step {event.get('step')} -> {event.get('path')}")
+        elif kind == "log":
+            self._write(f"[{event.get('level', 'info')}] {event.get('message', '')}")
+        elif kind == "error":
+            self._write(f"error ({event.get('kind')}): {event.get('message')}")
+            if event.get("hint"):
+                self._write(f"hint: {event['hint']}")
+        elif kind == "done":
+            self.close()
+            adapter = event.get("adapter")
+            self._write(f"done: {event.get('reason')}" + (f"; adapter saved to {adapter}" if adapter else ""))
+
+    def _progress(self, event: dict) -> None:
+        total, step = event.get("total_steps"), event.get("step") or 0
+        if self.bar is None:
+            # Start the bar where the run is (attach mid-run, or a resumed run), so its rate stays honest.
+            self.bar = tqdm(total=total, initial=max(0, step - 1), file=self.file, unit="step", dynamic_ncols=True,
+                            mininterval=self.mininterval,
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        self.eta = event.get("eta_s")
+        reward = "?" if self.reward is None else f"{self.reward:.3f}"
+        self.bar.set_postfix_str(f"ETA {_duration(self.eta)}, reward {reward}", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def _write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.file)
+        else:
+            print(text, file=self.file, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,49 @@
+"""Every event a run writes has the protocol's shape, and sequence numbers never skip, across a resume too."""
+from grpo_studio.engine.events import read_events
+from grpo_studio.engine.protocol import EVENT_FIELDS, event_problems
+from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.runs import RunPaths, read_status
+from test_checkpoint_resume import small_config
+from test_loop import StopAfter
+
+
+def test_events_follow_the_protocol_across_stop_and_resume(tmp_path):
+    run = tmp_path / "run"
+    config = small_config(steps=4)
+    config.checkpoint_every = 2
+    config.log_samples_every = 1
+    assert run_engine(config, run, control=StopAfter(run, 3), quiet=True) == 0
+    assert run_engine(config, run, resume=True, quiet=True) == 0
+    events = list(read_events(RunPaths(run).events))
+
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert all(event_problems(e) == [] for e in events), [(e, event_problems(e)) for e in events if event_problems(e)]
+    kinds = {e["type"] for e in events}
+    assert kinds >= set(EVENT_FIELDS) - {"error"}
+    assert events[0]["type"] == "hello" and events[-1]["type"] == "done"
+    assert all("step" in e for e in events if e["type"] in ("metrics", "progress", "memory", "sample"))
+
+    metrics = [e for e in events if e["type"] == "metrics"]
+    m = metrics[-1]
+    assert set(m["rewards"]) == {"math_correct", "answer_format"}
+    assert isinstance(m["reward"], float) and isinstance(m["loss"], float) and m["lr"] > 0
+    assert m["completion_length"]["max"] >= m["completion_length"]["mean"] > 0
+    progress = [e for e in events if e["type"] == "progress"]
+    assert progress[-1]["step"] == progress[-1]["total_steps"] == 4 and progress[-1]["eta_s"] == 0
+    assert all(p["tokens_per_s"] > 0 for p in progress)
+    memory = [e for e in events if e["type"] == "memory"][-1]
+    assert memory["gpu_allocated"] is None and memory["rss"] > 50 * 2**20 and memory["offloaded"] == 0
+    sample = [e for e in events if e["type"] == "sample"][-1]
+    assert sample["prompt"].endswith("=") and isinstance(sample["completion"], str)
+    assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2, 3, 4]
+    status = read_status(RunPaths(run))
+    assert status["state"] == "finished" and status["step"] == 4 and status["pid"] > 0
+
+
+def test_failed_run_events_follow_the_protocol(tmp_path):
+    config = small_config(steps=2)
+    config.model = str(tmp_path / "nowhere")
+    run_engine(config, tmp_path / "run", quiet=True)
+    events = list(read_events(RunPaths(tmp_path / "run").events))
+    assert [e["type"] for e in events][0] == "hello" and events[-1]["type"] == "done"
+    assert all(event_problems(e) == [] for e in events)
