@@ -109,3 +109,196 @@ def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
     status.update(fields)
     atomic_write_text(paths.status, json.dumps(status, indent=1))
     return status
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The run store: what the GUI's Runs page, the tray and `grpo-studio runs` show.
+
+RUN_STATES = ("created", "starting", "running", "paused", "finished", "stopped", "failed", "crashed")
+LIVE_STATES = ("starting", "running", "paused")
+
+
+@dataclass
+class RunSummary:
+    name: str
+    path: Path
+    state: str
+    model: str
+    dataset: str
+    step: int
+    total_steps: int | None
+    started: float | None
+    updated: float | None
+    duration_s: float | None
+    reward: float | None
+    best_reward: float | None
+    pid: int | None
+    error: str | None
+
+    @property
+    def alive(self) -> bool:
+        return self.state in LIVE_STATES
+
+
+@dataclass
+class _EventDigest:
+    """What the store needs from events.jsonl, kept per file and extended only by the bytes appended since,
+    so listing long runs stays cheap."""
+    offset: int = 0
+    reward: float | None = None
+    best_reward: float | None = None
+    step: int = 0
+    done: str | None = None
+    error: str | None = None
+    first_time: float | None = None
+    last_time: float | None = None
+
+
+_digests: dict[Path, _EventDigest] = {}
+
+
+def _digest_events(path: Path) -> _EventDigest:
+    digest = _digests.get(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return _EventDigest()
+    if digest is None or size < digest.offset:  # new file, or rewritten (truncated torn line)
+        digest = _EventDigest()
+    if size > digest.offset:
+        with open(path, "rb") as handle:
+            handle.seek(digest.offset)
+            chunk = handle.read(size - digest.offset)
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # leave a line still being written for next time
+        digest.offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            _fold(digest, event)
+    _digests[path] = digest
+    return digest
+
+
+def _fold(digest: _EventDigest, event: dict) -> None:
+    kind = event.get("type")
+    when = event.get("time")
+    if isinstance(when, (int, float)):
+        digest.first_time = when if digest.first_time is None else digest.first_time
+        digest.last_time = when
+    if isinstance(event.get("step"), int):
+        digest.step = max(digest.step, event["step"])
+    if kind == "hello":
+        digest.done = None  # a resumed run starts over: an earlier 'done' no longer describes it
+    elif kind == "metrics" and isinstance(event.get("reward"), (int, float)):
+        digest.reward = float(event["reward"])
+        digest.best_reward = digest.reward if digest.best_reward is None else max(digest.best_reward,
+                                                                                  digest.reward)
+    elif kind == "error":
+        hint = event.get("hint")
+        digest.error = str(event.get("message", "")) + (f" (hint: {hint})" if hint else "")
+    elif kind == "done":
+        digest.done = event.get("reason")
+
+
+def engine_alive(status: dict[str, Any]) -> bool:
+    """True when the pid in status.json is this run's engine (not a later process that reused the pid)."""
+    pid = status.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        import psutil
+
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        started = status.get("started")
+        # the engine writes `started` after it was created; a process created later reused the pid
+        return not (isinstance(started, (int, float)) and process.create_time() > started + 2.0)
+    except Exception:  # noqa: BLE001 - psutil.NoSuchProcess, AccessDenied: treat as gone
+        return False
+
+
+def _config_summary(paths: RunPaths) -> tuple[str, str]:
+    try:
+        import yaml
+
+        data = yaml.safe_load(paths.config.read_text(encoding="utf-8")) or {}
+        dataset = data.get("dataset") or {}
+        return str(data.get("model", "?")), str(dataset.get("path", "?") if isinstance(dataset, dict) else "?")
+    except Exception:  # noqa: BLE001 - a hand-edited or missing config still lists as a run
+        return "?", "?"
+
+
+def run_state(status: dict[str, Any], digest: _EventDigest) -> str:
+    if not status and digest.offset == 0:
+        return "created"
+    state = status.get("state")
+    if state in LIVE_STATES and engine_alive(status):
+        return state
+    if digest.done in ("finished", "stopped", "failed"):
+        return digest.done
+    if state in ("finished", "stopped", "failed"):
+        return state
+    return "crashed"  # it was running, its process is gone, and it never said it was done
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    paths = RunPaths(Path(run_dir))
+    status = read_status(paths)
+    digest = _digest_events(paths.events)
+    state = run_state(status, digest)
+    model, dataset = _config_summary(paths)
+    started = status.get("started") or digest.first_time
+    updated = digest.last_time
+    duration = (updated - started) if (started and updated) else None
+    return RunSummary(
+        name=paths.root.name, path=paths.root, state=state, model=model, dataset=dataset,
+        step=max(int(status.get("step") or 0), digest.step), total_steps=status.get("total_steps"),
+        started=started, updated=updated, duration_s=duration, reward=digest.reward,
+        best_reward=digest.best_reward, pid=status.get("pid"), error=digest.error if state == "failed" or
+        state == "crashed" else None)
+
+
+def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
+    """Every run folder (one with a config.yaml or status.json) under the runs folder, newest first."""
+    runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+    if not runs_dir.is_dir():
+        return []
+    summaries = [summarize_run(p) for p in runs_dir.iterdir()
+                 if p.is_dir() and ((p / "config.yaml").exists() or (p / "status.json").exists())]
+    return sorted(summaries, key=lambda s: (s.started or 0.0, s.name), reverse=True)
+
+
+def resolve_run(name_or_path: str, runs_dir: Path | None = None) -> Path:
+    """A run folder from a path, a run name under the runs folder, or a unique prefix of one."""
+    from grpo_studio.engine.errors import StudioError
+
+    direct = Path(name_or_path).expanduser()
+    if direct.is_dir():
+        return direct.resolve()
+    runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+    candidates = sorted(p for p in runs_dir.glob(f"{name_or_path}*") if p.is_dir()) if runs_dir.is_dir() else []
+    exact = [p for p in candidates if p.name == name_or_path]
+    if exact or len(candidates) == 1:
+        return (exact or candidates)[0]
+    if not candidates:
+        raise StudioError(f"no run named '{name_or_path}' in {runs_dir}",
+                          "list runs with `grpo-studio runs`, or pass the run folder's path")
+    names = ", ".join(p.name for p in candidates[:5])
+    raise StudioError(f"'{name_or_path}' matches several runs: {names}", "type more of the run's name")
+
+
+def delete_run(run_dir: Path) -> None:
+    """Remove a run folder; refused while its engine is alive (stop it first)."""
+    import shutil
+
+    from grpo_studio.engine.errors import RunBusyError
+
+    summary = summarize_run(run_dir)
+    if summary.alive:
+        raise RunBusyError(f"run {summary.name} is still {summary.state} (pid {summary.pid})",
+                           "stop it first (`grpo-studio stop RUN`)")
+    _digests.pop(RunPaths(Path(run_dir)).events, None)
+    shutil.rmtree(run_dir)

@@ -1,0 +1,85 @@
+"""Which runs are going right now, and what just happened in them — for the tray's tooltip, menu and desktop
+notifications. It polls the run store every few seconds and reads only the new lines of each active run's
+events.jsonl, so it costs nothing while nothing happens and needs no socket."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from grpo_studio.engine import runs as run_store
+from grpo_studio.engine.runs import RunPaths
+
+ACTIVE = ("starting", "running", "paused")
+POLL_MS = 2000
+
+
+class ActiveRuns(QObject):
+    runs_event = Signal(list)               # RunSummary of active runs
+    notice_event = Signal(str, str, str)    # kind (finished | stopped | error | checkpoint), title, text
+
+    def __init__(self, runs_dir_getter, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._runs_dir = runs_dir_getter
+        self.active: list = []
+        self._offsets: dict[str, int] = {}
+        self._timer = QTimer(self, interval=POLL_MS)
+        self._timer.timeout.connect(self.poll)
+
+    def start(self) -> None:
+        self.poll()
+        self._timer.start()
+
+    def poll(self) -> None:
+        try:
+            runs = run_store.list_runs(self._runs_dir())
+        except OSError:
+            runs = []
+        active = [r for r in runs if r.state in ACTIVE]
+        watched = {str(r.path) for r in active} | set(self._offsets)
+        for run in runs:
+            key = str(run.path)
+            if key not in watched:
+                continue
+            events_file = RunPaths(Path(run.path)).events
+            if key not in self._offsets:
+                self._offsets[key] = events_file.stat().st_size if events_file.exists() else 0
+                continue
+            for event in self._new_events(key, events_file):
+                self._notice(run.name, event)
+            if run.state not in ACTIVE:
+                del self._offsets[key]  # ended: its last events were just read
+        self.active = active
+        self.runs_event.emit(active)
+
+    def _new_events(self, key: str, path: Path) -> list[dict]:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self._offsets[key])
+                data = handle.read()
+        except OSError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offsets[key] += len(complete)
+        events = []
+        for line in complete.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    def _notice(self, name: str, event: dict) -> None:
+        kind = event.get("type")
+        if kind == "checkpoint":
+            self.notice_event.emit("checkpoint", f"Checkpoint saved · {name}", f"step {event.get('step')}")
+        elif kind == "error":
+            self.notice_event.emit("error", f"Run failed · {name}", str(event.get("message", "")))
+        elif kind == "done" and event.get("reason") in ("finished", "stopped"):
+            reason = event.get("reason")
+            text = "The adapter is ready to export or try." if reason == "finished" else \
+                "Saved a checkpoint; resume it from Runs."
+            self.notice_event.emit(str(reason), f"Run {reason} · {name}", text)

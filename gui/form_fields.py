@@ -1,0 +1,156 @@
+"""Form plumbing for the New run page: dotted-path access to the config dict, one editor widget per config
+field (spin box, combo, check box, line edit) built from the field's own metadata, and ConfigError messages
+split back into `{dotted path: message}` so each error shows under its field."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from typing import Any, Callable
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from grpo_studio.engine.config import TrainConfig, field_help
+from grpo_studio.gui.widgets import FieldError
+
+_HELP = field_help()
+_ERROR_LINE = re.compile(r"^\s+([A-Za-z_][\w.\[\]]*): (.*)$")
+
+
+def get_path(data: dict, path: str) -> Any:
+    for name in path.split("."):
+        data = data[name]
+    return data
+
+
+def set_path(data: dict, path: str, value: Any) -> None:
+    *parents, name = path.split(".")
+    for parent in parents:
+        data = data[parent]
+    data[name] = value
+
+
+def help_text(path: str) -> str:
+    return _HELP.get(path, "")
+
+
+def parse_errors(message: str) -> dict[str, str]:
+    """'invalid config:\\n  grpo.beta: -1 is out of range...' -> {'grpo.beta': '-1 is out of range...'}."""
+    errors: dict[str, str] = {}
+    for line in message.splitlines():
+        match = _ERROR_LINE.match(line)
+        if match:
+            errors.setdefault(match.group(1), match.group(2))
+    if not errors and message:
+        errors[""] = message
+    return errors
+
+
+def field_meta(path: str) -> tuple[Any, dict]:
+    """(type hint, metadata) of a dotted TrainConfig field."""
+    cls: Any = TrainConfig
+    *parents, name = path.split(".")
+    for parent in parents:
+        cls = typing.get_type_hints(cls)[parent]
+    hint = typing.get_type_hints(cls)[name]
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    return hint, dict(meta)
+
+
+class FieldEditor(QWidget):
+    """One config field: an editor chosen from its type and metadata, with its error line underneath.
+    Optional ints (None = automatic) use 0 as "auto" in a spin box with special-value text."""
+
+    changed_event = Signal()
+
+    def __init__(self, path: str, parent: QWidget | None = None, *, decimals: int = 4,
+                 maximum: float | None = None, step: float | None = None, scientific: bool = False) -> None:
+        super().__init__(parent)
+        self.path = path
+        hint, meta = field_meta(path)
+        args = typing.get_args(hint)
+        self.optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        lo, hi = meta.get("range") or (None, None)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.widget: QWidget
+        self._get: Callable[[], Any]
+        self._set: Callable[[Any], None]
+        if scientific:  # learning rates: "5e-6" reads better than a spin box with seven decimals
+            line = QLineEdit()
+            line.textChanged.connect(lambda _: self.changed_event.emit())
+            self.widget, self._get = line, lambda: _float_or_text(line.text())
+            self._set = lambda v: line.setText(f"{float(v):g}")
+        elif meta.get("choices"):
+            combo = QComboBox()
+            combo.addItems(list(meta["choices"]))
+            combo.currentTextChanged.connect(lambda _: self.changed_event.emit())
+            self.widget, self._get = combo, combo.currentText
+            self._set = lambda v: combo.setCurrentText(str(v))
+        elif base is bool:
+            check = QCheckBox()
+            check.toggled.connect(lambda _: self.changed_event.emit())
+            self.widget, self._get, self._set = check, check.isChecked, lambda v: check.setChecked(bool(v))
+        elif base is int:
+            spin = QSpinBox()
+            floor = int(lo) if lo is not None else 0
+            spin.setRange(floor - 1 if self.optional else floor, int(min(hi if hi is not None else 2**31 - 1,
+                                                                         maximum or 2**31 - 1)))
+            if self.optional:
+                spin.setSpecialValueText("auto")
+            spin.valueChanged.connect(lambda _: self.changed_event.emit())
+            self.widget = spin
+            self._get = lambda: None if self.optional and spin.value() < floor else spin.value()
+            self._set = lambda v: spin.setValue(floor - 1 if v is None else int(v))
+        elif base is float:
+            spin = QDoubleSpinBox()
+            spin.setDecimals(decimals)
+            spin.setRange(float(lo) if lo is not None else -1e9, float(min(hi if hi is not None else 1e9,
+                                                                           maximum or 1e9)))
+            spin.setSingleStep(step or 0.1)
+            spin.valueChanged.connect(lambda _: self.changed_event.emit())
+            self.widget, self._get, self._set = spin, spin.value, lambda v: spin.setValue(float(v or 0.0))
+        else:
+            line = QLineEdit()
+            line.textChanged.connect(lambda _: self.changed_event.emit())
+            self.widget = line
+            self._get = lambda: (line.text().strip() or None) if self.optional else line.text()
+            self._set = lambda v: line.setText("" if v is None else str(v))
+        self.widget.setToolTip(help_text(path))
+        self.widget.setAccessibleName(path)
+        self.error = FieldError()
+        layout.addWidget(self.widget)
+        layout.addWidget(self.error)
+
+    def value(self) -> Any:
+        return self._get()
+
+    def set_value(self, value: Any) -> None:
+        self.widget.blockSignals(True)
+        try:
+            self._set(value)
+        finally:
+            self.widget.blockSignals(False)
+
+    def show_error(self, text: str | None) -> None:
+        self.error.show_error(text, self.widget)
+
+
+def _float_or_text(text: str) -> Any:
+    """A number when it parses; otherwise the text itself, so validation names the field and the value."""
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
+
+
+def add_row(form: QFormLayout, text: str, editor: FieldEditor) -> None:
+    form.addRow(text, editor)
+    label_widget = form.labelForField(editor)
+    if label_widget is not None:
+        label_widget.setToolTip(help_text(editor.path))
+        label_widget.setBuddy(editor.widget)

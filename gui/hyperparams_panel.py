@@ -1,0 +1,108 @@
+"""Training settings in two groups: the basics everyone sets, and the rest behind "Show advanced settings".
+Every editor's tooltip is the config field's own help, which says what it does to memory and learning."""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QGridLayout, QPushButton, QVBoxLayout, QWidget
+
+from grpo_studio.gui.form_fields import FieldEditor, add_row, get_path, set_path
+
+# (dotted path, label, editor options); two columns each.
+BASIC = [
+    ("max_steps", "Training steps", {}),
+    ("optim.learning_rate", "Learning rate", {"scientific": True}),
+    ("grpo.num_generations", "Generations per prompt", {}),
+    ("batch.prompts_per_step", "Prompts per step", {}),
+    ("grpo.max_prompt_length", "Max prompt tokens", {}),
+    ("grpo.max_completion_length", "Max completion tokens", {}),
+    ("lora.r", "LoRA rank", {}),
+    ("load_in_4bit", "4-bit base weights", {}),
+    ("grpo.temperature", "Temperature", {"decimals": 2}),
+    ("grpo.beta", "KL penalty (beta)", {"decimals": 3, "step": 0.01}),
+]
+ADVANCED = [
+    ("batch.micro_batch_size", "Micro-batch size", {}),
+    ("batch.generation_batch_size", "Generation batch", {}),
+    ("optim.optimizer", "Optimizer", {}),
+    ("offload_activations", "Offload activations", {}),
+    ("gradient_checkpointing", "Gradient checkpointing", {}),
+    ("dtype", "Compute dtype", {}),
+    ("lora.alpha", "LoRA alpha", {"decimals": 1, "step": 1.0}),
+    ("lora.dropout", "LoRA dropout", {"decimals": 2, "step": 0.05}),
+    ("grpo.loss_type", "Loss type", {}),
+    ("grpo.scale_rewards", "Scale rewards", {}),
+    ("grpo.epsilon_low", "Clip epsilon (low)", {"decimals": 2, "step": 0.05}),
+    ("grpo.epsilon_high", "Clip epsilon (high)", {"decimals": 2, "step": 0.05}),
+    ("grpo.num_iterations", "Passes per batch", {}),
+    ("grpo.top_p", "Top-p", {"decimals": 2, "step": 0.05}),
+    ("optim.lr_scheduler_type", "LR schedule", {}),
+    ("optim.warmup_steps", "Warmup steps", {}),
+    ("optim.weight_decay", "Weight decay", {"decimals": 3, "step": 0.01}),
+    ("optim.max_grad_norm", "Max grad norm", {"decimals": 2}),
+    ("checkpoint_every", "Checkpoint every", {}),
+    ("log_samples_every", "Sample every", {}),
+    ("seed", "Seed", {}),
+    ("device", "Device", {}),
+]
+
+
+class HyperparamsPanel(QWidget):
+    changed_event = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.editors: dict[str, FieldEditor] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._grid(BASIC))
+        self.advanced_button = QPushButton("Show advanced settings")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.toggled.connect(self._toggle_advanced)
+        layout.addWidget(self.advanced_button)
+        self.advanced = self._grid(ADVANCED)
+        self.advanced.hide()
+        layout.addWidget(self.advanced)
+
+    def _grid(self, fields: list) -> QWidget:
+        box = QWidget()
+        grid = QGridLayout(box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(24)
+        half = (len(fields) + 1) // 2
+        for column, chunk in enumerate((fields[:half], fields[half:])):
+            form = QFormLayout()
+            form.setVerticalSpacing(6)
+            form.setHorizontalSpacing(14)
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            for path, text, options in chunk:
+                editor = FieldEditor(path, **options)
+                editor.changed_event.connect(self.changed_event)
+                self.editors[path] = editor
+                add_row(form, text, editor)
+            grid.addLayout(form, 0, column)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        return box
+
+    def _toggle_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_button.setText("Hide advanced settings" if shown else "Show advanced settings")
+
+    def load(self, data: dict) -> None:
+        for path, editor in self.editors.items():
+            editor.set_value(get_path(data, path))
+
+    def store(self, data: dict) -> None:
+        for path, editor in self.editors.items():
+            set_path(data, path, editor.value())
+
+    def show_errors(self, errors: dict[str, str]) -> list[str]:
+        """Show errors under their editors; returns the paths it showed (an advanced one opens the group)."""
+        shown = []
+        for path, editor in self.editors.items():
+            editor.show_error(errors.get(path))
+            if path in errors:
+                shown.append(path)
+                if editor.parent() is not None and self.advanced.isAncestorOf(editor):
+                    self.advanced_button.setChecked(True)
+        return shown

@@ -1,0 +1,361 @@
+"""New run: model, dataset, rewards and training settings, checked as the user types (errors under their
+fields, Start disabled until there are none), with the live VRAM estimate under the form. Start writes
+config.yaml into a new run folder and launches a detached engine; the same YAML can be saved or copied as a
+shell command."""
+from __future__ import annotations
+
+import copy
+import tempfile
+import threading
+from pathlib import Path
+
+import yaml
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton, QScrollArea, QSizePolicy,
+                               QVBoxLayout, QWidget)
+
+from grpo_studio.engine.config import DEMO, ConfigError, config_from_dict, dump_config, load_config, save_config
+from grpo_studio.engine.estimate import estimate_run, load_model_config
+from grpo_studio.engine.estimate_gpu import detect_gpu
+from grpo_studio.engine.runs import new_run_dir
+from grpo_studio.gui.cli_job import CliJob, cli_command, error_text
+from grpo_studio.gui.dataset_picker import DatasetPicker
+from grpo_studio.gui.form_fields import parse_errors
+from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
+from grpo_studio.gui.launch import start_engine
+from grpo_studio.gui.model_picker import ModelPicker
+from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data
+from grpo_studio.gui.rewards_panel import RewardsPanel, TryRewardsDialog
+from grpo_studio.gui.settings import AppSettings
+from grpo_studio.gui.vram_bar import VramBar
+from grpo_studio.gui.widgets import MARGIN, SPACING, Card, FieldError, label, page_header
+
+DEBOUNCE_MS = 150
+
+
+class _Lookups(QObject):
+    model_done = Signal(str, object, str)  # model, config dict or None, error text
+    gpu_done = Signal(object)
+
+
+class NewRunPage(QWidget):
+    run_started_event = Signal(str)  # run folder
+    status_event = Signal(str)
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.data: dict = demo_data()
+        self.config = None
+        self.errors: dict[str, str] = {}
+        self.gpu: dict | None = None
+        self._models: dict[str, tuple[dict | None, str]] = {}
+        self._pending_models: set[str] = set()
+        self._loading = False
+        self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._timer.timeout.connect(self.validate)
+        self._lookups = _Lookups(self)
+        self._lookups.model_done.connect(self._model_done)
+        self._lookups.gpu_done.connect(self._gpu_done)
+        self._build()
+        self.load_data(self._restored_data())
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        self.preset = QComboBox()
+        self.preset.addItem("Preset…")
+        self.preset.addItems(PRESETS)
+        self.preset.setToolTip("Start from the CPU demo or from settings sized for your GPU's memory")
+        self.preset.activated.connect(self._preset_chosen)
+        open_button = QPushButton("Open YAML…")
+        open_button.clicked.connect(self.open_yaml_action)
+        header_box = QWidget()
+        header_layout = QVBoxLayout(header_box)
+        header_layout.setContentsMargins(MARGIN, MARGIN - 4, MARGIN, 8)
+        header_layout.addLayout(page_header("New run", "Pick a model and data, choose how answers are rewarded, "
+                                            "and check the memory estimate before you start.",
+                                            [self.preset, open_button]))
+        outer.addWidget(header_box)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        form = QWidget()
+        column = QVBoxLayout(form)
+        column.setContentsMargins(MARGIN, 4, MARGIN, MARGIN)
+        column.setSpacing(SPACING)
+        self.model = ModelPicker()
+        self.dataset = DatasetPicker()
+        self.rewards = RewardsPanel()
+        self.hyper = HyperparamsPanel()
+        for title, subtitle, widget in (
+                ("Model", "The base model stays frozen (optionally in 4 bits); GRPO trains a small LoRA adapter "
+                          "on top of it.", self.model),
+                ("Dataset", "Prompts to practise on, and the reference answers the rewards compare with.",
+                 self.dataset),
+                ("Rewards", "Each completion is scored by these functions; GRPO pushes the model towards "
+                            "completions that score above their group's average.", self.rewards),
+                ("Training", "Hover over a setting to see what it does to memory and learning.", self.hyper)):
+            card = Card(title, subtitle)
+            card.body.addWidget(widget)
+            column.addWidget(card)
+        column.addStretch(1)
+        scroll.setWidget(form)
+        outer.addWidget(scroll, 1)
+
+        bottom = QWidget()
+        bottom.setObjectName("Card")
+        bottom.setStyleSheet("#Card { border-radius: 0; border-left: none; border-right: none; border-bottom: none; }")
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(MARGIN, 12, MARGIN, 12)
+        self.vram = VramBar()
+        self.vram.apply_action.connect(self.apply_changes)
+        bottom_layout.addWidget(self.vram)
+        buttons = QHBoxLayout()
+        self.problems = FieldError()
+        self.save_button = QPushButton("Save YAML…")
+        self.copy_button = QPushButton("Copy as command")
+        self.copy_button.setToolTip("Copy a shell snippet that writes this config.yaml and trains it headless")
+        self.start_button = QPushButton("Start training")
+        self.start_button.setObjectName("Primary")
+        self.start_button.setToolTip("Write config.yaml into a new run folder and start the engine (Ctrl+Return)")
+        self.save_button.clicked.connect(self.save_yaml_action)
+        self.copy_button.clicked.connect(self.copy_command_action)
+        self.start_button.clicked.connect(self.start_action)
+        for button in (self.save_button, self.copy_button, self.start_button):
+            button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        buttons.addWidget(self.problems, 3)
+        buttons.addStretch(1)
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.start_button)
+        bottom_layout.addLayout(buttons)
+        outer.addWidget(bottom)
+        shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
+        shortcut.activated.connect(self.start_action)
+
+        for widget in (self.model, self.dataset, self.rewards, self.hyper):
+            widget.changed_event.connect(self.schedule)
+        self.model.status_event.connect(self.status_event)
+        self.rewards.try_action.connect(self.try_rewards_action)
+
+    # ------------------------------------------------------------------ state
+    def _restored_data(self) -> dict:
+        text = self.settings.value("new_run/last_config")
+        if text:
+            try:
+                return config_from_dict(yaml.safe_load(str(text))).to_dict()
+            except (ConfigError, yaml.YAMLError):
+                pass
+        return demo_data()
+
+    def load_data(self, data: dict) -> None:
+        """Show a config dict in every panel."""
+        self._loading = True
+        self.data = copy.deepcopy(data)
+        self.model.set_value(str(data.get("model", "")))
+        self.dataset.load(data["dataset"], data.get("system_prompt"))
+        self.rewards.load(data.get("rewards") or [])
+        self.hyper.load(data)
+        self._loading = False
+        self.validate()
+
+    def collect(self) -> dict:
+        data = copy.deepcopy(self.data)  # fields without editors (target_modules, ...) keep their values
+        data["model"] = self.model.value()
+        self.dataset.store(data)
+        self.rewards.store(data)
+        self.hyper.store(data)
+        return data
+
+    def schedule(self) -> None:
+        if not self._loading:
+            self._timer.start()
+
+    def detect_gpu_async(self) -> None:
+        threading.Thread(target=lambda: self._lookups.gpu_done.emit(detect_gpu()), daemon=True).start()
+
+    def _gpu_done(self, gpu: object) -> None:
+        self.gpu = gpu if isinstance(gpu, dict) else None
+        self.validate()
+
+    # ------------------------------------------------------------------ validation + estimate
+    def validate(self) -> None:
+        self._timer.stop()
+        data = self.collect()
+        self.data = data
+        errors: dict[str, str] = {}
+        try:
+            self.config = config_from_dict(data)
+        except ConfigError as exc:
+            self.config = None
+            errors.update(parse_errors(exc.message))
+        names = [r["name"] for r in data["rewards"]]
+        errors.update(self.dataset.errors(data, needs_answer="math_correct" in names))
+        errors.update(self.rewards.errors(data))
+        model_config, model_error, pending = self._model_config(data["model"])
+        if model_error:
+            errors["model"] = model_error
+        self.errors = errors
+        self._show_errors(errors)
+        self.model.describe(model_config)
+        if self.config is not None and model_config is not None:
+            try:
+                result = estimate_run(self.config, dict(model_config), gpu=self.gpu)
+            except (ConfigError, KeyError, ValueError, ZeroDivisionError) as exc:
+                self.vram.show_message(f"No estimate: {exc}")
+            else:
+                self.vram.set_result(result)
+                self.model.describe(result["model"])  # it carries the parameter count
+        elif pending:
+            self.vram.show_message("Looking up the model…")
+        else:
+            self.vram.show_message("Fix the fields marked in red to see the memory estimate.")
+        waiting = pending or self.dataset.pending
+        self.start_button.setEnabled(not errors and not waiting)
+        self.copy_button.setEnabled(self.config is not None)
+        self.save_button.setEnabled(self.config is not None)
+        if not errors:
+            self.settings.set_value("new_run/last_config", dump_config(self.config))
+
+    def _show_errors(self, errors: dict[str, str]) -> None:
+        self.model.show_error(errors.get("model"))
+        self.dataset.show_errors(errors)
+        self.rewards.show_errors(errors)
+        shown = set(self.hyper.show_errors(errors))
+        shown |= {k for k in errors if k == "model" or k.startswith(("dataset.", "rewards", "system_prompt"))}
+        other = [f"{k}: {v}" if k else v for k, v in errors.items() if k not in shown]
+        count = len(errors)
+        summary = (f"{count} problem{'s' if count != 1 else ''} to fix before starting" if count else "")
+        if other:
+            summary += " — " + "; ".join(other)
+        self.problems.show_error(summary or None)
+
+    def _model_config(self, model: str) -> tuple[dict | None, str, bool]:
+        """(config, error, pending): answered from the cache, else looked up in a thread (it may read disk)."""
+        if not model:
+            return None, "choose a model (or 'demo')", False
+        if model in self._models:
+            config, error = self._models[model]
+            return config, error, False
+        if model not in self._pending_models:
+            self._pending_models.add(model)
+            threading.Thread(target=self._lookup_model, args=(model,), daemon=True).start()
+        return None, "", True
+
+    def _lookup_model(self, model: str) -> None:
+        try:
+            config, error = load_model_config(model), ""
+        except ConfigError as exc:
+            config, error = None, exc.message + (f" — {exc.hint}" if exc.hint else "")
+        except Exception as exc:  # noqa: BLE001 - a broken config.json must not kill the form
+            config, error = None, f"cannot read the model's config: {exc}"
+        self._lookups.model_done.emit(model, config, error)
+
+    def _model_done(self, model: str, config: object, error: str) -> None:
+        self._pending_models.discard(model)
+        self._models[model] = (config if isinstance(config, dict) else None, error)
+        if model == self.model.value():
+            self.validate()
+
+    def is_ready(self) -> bool:
+        return self.start_button.isEnabled()
+
+    # ------------------------------------------------------------------ actions
+    def apply_changes(self, changes: dict) -> None:
+        """Apply {dotted field: value} (a VRAM suggestion) to the form."""
+        data = self.collect()
+        for path, value in changes.items():
+            target = data
+            *parents, leaf = path.split(".")
+            for parent in parents:
+                target = target[parent]
+            target[leaf] = value
+        self.load_data(data)
+        self.status_event.emit("Applied: " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
+
+    def _preset_chosen(self, index: int) -> None:
+        if index <= 0:
+            return
+        name = PRESETS[index - 1]
+        self.load_data(apply_preset(name, self.collect()))
+        self.preset.setCurrentIndex(0)
+        self.status_event.emit(f"Preset: {name}")
+
+    def open_yaml_action(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a config", "", "YAML (*.yaml *.yml)")
+        if not path:
+            return
+        try:
+            self.load_data(load_config(path).to_dict())
+        except ConfigError as exc:
+            self.problems.show_error(f"{Path(path).name}: {exc.message}")
+            return
+        self.status_event.emit(f"Loaded {path}")
+
+    def save_yaml_action(self) -> None:
+        if self.config is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save the config", "config.yaml", "YAML (*.yaml *.yml)")
+        if path:
+            save_config(self.config, path)
+            self.status_event.emit(f"Saved {path}")
+
+    def command_text(self) -> str:
+        """A shell snippet that recreates this run from a terminal."""
+        argv = cli_command(["train", "config.yaml"])
+        command = " ".join(_quote(a) for a in argv)
+        return f"cat > config.yaml <<'EOF'\n{dump_config(self.config)}EOF\n{command}\n"
+
+    def copy_command_action(self) -> None:
+        if self.config is None:
+            return
+        QGuiApplication.clipboard().setText(self.command_text())
+        self.status_event.emit("Copied: a shell snippet that writes config.yaml and runs grpo-studio train")
+
+    def start_action(self) -> None:
+        self.validate()
+        if not self.is_ready() or self.config is None:
+            self.status_event.emit("Fix the fields marked in red first")
+            return
+        config = self.config
+        run_dir = new_run_dir("demo" if config.model == DEMO else config.model, self.settings.runs_dir)
+        config_path = run_dir / "config.yaml"
+        save_config(config, config_path)
+        try:
+            start_engine(["train", str(config_path), "--run-dir", str(run_dir)], run_dir)
+        except Exception as exc:  # noqa: BLE001 - the folder stays; say what failed
+            self.problems.show_error(f"Could not start the engine: {exc}")
+            return
+        self.status_event.emit(f"Started {run_dir.name}")
+        self.run_started_event.emit(str(run_dir))
+
+    def try_rewards_action(self) -> None:
+        if self.config is None:
+            self.status_event.emit("Fix the fields marked in red first")
+            return
+        folder = Path(tempfile.mkdtemp(prefix="grpo-studio-try-"))
+        path = folder / "config.yaml"
+        save_config(self.config, path)
+        dialog = TryRewardsDialog(self)
+        job = CliJob(["try-rewards", str(path), "--rows", "5", "--json"], dialog)
+
+        def done(code: int, result: object, stderr: str) -> None:
+            if code == 0 and isinstance(result, dict) and "rows" in result:
+                dialog.show_result(result)
+            else:
+                dialog.show_error(*error_text(result if isinstance(result, dict) else None, stderr, code))
+
+        job.finished_event.connect(done)
+        dialog.finished.connect(job.cancel)
+        job.start()
+        self.try_dialog = dialog
+        dialog.open()
+
+
+def _quote(text: str) -> str:
+    import shlex
+    return shlex.quote(text)

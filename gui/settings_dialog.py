@@ -1,0 +1,72 @@
+"""Settings: where runs live, which Hugging Face cache to scan, the theme and notifications."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+
+from grpo_studio.engine.runs import default_runs_dir
+from grpo_studio.gui.settings import AppSettings
+from grpo_studio.gui.widgets import label
+
+THEME_TEXT = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+
+
+def _folder_row(edit: QLineEdit, title: str, parent: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    button = QPushButton("Browse…")
+    button.clicked.connect(lambda: _browse(edit, title, parent))
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
+
+def _browse(edit: QLineEdit, title: str, parent: QWidget) -> None:
+    folder = QFileDialog.getExistingDirectory(parent, title, edit.text() or edit.placeholderText())
+    if folder:
+        edit.setText(folder)
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 18, 20, 14)
+        layout.setSpacing(12)
+        form = QFormLayout()
+        form.setVerticalSpacing(10)
+        self.runs_dir = QLineEdit()
+        self.runs_dir.setPlaceholderText(str(default_runs_dir()))
+        stored = settings.value("runs_dir")
+        self.runs_dir.setText(str(stored) if stored else "")
+        self.hf_cache = QLineEdit(settings.hf_cache or "")
+        self.hf_cache.setPlaceholderText("default (~/.cache/huggingface/hub, or $HF_HUB_CACHE)")
+        self.theme = QComboBox()
+        for key, text in THEME_TEXT.items():
+            self.theme.addItem(text, key)
+        self.theme.setCurrentIndex(list(THEME_TEXT).index(settings.theme))
+        self.notifications = QCheckBox("Notify when a run finishes, fails or saves a checkpoint")
+        self.notifications.setChecked(settings.notifications)
+        form.addRow("Runs folder", _folder_row(self.runs_dir, "Choose the runs folder", self))
+        form.addRow("", label("New runs are created here; the Runs page lists this folder.", "Muted", wrap=True))
+        form.addRow("Hugging Face cache", _folder_row(self.hf_cache, "Choose the Hugging Face cache", self))
+        form.addRow("Theme", self.theme)
+        form.addRow("Notifications", self.notifications)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        self.save()
+        super().accept()
+
+    def save(self) -> None:
+        self.settings.runs_dir = self.runs_dir.text().strip() or None
+        self.settings.hf_cache = self.hf_cache.text().strip() or None
+        self.settings.theme = self.theme.currentData()
+        self.settings.notifications = self.notifications.isChecked()
+        self.settings.sync()

@@ -1,0 +1,148 @@
+"""New run page: the live VRAM bar, errors next to their fields, Start gating, presets, suggestions, Start."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from grpo_studio.gui.new_run_page import NewRunPage  # noqa: E402
+from grpo_studio.gui.settings import AppSettings  # noqa: E402
+
+FAKE_CLI = Path(__file__).parent / "data" / "fake_cli.py"
+
+
+@pytest.fixture
+def page(qtbot, tmp_path, monkeypatch, runs_dir):
+    monkeypatch.setenv("GRPO_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("GRPO_STUDIO_GPU", "NVIDIA Test GPU, 8192, 8000")
+    monkeypatch.setenv("GRPO_STUDIO_CLI", f"{sys.executable} {FAKE_CLI}")
+    widget = NewRunPage(AppSettings())
+    qtbot.addWidget(widget)
+    widget._gpu_done({"name": "NVIDIA Test GPU", "total": 8192 << 20, "free": 8000 << 20})
+    qtbot.waitUntil(lambda: widget.vram.result is not None, timeout=5000)
+    return widget
+
+
+def test_demo_shows_the_vram_bar_and_can_start(page):
+    result = page.vram.result
+    assert result["model"]["name"] == "demo"
+    assert result["verdict"] == "fits"
+    assert page.vram.verdict.text() == "Fits"
+    assert page.vram.canvas.ours_total == result["plans"]["grpo_studio"]["total"] > 0
+    assert "Base weights" in page.vram.legend.text()
+    assert page.is_ready()
+
+
+def test_vram_bar_follows_num_generations(page, qtbot):
+    before = page.vram.canvas.naive_total
+    editor = page.hyper.editors["grpo.num_generations"]
+    editor.widget.setValue(32)  # typed by the user: goes through the debounce
+    qtbot.waitUntil(lambda: page.vram.result["settings"]["num_generations"] == 32, timeout=3000)
+    assert page.vram.canvas.naive_total > before  # the naive plan's logits grow with the group size
+
+
+def test_out_of_range_value_shows_under_its_field_and_blocks_start(page, qtbot):
+    page.hyper.editors["optim.learning_rate"].widget.setText("fast")
+    qtbot.waitUntil(lambda: not page.is_ready(), timeout=3000)
+    error = page.hyper.editors["optim.learning_rate"].error
+    assert error.isVisibleTo(page) and "optim.learning_rate" not in error.text() and "fast" in error.text()
+    page.hyper.editors["optim.learning_rate"].widget.setText("1e-5")
+    qtbot.waitUntil(page.is_ready, timeout=3000)
+    assert not error.isVisibleTo(page)
+
+
+def test_dataset_missing_column_shows_error_next_to_field(page, qtbot, tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"{i}+1=", "label": str(i + 1)}) for i in range(5)) + "\n")
+    page.dataset.path.setCurrentText(str(data))
+    qtbot.waitUntil(lambda: page.dataset.preview is not None and page.dataset.preview["columns"] == ["text", "label"],
+                    timeout=3000)
+    qtbot.waitUntil(lambda: page.dataset.prompt_error.isVisibleTo(page), timeout=3000)
+    assert "no column 'prompt'" in page.dataset.prompt_error.text()
+    assert "text, label" in page.dataset.prompt_error.text()
+    assert not page.start_button.isEnabled()
+    assert page.dataset.table.columnCount() == 2 and page.dataset.table.rowCount() == 5
+    page.dataset.prompt_column.setCurrentText("text")  # the user maps the right column
+    qtbot.waitUntil(page.is_ready, timeout=3000)
+    assert not page.dataset.prompt_error.isVisibleTo(page)
+    assert page.collect()["dataset"]["answer_column"] == "label"  # detected as the answer
+
+
+def test_unreadable_dataset_file_errors_at_the_path(page, qtbot, tmp_path):
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"prompt": "1+1=", \n')
+    page.dataset.path.setCurrentText(str(data))
+    qtbot.waitUntil(lambda: page.dataset.path_error.isVisibleTo(page), timeout=3000)
+    assert "broken.jsonl" in page.dataset.path_error.text()
+    assert not page.start_button.isEnabled()
+
+
+def test_cli_preview_for_other_sources(page, qtbot, tmp_path):
+    folder = tmp_path / "parquet_dataset"
+    folder.mkdir()
+    page.dataset.path.setCurrentText(str(folder))  # not a quick file: goes through `grpo-studio preview`
+    qtbot.waitUntil(lambda: page.dataset.preview is not None and "question" in page.dataset.preview["columns"],
+                    timeout=10000)
+    qtbot.waitUntil(page.is_ready, timeout=3000)
+    assert page.collect()["dataset"]["question_column"] == "question"
+
+
+def test_custom_reward_with_missing_function(page, qtbot, tmp_path):
+    rewards = tmp_path / "my_rewards.py"
+    rewards.write_text("def length_bonus(prompts, completions, **kw):\n    return [0.0 for _ in completions]\n")
+    row = page.rewards.add_custom(f"{rewards}:nope")
+    qtbot.waitUntil(lambda: row.error.isVisibleTo(page), timeout=3000)
+    assert "length_bonus" in row.error.text()
+    assert not page.start_button.isEnabled()
+    row.spec.setText(f"{rewards}:length_bonus")
+    qtbot.waitUntil(page.is_ready, timeout=3000)
+
+
+def test_unknown_model_errors_at_the_model(page, qtbot):
+    page.model.combo.setCurrentText("/no/such/model-folder")
+    qtbot.waitUntil(lambda: page.model.error.isVisibleTo(page), timeout=5000)
+    assert "not found" in page.model.error.text()
+    assert not page.start_button.isEnabled()
+
+
+def test_presets_and_suggestions(page, qtbot):
+    page._preset_chosen(4)  # 24 GB GPU on an 8 GB card: too big, with a suggestion that fits
+    qtbot.waitUntil(lambda: page.vram.result is not None and page.vram.result["model"]["name"] != "demo",
+                    timeout=5000)
+    assert page.vram.result["verdict"] in ("too_big", "tight")
+    suggestion = page.vram.result["suggestions"][0]
+    assert page.vram.apply_button.isVisibleTo(page) == bool(suggestion["changes"])
+    page.vram.apply_button.click()
+    qtbot.waitUntil(lambda: page.vram.result is not None and page.vram.result["verdict"] == "fits", timeout=5000)
+
+
+def test_start_writes_config_and_launches_the_engine(page, qtbot, runs_dir):
+    started = []
+    page.run_started_event.connect(started.append)
+    page.start_action()
+    assert len(started) == 1
+    run_dir = Path(started[0])
+    assert run_dir.parent == runs_dir and (run_dir / "config.yaml").is_file()
+    from grpo_studio.engine.config import load_config
+    assert load_config(run_dir / "config.yaml").model == "demo"
+    qtbot.waitUntil(lambda: (run_dir / "status.json").exists(), timeout=10000)  # the (fake) engine took it
+
+
+def test_copy_as_command_recreates_the_config(page):
+    text = page.command_text()
+    assert text.startswith("cat > config.yaml <<'EOF'\n")
+    assert "train config.yaml" in text.splitlines()[-1]
+    import yaml
+    body = text.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    assert yaml.safe_load(body)["model"] == "demo"
+
+
+def test_try_rewards_shows_each_function(page, qtbot):
+    page.try_rewards_action()
+    dialog = page.try_dialog
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=10000)
+    headers = [dialog.table.horizontalHeaderItem(i).text() for i in range(dialog.table.columnCount())]
+    assert headers == ["Prompt", "Completion", "math_correct", "format_strict", "Total"]
+    dialog.close()
