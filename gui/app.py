@@ -30,8 +30,23 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--page", choices=["new", "monitor", "runs", "export", "try"],
                         help="the page to open on")
     parser.add_argument("--open-run", metavar="RUN_DIR", help="open this run in the Monitor")
+    parser.add_argument("--tray", action="store_true",
+                        help="start hidden in the system tray (used by the start-at-login entry)")
+    parser.add_argument("--resume-interrupted", action="store_true",
+                        help="resume runs that were cut off (e.g. by a shutdown) from their last checkpoint")
     parser.add_argument("--version", action="version", version=f"grpo-studio {__version__}")
     return parser.parse_args(argv)
+
+
+def resume_interrupted_runs(runs_dir) -> list:
+    """Start a detached `train --resume` for every crashed run; returns the runs resumed."""
+    from grpo_studio.engine.runs import list_runs
+    from grpo_studio.gui.launch import start_engine
+
+    crashed = [s for s in list_runs(runs_dir) if s.state == "crashed"]
+    for summary in crashed:
+        start_engine(["train", "--resume", "--run-dir", str(summary.path)], summary.path)
+    return crashed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         window.show_page(pages[args.page])
     if args.open_run:
         window.open_run(args.open_run)
-    window.show()
+    if args.resume_interrupted:
+        for summary in resume_interrupted_runs(settings.runs_dir):
+            window.statusBar().showMessage(f"Resumed {summary.name} from its last checkpoint", 8000)
+    if not (args.tray and window.tray.available()):
+        window.show()
     QTimer.singleShot(0, window.start_background)
     if os.environ.get(PROBE_ENV):
         QTimer.singleShot(0, lambda: _probe(window))
