@@ -16,9 +16,11 @@ from pathlib import Path
 from grpo_studio import __version__
 from grpo_studio.engine.config import TrainConfig, dump_config
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.errors import EXIT_CODES, RunBusyError, StudioError
+from grpo_studio.engine.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.events import EventLog
+from grpo_studio.engine.lock import RunLock
 from grpo_studio.engine.runs import RunPaths, atomic_write_text, write_status
+from grpo_studio.engine.server import EngineServer
 
 OOM_HINT = ("lower batch.micro_batch_size, grpo.max_completion_length or grpo.num_generations, turn on "
             "load_in_4bit and offload_activations, or run `grpo-studio estimate` to see what fits")
@@ -32,8 +34,9 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
 
     paths = RunPaths(Path(run_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
-    lock = _lock(paths)
+    lock = RunLock(paths.root).acquire()  # first: a second engine on this folder stops here
     events = EventLog(paths.events)
+    control = control or Control()
     printer = None
     if not quiet:
         from grpo_studio.engine.progress import ProgressPrinter
@@ -44,6 +47,11 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
     status = {"pid": os.getpid(), "state": "starting", "started": time.time(), "step": 0,
               "total_steps": config.max_steps}
     write_status(paths, **status)
+    server = None
+    try:
+        server = EngineServer(paths, events, control).start()
+    except OSError as error:  # the run still trains; only live attach / commands are unavailable
+        events.emit("log", level="warning", message=f"no control socket ({error}); stop with Ctrl-C or SIGTERM")
     device = "cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu"
     gpu_name = torch.cuda.get_device_name(0) if device == "cuda" else None
     gpu_total = torch.cuda.get_device_properties(0).total_memory if device == "cuda" else None
@@ -83,6 +91,8 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         return _fail(events, paths, "crash", f"{type(error).__name__}: {error}",
                      f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"])
     finally:
+        if server is not None:
+            server.close()  # after `done`: subscribers receive it before the socket goes
         if printer is not None:
             printer.close()
         events.sync()
@@ -95,19 +105,3 @@ def _fail(events: EventLog, paths: RunPaths, kind: str, message: str, hint: str,
     events.emit("done", reason="failed", adapter=None)
     write_status(paths, state="failed")
     return code
-
-
-def _lock(paths: RunPaths):
-    """Hold engine.lock for the life of the run, so two engines never write one folder."""
-    handle = open(paths.lock, "a+")
-    try:
-        import fcntl
-
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # Windows: no advisory locks here; the status pid is the guard there
-        pass
-    except OSError:
-        handle.close()
-        raise RunBusyError(f"another engine is already running in {paths.root}",
-                           "stop it first (`grpo-studio stop RUN`) or use another --run-dir") from None
-    return handle

@@ -5,6 +5,7 @@ config, status and events the app reads.
     grpo-studio train config.yaml [--run-dir D]     a run from a config file (new folder by default)
     grpo-studio train --resume RUN_DIR              continue a run from its newest checkpoint
     grpo-studio train --run-dir D --resume          the same
+    grpo-studio train ... --detach                  the same in the background; `grpo-studio attach RUN` follows
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                         help="continue from the newest checkpoint of RUN_DIR (or of --run-dir)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (events are still written)")
+    parser.add_argument("--detach", action="store_true", help="train in the background (it survives this "
+                                                              "terminal); follow with `grpo-studio attach RUN`")
 
 
 @dataclass
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.runner import run_engine
 
     job = resolve_job(args)
+    if args.detach:
+        return _detach(args, job)
     control = Control()
     previous = _stop_on_signals(control)
     try:
@@ -88,6 +93,29 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _detach(args: argparse.Namespace, job: TrainJob) -> int:
+    """Start the same job as its own background process, in the folder decided here; return at once."""
+    from grpo_studio.engine.launcher import start_detached
+    from grpo_studio.engine.lock import RunLock
+
+    run_dir = job.run_dir.resolve()
+    RunLock(run_dir).acquire().release()  # refuse here, while the user watches, if an engine owns the run
+    if job.resume:
+        argv = [NAME, "--resume"]
+    elif args.demo:
+        argv = [NAME, "--demo"]
+    else:
+        argv = [NAME, str(Path(args.config).resolve())]
+    argv += ["--run-dir", str(run_dir), "--quiet"]  # nobody watches a progress bar in engine.log
+    if args.steps is not None:
+        argv += ["--steps", str(args.steps)]
+    pid = start_detached(argv, run_dir)
+    print(f"run folder: {run_dir}")
+    print(f"engine started in the background (pid {pid}); its output goes to {run_dir / 'engine.log'}")
+    print(f"follow with: grpo-studio attach {run_dir.name}    stop with: grpo-studio stop {run_dir.name}")
+    return 0
 
 
 def _stop_on_signals(control: Control) -> dict:

@@ -1,0 +1,168 @@
+"""Talk to a running engine from the GUI, the tray or the terminal. Torch-free.
+
+    send_command(run_dir, "stop")                     -> {"type": "reply", "cmd", "ok", "error"}
+    for event in follow_events(run_dir, from_seq=0):  # socket while the engine lives, else events.jsonl
+        ...
+
+The endpoint and the key come from the run folder (status.json's "endpoint", the 0600 `secret`); only a
+process of the same user can read the key. JSON over send_bytes / recv_bytes only, never pickle.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from multiprocessing import connection as mpc
+from pathlib import Path
+from typing import Iterator
+
+from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.events import read_events
+from grpo_studio.engine.protocol import MAX_MESSAGE_BYTES, decode, encode
+from grpo_studio.engine.runs import RunPaths, engine_alive, read_status
+
+POLL_S = 0.25
+
+
+class EngineNotRunning(StudioError):
+    """No engine answers for this run (finished, stopped, crashed, or not started yet)."""
+
+    kind = "busy"
+
+
+class EngineClient:
+    def __init__(self, run_dir: str | Path, timeout: float = 5.0) -> None:
+        self.paths = RunPaths(Path(run_dir))
+        self.timeout = timeout
+        self.conn: mpc.Connection | None = None
+        self._pending: deque[dict] = deque()  # events that arrived while waiting for a reply
+
+    def connect(self) -> "EngineClient":
+        status = read_status(self.paths)
+        address = status.get("endpoint")
+        if not address or not engine_alive(status):
+            raise EngineNotRunning(f"no engine is running for {self.paths.root.name}",
+                                   "see its state with `grpo-studio runs`; continue a crashed or stopped run "
+                                   f"with `grpo-studio train --resume --run-dir {self.paths.root}`")
+        try:
+            secret = self.paths.secret.read_bytes().strip()
+        except FileNotFoundError:
+            raise EngineNotRunning(f"{self.paths.root} has no secret file", "the engine is not running") from None
+        family = "AF_PIPE" if address.startswith("\\\\") else "AF_UNIX"
+        self.conn = mpc.Client(address, family=family, authkey=secret)
+        return self
+
+    def _send(self, message: dict) -> None:
+        if self.conn is None:
+            self.connect()
+        self.conn.send_bytes(encode(message))
+
+    def _read(self, timeout: float | None) -> dict | None:
+        """The next message from the engine, or None when none came within `timeout` seconds."""
+        if timeout is not None and not self.conn.poll(timeout):
+            return None
+        return decode(self.conn.recv_bytes(MAX_MESSAGE_BYTES))  # raises EOFError when the engine is gone
+
+    def subscribe(self, from_seq: int = 0) -> dict:
+        """Ask for every event from `from_seq` on (then live); returns the engine's reply."""
+        return self.command({"cmd": "subscribe", "from_seq": from_seq})
+
+    def recv(self, timeout: float | None = None) -> dict | None:
+        """The next event (or reply), None after `timeout` seconds without one; EOFError once the engine closed."""
+        if self._pending:
+            return self._pending.popleft()
+        return self._read(timeout)
+
+    def command(self, cmd: str | dict) -> dict:
+        """Send one command and wait for its reply; events that arrive meanwhile are kept for recv()."""
+        message = {"cmd": cmd} if isinstance(cmd, str) else dict(cmd)
+        self._send(message)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the engine did not answer {message['cmd']!r} within {self.timeout:.0f} s")
+            answer = self._read(left)
+            if answer is None:
+                continue
+            if answer.get("type") == "reply":
+                return answer
+            self._pending.append(answer)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+
+    def __enter__(self) -> "EngineClient":
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def send_command(run_dir: str | Path, cmd: str | dict, timeout: float = 5.0) -> dict:
+    """Connect, send one command (stop | pause | resume | save_now | ping), return the reply, disconnect."""
+    with EngineClient(run_dir, timeout=timeout) as client:
+        return client.command(cmd)
+
+
+def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = True,
+                  timeout: float = 5.0) -> Iterator[dict]:
+    """Every event of a run from `from_seq` on, in order and without gaps: over the socket while the engine
+    is alive, else by tailing events.jsonl. Ends at the run's last `done` event (when `stop_at_done`; the
+    `done` of a segment that was later resumed does not count) or when the engine is gone and the file has
+    nothing more."""
+    paths = RunPaths(Path(run_dir))
+    next_seq = from_seq
+
+    def final(event: dict) -> bool:
+        return (stop_at_done and event.get("type") == "done"
+                and next(read_events(paths.events, event["seq"] + 1), None) is None)
+
+    while True:
+        client = EngineClient(run_dir, timeout=timeout)
+        try:
+            client.connect()
+            client.subscribe(next_seq)
+        except Exception:  # noqa: BLE001 - no engine, or it is just starting / ending: read the file
+            client.close()
+            client = None
+        if client is not None:
+            try:
+                while True:
+                    try:
+                        event = client.recv(POLL_S)
+                    except (EOFError, OSError):
+                        break
+                    if event is None:
+                        if not engine_alive(read_status(paths)):
+                            break
+                        continue
+                    if event.get("type") == "reply" or event.get("seq") != next_seq:
+                        continue
+                    next_seq += 1
+                    yield event
+                    if final(event):
+                        return
+            finally:
+                client.close()
+        # The socket is gone (or never was): the file has the rest, and may still grow.
+        for event in read_events(paths.events, next_seq):
+            if event.get("seq") != next_seq:
+                break
+            next_seq += 1
+            yield event
+            if final(event):
+                return
+        if not engine_alive(read_status(paths)):
+            for event in read_events(paths.events, next_seq):  # written between the last read and the exit
+                if event.get("seq") != next_seq:
+                    break
+                next_seq += 1
+                yield event
+                if final(event):
+                    return
+            return
+        time.sleep(POLL_S)

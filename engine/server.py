@@ -1,0 +1,281 @@
+"""The engine's live endpoint: an authenticated local socket that streams events and takes commands.
+
+    server = EngineServer(paths, events, control)
+    server.start()     # writes the 0600 secret and status.json's "endpoint"; serves in background threads
+    ...
+    server.close()     # stops accepting, drops clients, removes the socket file
+
+`multiprocessing.connection.Listener` on an AF_UNIX socket in the run folder (a Linux abstract address when
+the path is too long for sun_path; a named pipe on Windows), with the secret as authkey. Messages are JSON
+objects via send_bytes / recv_bytes only: `Connection.recv` would unpickle, i.e. run code from the peer.
+
+A client that sends `{"cmd": "subscribe", "from_seq": N}` gets every event from N on, first from
+events.jsonl and then live, with neither gap nor duplicate: its queue listens *before* the file is read, and
+queued events the file already gave are skipped by seq. A client that reads too slowly to keep up (queue
+full) is dropped rather than let the training loop wait for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import secrets
+import socket
+import sys
+import threading
+from multiprocessing import AuthenticationError
+from multiprocessing import connection as mpc
+from pathlib import Path
+
+from grpo_studio.engine.control import Control
+from grpo_studio.engine.events import EventLog, read_events
+from grpo_studio.engine.protocol import COMMANDS, ProtocolError, decode, encode, reply
+from grpo_studio.engine.runs import RunPaths, write_status
+
+SOCKET_NAME = "engine.sock"
+MAX_UNIX_PATH = 100  # sun_path holds 104-108 bytes depending on the OS
+QUEUE_SIZE = 10_000
+_DROP = object()  # queued to wake a subscriber's sender when the client must go
+
+
+def endpoint_address(run_dir: Path) -> str:
+    """Where a run's engine listens (the same answer on both sides of the socket)."""
+    if sys.platform == "win32":
+        digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+        return rf"\\.\pipe\grpo-studio-{digest}"
+    path = str(Path(run_dir) / SOCKET_NAME)
+    if len(path.encode()) < MAX_UNIX_PATH:
+        return path
+    digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:24]
+    return f"\0grpo-studio-{digest}"  # Linux abstract namespace: no file, no length problem
+
+
+def write_secret(path: Path) -> bytes:
+    """32 random bytes as hex, readable by the owner only (created 0600, never world-readable on the way)."""
+    secret = secrets.token_hex(32)
+    path.unlink(missing_ok=True)  # an old file may have looser permissions; O_CREAT would keep them
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret)
+    return secret.encode("ascii")
+
+
+class EngineServer:
+    def __init__(self, paths: RunPaths, events: EventLog, control: Control) -> None:
+        self.paths = paths
+        self.events = events
+        self.control = control
+        self.address = endpoint_address(paths.root)
+        self._listener: mpc.Listener | None = None
+        self._closed = threading.Event()
+        self._clients: set[_Client] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "EngineServer":
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._secret = write_secret(self.paths.secret)
+        family = "AF_PIPE" if sys.platform == "win32" else "AF_UNIX"
+        if family == "AF_UNIX" and not self.address.startswith("\0"):
+            Path(self.address).unlink(missing_ok=True)  # left by a killed engine; we hold the run's lock
+        # No authkey here: the handshake runs in each client's thread, so a silent peer cannot block accept().
+        self._listener = mpc.Listener(self.address, family=family)
+        if family == "AF_UNIX" and not self.address.startswith("\0"):
+            os.chmod(self.address, 0o600)
+        write_status(self.paths, endpoint=self.address)
+        self._thread = threading.Thread(target=self._accept_loop, name="engine-server", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def client_count(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._listener is not None:
+            try:
+                self._listener.close()  # also removes the socket file
+            except OSError:
+                pass
+        with self._lock:
+            clients = list(self._clients)
+        for client in clients:
+            client.finish(timeout=2.0)  # let subscribers receive what is queued (the `done` event) first
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        if not self.address.startswith("\0") and sys.platform != "win32":
+            Path(self.address).unlink(missing_ok=True)
+
+    def __enter__(self) -> "EngineServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------------- internals
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn = self._listener.accept()
+            except OSError:
+                if self._closed.is_set():
+                    return
+                continue
+            client = _Client(self, conn)
+            with self._lock:
+                if self._closed.is_set():
+                    conn.close()
+                    return
+                self._clients.add(client)
+            threading.Thread(target=client.serve, name="engine-client", daemon=True).start()
+
+    def _forget(self, client: "_Client") -> None:
+        with self._lock:
+            self._clients.discard(client)
+
+    def _log(self, level: str, message: str) -> None:
+        try:
+            self.events.emit("log", level=level, message=message)
+        except ValueError:  # the event file is already closed: the run is ending
+            pass
+
+
+class _Client:
+    def __init__(self, server: EngineServer, conn: mpc.Connection) -> None:
+        self.server = server
+        self.conn = conn
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self.send_lock = threading.Lock()
+        self.gone = threading.Event()
+        self.subscribed = False
+        self.stream_thread: threading.Thread | None = None
+
+    def serve(self) -> None:
+        try:
+            try:
+                mpc.deliver_challenge(self.conn, self.server._secret)
+                mpc.answer_challenge(self.conn, self.server._secret)
+            except AuthenticationError:
+                self.server._log("warning", "refused a client with the wrong key")
+                return
+            while not self.gone.is_set():
+                payload = self.conn.recv_bytes(1 << 20)  # never recv(): that unpickles
+                self._handle(payload)
+        except (EOFError, OSError):
+            pass  # the client went away, or close() closed it
+        finally:
+            self.drop()
+            self.server._forget(self)
+
+    def _handle(self, payload: bytes) -> None:
+        try:
+            message = decode(payload)
+        except ProtocolError as error:
+            self.server._log("warning", f"refused a malformed message from a client: {error}")
+            self.send(reply("?", False, str(error)))
+            return
+        cmd = message.get("cmd")
+        if cmd not in COMMANDS:
+            self.server._log("warning", f"refused an unknown command from a client: {cmd!r}")
+            self.send(reply(str(cmd), False, f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}"))
+            return
+        if cmd == "ping":
+            self.send(reply("ping", True))
+        elif cmd == "subscribe":
+            self._subscribe(message.get("from_seq", 0))
+        else:
+            error = self.server.control.handle(cmd)
+            self.send(reply(cmd, error is None, error))
+
+    def _subscribe(self, from_seq: object) -> None:
+        if self.subscribed:
+            self.send(reply("subscribe", False, "already subscribed"))
+            return
+        if not isinstance(from_seq, int) or isinstance(from_seq, bool) or from_seq < 0:
+            self.send(reply("subscribe", False, "from_seq must be a non-negative integer"))
+            return
+        self.subscribed = True
+        self.server.events.add_listener(self._on_event)  # first: from here on nothing can slip past
+        self.send(reply("subscribe", True))
+        self.stream_thread = threading.Thread(target=self._stream, args=(from_seq,), name="engine-client-events",
+                                              daemon=True)
+        self.stream_thread.start()
+
+    def _on_event(self, event: dict) -> None:
+        # Runs on the training thread: never block it. A client this far behind is dropped.
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.drop()
+
+    def _stream(self, from_seq: int) -> None:
+        last = from_seq - 1
+        try:
+            last = self._send_file(from_seq, last)
+            while not self.gone.is_set():
+                event = self.queue.get()
+                if event is _DROP:
+                    return
+                if event["seq"] <= last:
+                    continue  # the file already gave it
+                if event["seq"] > last + 1:
+                    # Two threads emitted at once and their listeners ran out of order; the file (written
+                    # under the log's lock, before any listener runs) has the ones in between.
+                    last = self._send_file(last + 1, last, below=event["seq"])
+                self.send(event)
+                last = event["seq"]
+        except (OSError, EOFError, ValueError):
+            self.drop()
+
+    def _send_file(self, from_seq: int, last: int, below: int | None = None) -> int:
+        """Send events.jsonl's events from `from_seq` (up to `below`); returns the last seq sent."""
+        for event in read_events(self.server.paths.events, from_seq):
+            if below is not None and event["seq"] >= below:
+                break
+            if event["seq"] > last:
+                self.send(event)
+                last = event["seq"]
+        return last
+
+    def send(self, message: dict) -> None:
+        with self.send_lock:
+            self.conn.send_bytes(encode(message))
+
+    def finish(self, timeout: float) -> None:
+        """Deliver the events already queued, then disconnect (the engine is closing)."""
+        self.server.events.remove_listener(self._on_event)
+        thread = self.stream_thread
+        if thread is not None and not self.gone.is_set():
+            try:
+                self.queue.put(_DROP, timeout=timeout)
+            except queue.Full:
+                pass
+            thread.join(timeout)
+        self.drop()
+
+    def drop(self) -> None:
+        if self.gone.is_set():
+            return
+        self.gone.set()
+        self.server.events.remove_listener(self._on_event)
+        try:
+            self.queue.put_nowait(_DROP)
+        except queue.Full:
+            with self.queue.mutex:
+                self.queue.queue.clear()
+            self.queue.put_nowait(_DROP)
+        try:
+            # close() alone does not wake a thread blocked reading this socket; shutdown does (both ends).
+            if sys.platform != "win32":
+                with socket.socket(fileno=os.dup(self.conn.fileno())) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.conn.close()
+        except OSError:
+            pass
