@@ -165,6 +165,8 @@ class TryPage(QWidget):
             self.panels[side].append(str(message.get("text", "")))
         elif kind == "answer" and side in self.panels:
             self.panels[side].show_answer(message)
+        elif kind == "log":  # progress notes ("loading the model", "not scored: no answer given")
+            self.status_event.emit(str(message.get("message", "")))
         elif kind == "error":
             self.error_panel.show_error(str(message.get("kind", "crash")), str(message.get("message", "")),
                                         str(message.get("hint") or ""))

@@ -44,7 +44,7 @@ def test_export_shows_files_and_ollama_command(qtbot, tmp_path, finished_run):
     page.export_action()
     qtbot.waitUntil(lambda: page.job is None, timeout=10000)
     assert page.table.rowCount() == 2
-    assert page.table.item(0, 1).text() == "gguf_adapter"
+    assert page.table.item(0, 1).text() == "gguf"
     assert page.table.item(0, 2).text() == "1 KiB"
     assert "ollama create" in page.ollama_line.text()
     assert "writing GGUF" in page.log.toPlainText()

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
         if gguf:
             Path(gguf).parent.mkdir(parents=True, exist_ok=True)
             Path(gguf).write_bytes(b"GGUF" + b"\0" * 1020)
-            files.append({"path": gguf, "kind": "gguf_adapter", "bytes": 1024})
+            files.append({"path": gguf, "kind": "gguf", "bytes": 1024})
         ollama = None
         if "--ollama" in argv and gguf:
             modelfile = Path(gguf).parent / "Modelfile"

@@ -1,0 +1,186 @@
+"""Try the model: one prompt answered by the base model (adapter off) and the tuned one (adapter on).
+
+The prompt is rendered the way training rendered it (engine.data.build_prompt / render_prompt with the run's
+system prompt and chat template; plain text as is when training used plain text), the model is loaded the
+way training loaded it (dtype, device, 4-bit), and each answer is scored with the run's reward functions.
+Tokens are streamed through `emit` as they are decoded: {"type": "token", "side", "text"}, then one
+{"type": "answer", "side", "text", "rewards", "reward"} per side, then {"type": "done"}.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from grpo_studio.engine.config import TrainConfig, load_config
+from grpo_studio.engine.data import build_prompt, render_prompt
+from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.export_gguf import find_adapter, find_base_model, find_run_dir
+
+Emit = Callable[[dict], None]
+SIDES = ("base", "tuned")
+
+
+def run_config(run_dir: Path | None, emit: Emit) -> TrainConfig | None:
+    if run_dir is None:
+        return None
+    try:
+        return load_config(run_dir / "config.yaml")
+    except StudioError as error:
+        emit({"type": "log", "message": f"ignoring the run's config.yaml ({error.message})"})
+        return None
+
+
+def load_model(adapter_dir: Path, config: TrainConfig | None, base_dir: str | Path | None = None):
+    """(peft model in eval mode, tokenizer, device), loaded as the run trained."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from grpo_studio.engine.model import _nf4_config, load_tokenizer, resolve_device, resolve_dtype
+
+    adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    base = find_base_model(adapter_config, base_dir)
+    device = resolve_device(config.device if config else "auto")
+    dtype = resolve_dtype(config.dtype if config else "auto", device)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if config is not None and config.load_in_4bit:
+        kwargs["quantization_config"] = _nf4_config(dtype)
+        kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # stdout/stderr carry our own lines only
+    model = AutoModelForCausalLM.from_pretrained(str(base.folder), **kwargs)
+    if "quantization_config" not in kwargs:
+        model.to(device)
+    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.eval()
+    return model, load_tokenizer(base.folder), device
+
+
+def render(config: TrainConfig | None, tokenizer, text: str) -> tuple[str | list[dict], str]:
+    """(prompt as reward functions see it, the text the model sees)."""
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    if config is None:
+        prompt: str | list[dict] = [{"role": "user", "content": text}] if chat else text
+    else:
+        spec = config.dataset
+        prompt = build_prompt(config, {spec.question_column or spec.prompt_column: text}, chat=chat) or text
+    return prompt, render_prompt(prompt, tokenizer)
+
+
+class _Streamer:
+    """Receives token ids from generate() and emits the text decoded so far, piece by piece. Decoding the
+    whole answer each time (not token by token) keeps multi-byte characters whole."""
+
+    def __init__(self, tokenizer, on_text: Callable[[str], None]) -> None:
+        self.tokenizer, self.on_text = tokenizer, on_text
+        self.ids: list[int] = []
+        self.sent = ""
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate() first passes the prompt
+            self.prompt_seen = True
+            return
+        self.ids.extend(int(i) for i in value.reshape(-1).tolist())
+        self._flush(final=False)
+
+    def end(self) -> None:
+        self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd") and not final:  # half a character: wait for the rest
+            return
+        if text.startswith(self.sent) and len(text) > len(self.sent):
+            self.on_text(text[len(self.sent):])
+            self.sent = text
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    from grpo_studio.engine.rollout import _eos_ids as rollout_eos_ids  # the same stop tokens as training
+
+    return rollout_eos_ids(model, tokenizer)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompt_text: str, device: torch.device, *, max_new_tokens: int,
+             temperature: float, top_p: float, seed: int, on_text: Callable[[str], None]) -> tuple[str, list[int]]:
+    """One answer: (text decoded as training decodes completions, its token ids up to and including EOS)."""
+    ids = tokenizer(prompt_text, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
+    eos = _eos_ids(model, tokenizer)
+    sampling: dict[str, Any] = {"do_sample": False}
+    if temperature > 0:
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+    torch.manual_seed(seed)
+    streamer = _Streamer(tokenizer, on_text)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, streamer=streamer,
+                         use_cache=True, **sampling)
+    completion = out[0, ids.shape[1]:].tolist()
+    end = next((i + 1 for i, t in enumerate(completion) if t in eos), len(completion))
+    completion = completion[:end]
+    return tokenizer.decode(completion, skip_special_tokens=True), completion
+
+
+def score(functions: list, prompt, text: str, ids: list[int], columns: dict,
+          emit: Emit) -> tuple[dict[str, float | None], float | None]:
+    """Each reward function on its own, so one that cannot score (math_correct without an answer) gives
+    null instead of hiding the others; the total is the weighted sum of those that scored."""
+    from grpo_studio.engine.rewards import score_completions
+
+    per_function: dict[str, float | None] = {}
+    total, any_scored = 0.0, False
+    for fn in functions:
+        try:
+            value = score_completions([fn], [prompt], [text], [ids], [columns]).per_function[fn.name][0]
+        except StudioError as error:
+            emit({"type": "log", "message": f"{fn.name}: not scored ({error.message.splitlines()[0]})"})
+            value = None
+        per_function[fn.name] = value
+        if value is not None:
+            total += fn.weight * value
+            any_scored = True
+    return per_function, (total if any_scored else None)
+
+
+def chat(path: str | Path, prompt_text: str, *, emit: Emit, max_new_tokens: int | None = None,
+         temperature: float = 0.0, answer: str | None = None, base_dir: str | Path | None = None) -> None:
+    """Answer `prompt_text` with the adapter off ("base") and on ("tuned"), streaming through `emit`."""
+    adapter_dir = find_adapter(path)
+    run_dir = find_run_dir(adapter_dir)
+    config = run_config(run_dir, emit)
+    functions, columns = [], {}
+    if config is not None:
+        from grpo_studio.engine.rewards import load_reward_functions
+
+        try:
+            functions = load_reward_functions(config.rewards, max_completion_length=config.grpo.max_completion_length,
+                                              base_dir=run_dir)
+        except StudioError as error:
+            emit({"type": "log", "message": f"answers are not scored: {error.message}"})
+        if answer is not None:
+            columns = {"answer": answer, **({config.dataset.answer_column: answer}
+                                            if config.dataset.answer_column else {})}
+    emit({"type": "log", "message": f"loading {adapter_dir}"})
+    model, tokenizer, device = load_model(adapter_dir, config, base_dir)
+    prompt, text = render(config, tokenizer, prompt_text)
+    limit = max_new_tokens or (config.grpo.max_completion_length if config else 256)
+    top_p = config.grpo.top_p if config else 1.0
+    seed = config.seed if config else 0
+    for side in SIDES:
+        def on_text(piece: str, side: str = side) -> None:
+            emit({"type": "token", "side": side, "text": piece})
+
+        if side == "base":
+            with model.disable_adapter():
+                answer_text, ids = generate(model, tokenizer, text, device, max_new_tokens=limit,
+                                            temperature=temperature, top_p=top_p, seed=seed, on_text=on_text)
+        else:
+            answer_text, ids = generate(model, tokenizer, text, device, max_new_tokens=limit,
+                                        temperature=temperature, top_p=top_p, seed=seed, on_text=on_text)
+        rewards, total = score(functions, prompt, answer_text, ids, columns, emit)
+        emit({"type": "answer", "side": side, "text": answer_text, "rewards": rewards, "reward": total})
+    emit({"type": "done"})
