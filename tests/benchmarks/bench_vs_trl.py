@@ -1,20 +1,36 @@
-"""GRPO Studio's engine vs TRL's GRPOTrainer on the same tiny model, data, rewards and settings (CPU).
+"""GRPO Studio's engine vs TRL's GRPOTrainer on the same model, data, rewards and settings (CPU).
 
-    .venv/bin/python tests/benchmarks/bench_vs_trl.py [--steps 30] [--warmup 3] [--threads 1]
+    .venv/bin/python tests/benchmarks/bench_vs_trl.py [--size demo|large] [--steps N] [--warmup N] [--threads 1]
 
-Each trainer runs in its own fresh subprocess (so import footprints and peak RSS are its own): the demo model
-and task, the demo's rewards (math_correct + the format reward, same weights), G=8, 16 prompts per step,
-completions up to 6 tokens, LoRA r=16 / alpha=32 on all linear layers, AdamW at the demo's LR with the same
-warmup, no KL term, DAPO loss, group-scaled advantages, no gradient checkpointing, the same CPU thread count.
+Each trainer runs in its own fresh subprocess (so import footprints and peak RSS are its own), with LoRA
+r=16 / alpha=32 on all linear layers, AdamW with the same LR and warmup, DAPO loss, group-scaled advantages,
+no gradient checkpointing and the same CPU thread count on both sides.
+
+--size demo (default): the ~130k-parameter demo model and task, the demo's rewards (math_correct + the
+  format reward), G=8, 16 prompts per step, completions up to 6 tokens, no KL term.
+--size large: where memory matters. A Llama-style model built here with random weights (no downloads; see
+  LARGE): a trained 32k-token byte-level BPE tokenizer, hidden 256, 4 layers (~20M parameters), the demo's
+  prompts, G=8, 4 prompts per step, completions up to 128 tokens (a random model rarely stops early, so
+  nearly every completion is full length), beta=0.04 (both sides compute reference log-probs with the
+  LoRA adapter disabled: TRL needs no reference copy for a PEFT model either), rewards math_correct +
+  `digit_share` below (a random model gets no sum right; the digit share keeps the advantages non-zero).
+
 Step time is the mean interval between consecutive step ends (everything a step costs: generation, rewards,
-update, logging) after `--warmup` steps; peak RSS is the process's high-water mark.
-Prints one JSON object: {engine: {...}, trl: {...}, ratios: {step_time, peak_rss}, goal: {...}}.
+update, logging) after `--warmup` steps. Memory: `baseline_rss` is the RSS after imports, model load and
+trainer setup (just before training starts); `train_peak_rss` the high-water mark during training (Linux
+resets the mark at the baseline, through /proc/self/clear_refs); `peak_above_baseline` their difference,
+what training itself costs; `peak_rss` the process's overall high-water mark.
+Prints one JSON object: {settings, engine: {...}, trl: {...}, ratios: {step_time, peak_rss,
+peak_above_baseline}, goal, meets_goal}.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -22,31 +38,131 @@ import time
 from pathlib import Path
 
 GOAL = {"step_time": 1.0, "peak_rss": 0.7}
+LARGE = {"vocab_size": 32000, "hidden_size": 256, "intermediate_size": 688, "layers": 4, "heads": 4,
+         "kv_heads": 2, "prompts_per_step": 4, "num_generations": 8, "max_prompt_length": 16,
+         "max_completion_length": 128, "beta": 0.04, "learning_rate": 1e-4}
+DEFAULT_STEPS = {"demo": (30, 3), "large": (5, 1)}  # (steps, warmup)
 
 
-def bench_config(steps: int):
+def digit_share(completions, **kwargs) -> list[float]:
+    """Share of digits in the completion text: varies between random completions, so groups have spread."""
+    return [sum(c.isdigit() for c in text) / max(1, len(text)) for text in completions]
+
+
+# --------------------------------------------------------------------------------------------- the large model
+def build_large_model(folder: Path, spec: dict = LARGE, seed: int = 0) -> int:
+    """Tokenizer (BPE trained to spec['vocab_size'] on seeded random words), a random Llama model and the
+    task file (the demo's prompts) in `folder`; returns the parameter count."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+    from grpo_studio.engine.demo import demo_task_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789+=<>/ "
+    words = ["".join(rng.choice(alphabet[:-1]) for _ in range(rng.randint(2, 9))) for _ in range(max(20_000, 6 * spec["vocab_size"]))]
+    corpus = [" ".join(words[i:i + 50]) for i in range(0, len(words), 50)]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
+        vocab_size=spec["vocab_size"], special_tokens=["<pad>", "<eos>", "<bos>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
+                                        bos_token="<bos>")
+    tokenizer.save_pretrained(str(folder))  # no chat template: plain-text prompts on both sides
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=spec["hidden_size"],
+                         intermediate_size=spec["intermediate_size"], num_hidden_layers=spec["layers"],
+                         num_attention_heads=spec["heads"], num_key_value_heads=spec["kv_heads"],
+                         max_position_embeddings=512, tie_word_embeddings=False,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    (folder / "task.jsonl").write_text(demo_task_path().read_text())
+    return sum(p.numel() for p in model.parameters())
+
+
+def bench_config(steps: int, size: str = "demo", model_dir: str | None = None):
+    from grpo_studio.engine.config import BatchConfig, DatasetConfig, RewardSpec
     from grpo_studio.engine.demo import demo_config
 
     config = demo_config(steps=steps)
     config.checkpoint_every = 0  # TRL saves nothing either (the engine's final save comes after the last step)
     config.log_samples_every = 0
+    if size == "large":
+        s = LARGE
+        config.model = str(model_dir)
+        config.dataset = DatasetConfig(path=str(Path(model_dir) / "task.jsonl"), prompt_column="prompt",
+                                       answer_column="answer")
+        config.rewards = [RewardSpec("math_correct", 1.0), RewardSpec(f"{Path(__file__).resolve()}:digit_share", 1.0)]
+        config.grpo = dataclasses.replace(config.grpo, num_generations=s["num_generations"], beta=s["beta"],
+                                          max_prompt_length=s["max_prompt_length"],
+                                          max_completion_length=s["max_completion_length"])
+        config.optim = dataclasses.replace(config.optim, learning_rate=s["learning_rate"])
+        rows = s["prompts_per_step"] * s["num_generations"]
+        config.batch = BatchConfig(prompts_per_step=s["prompts_per_step"], micro_batch_size=rows)
     return config
 
 
-def run_engine_child(steps: int) -> dict:
+# --------------------------------------------------------------------------------------------- memory
+class MemoryProbe:
+    """RSS at the start of training, and the high-water mark from then on (reset there where Linux allows)."""
+
+    def __init__(self) -> None:
+        self.baseline = self.load_peak = 0
+        self.reset = False
+
+    def mark_baseline(self) -> None:
+        import psutil
+
+        from grpo_studio.engine.memory import peak_rss
+
+        self.load_peak, self.baseline = peak_rss(), psutil.Process().memory_info().rss
+        try:  # "5" resets this process's peak RSS (VmHWM, and getrusage's maxrss with it) to the current RSS
+            Path("/proc/self/clear_refs").write_text("5")
+            self.reset = True
+        except OSError:
+            self.reset = False
+
+    def report(self) -> dict:
+        from grpo_studio.engine.memory import peak_rss
+
+        train_peak = peak_rss()  # since the reset, or the whole run's where no reset was possible
+        return {"baseline_rss": self.baseline, "train_peak_rss": train_peak,
+                "peak_above_baseline": train_peak - self.baseline, "peak_rss": max(self.load_peak, train_peak),
+                "hwm_reset": self.reset}
+
+
+# --------------------------------------------------------------------------------------------- the two sides
+def run_engine_child(config, probe: MemoryProbe) -> dict:
+    from grpo_studio.engine import loop
     from grpo_studio.engine.events import read_events
     from grpo_studio.engine.runner import run_engine
     from grpo_studio.engine.runs import RunPaths
 
+    train = loop.Trainer.train
+
+    def train_with_baseline(self, *args, **kwargs):  # after setup: imports, model, LoRA, optimizer
+        probe.mark_baseline()
+        return train(self, *args, **kwargs)
+
+    loop.Trainer.train = train_with_baseline
     with tempfile.TemporaryDirectory() as tmp:
-        run_engine(bench_config(steps), Path(tmp) / "run", quiet=True)
+        code = run_engine(config, Path(tmp) / "run", quiet=True)
         events = list(read_events(RunPaths(Path(tmp) / "run").events))
+    if code != 0:
+        raise RuntimeError(f"engine run failed (exit {code}): {[e for e in events if e['type'] == 'error']}")
     ends = [e["time"] for e in events if e["type"] == "progress"]
-    rewards = [e["reward"] for e in events if e["type"] == "metrics"]
-    return {"step_times": [b - a for a, b in zip(ends, ends[1:])], "rewards": rewards}
+    metrics = [e for e in events if e["type"] == "metrics"]
+    return {"step_times": [b - a for a, b in zip(ends, ends[1:])], "rewards": [m["reward"] for m in metrics],
+            "losses": [m["loss"] for m in metrics], "kl": [m["kl"] for m in metrics]}
 
 
-def run_trl_child(steps: int) -> dict:
+def run_trl_child(config, probe: MemoryProbe) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -56,12 +172,13 @@ def run_trl_child(steps: int) -> dict:
     from grpo_studio.engine.demo import demo_model_dir, demo_task_path
     from grpo_studio.engine.rewards import load_reward_functions
 
-    config = bench_config(steps)
-    rows = [json.loads(line) for line in demo_task_path().read_text().splitlines()]
+    model_dir = demo_model_dir() if config.model == "demo" else Path(config.model)
+    task = demo_task_path() if config.dataset.path == "demo" else Path(config.dataset.path)
+    rows = [json.loads(line) for line in task.read_text().splitlines()]
     rewards = load_reward_functions(config.rewards, max_completion_length=config.grpo.max_completion_length)
-    tokenizer = AutoTokenizer.from_pretrained(str(demo_model_dir()))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(demo_model_dir()), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     marks: list[float] = []
 
     class Timer(TrainerCallback):
@@ -71,7 +188,7 @@ def run_trl_child(steps: int) -> dict:
     g, o = config.grpo, config.optim
     with tempfile.TemporaryDirectory() as tmp:
         args = GRPOConfig(
-            output_dir=tmp, max_steps=steps, seed=config.seed, use_cpu=True, bf16=False, fp16=False,
+            output_dir=tmp, max_steps=config.max_steps, seed=config.seed, use_cpu=True, bf16=False, fp16=False,
             per_device_train_batch_size=config.batch.prompts_per_step * g.num_generations,
             num_generations=g.num_generations, max_completion_length=g.max_completion_length,
             temperature=g.temperature, top_p=g.top_p, top_k=0, beta=g.beta, epsilon=g.epsilon_low,
@@ -86,55 +203,90 @@ def run_trl_child(steps: int) -> dict:
         trainer = GRPOTrainer(model=model, reward_funcs=[r.fn for r in rewards], args=args,
                               train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora,
                               callbacks=[Timer()])
+        probe.mark_baseline()
         trainer.train()
-        history = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    return {"step_times": [b - a for a, b in zip(marks, marks[1:])], "rewards": history}
+        logs = [h for h in trainer.state.log_history if "reward" in h]
+    return {"step_times": [b - a for a, b in zip(marks, marks[1:])], "rewards": [h["reward"] for h in logs],
+            "losses": [h.get("loss") for h in logs], "kl": [h.get("kl") for h in logs]}
 
 
-def child(kind: str, steps: int, threads: int) -> None:
+def child(kind: str, steps: int, threads: int, size: str, model_dir: str | None) -> None:
     import torch
 
-    from grpo_studio.engine.memory import peak_rss
-
     torch.set_num_threads(threads)
-    result = run_engine_child(steps) if kind == "engine" else run_trl_child(steps)
+    probe = MemoryProbe()
+    config = bench_config(steps, size, model_dir)
+    result = run_engine_child(config, probe) if kind == "engine" else run_trl_child(config, probe)
     result["threads"] = torch.get_num_threads()
-    result["peak_rss"] = peak_rss()
+    result.update(probe.report())
     print("BENCH-RESULT " + json.dumps(result))
 
 
-def measure(kind: str, steps: int, warmup: int, threads: int) -> dict:
+def measure(kind: str, steps: int, warmup: int, threads: int, size: str, model_dir: str | None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "TRANSFORMERS_VERBOSITY": "error"}
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--steps", str(steps),
-                           "--threads", str(threads)], capture_output=True, text=True, env=env,
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--steps", str(steps),
+               "--threads", str(threads), "--size", size] + (["--model-dir", model_dir] if model_dir else [])
+    started = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir())  # not the repo root: its kernels/ would shadow HF's
     line = next((l for l in proc.stdout.splitlines() if l.startswith("BENCH-RESULT ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"{kind} run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(line.split(" ", 1)[1])
+    rewards, losses = result["rewards"], result["losses"]
+    # Both sides must really train: a reward and a finite loss for every step
+    if len(rewards) != steps or len(losses) != steps or not all(l is not None and math.isfinite(l) for l in losses):
+        raise RuntimeError(f"{kind} did not train {steps} steps with finite losses: rewards={rewards} "
+                           f"losses={losses}")
     timed = result["step_times"][warmup:] or result["step_times"]
-    rewards = result.pop("rewards")
-    return {"mean_step_s": sum(timed) / len(timed), "steps_timed": len(timed), "peak_rss": result["peak_rss"],
-            "threads": result["threads"], "reward_first": rewards[0] if rewards else None,
-            "reward_last": rewards[-1] if rewards else None}
+    keys = ("baseline_rss", "train_peak_rss", "peak_above_baseline", "peak_rss", "hwm_reset", "threads")
+    return {"mean_step_s": sum(timed) / len(timed), "steps_timed": len(timed), **{k: result[k] for k in keys},
+            "reward_first": rewards[0], "reward_last": rewards[-1], "loss_last": losses[-1],
+            "kl_last": result["kl"][-1], "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def settings(size: str, steps: int, warmup: int, threads: int, params: int | None) -> dict:
+    config = bench_config(steps, size, "(built)" if size == "large" else None)
+    g = config.grpo
+    out = {"size": size, "steps": steps, "warmup": warmup, "threads": threads, "model": config.model,
+           "num_generations": g.num_generations, "prompts_per_step": config.batch.prompts_per_step,
+           "micro_batch_size": config.batch.micro_batch_size, "max_completion_length": g.max_completion_length,
+           "beta": g.beta, "loss_type": g.loss_type, "learning_rate": config.optim.learning_rate,
+           "lora_r": config.lora.r, "rewards": [Path(r.name).name for r in config.rewards]}
+    if size == "large":
+        out.update(model={k: LARGE[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "layers",
+                                               "heads", "kv_heads")}, parameters=params)
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the mean")
+    parser.add_argument("--size", choices=("demo", "large"), default="demo",
+                        help="demo: the tiny demo model; large: a 32k-vocab model with long completions")
+    parser.add_argument("--steps", type=int, help="steps per side (default 30 for demo, 5 for large)")
+    parser.add_argument("--warmup", type=int, help="first steps left out of the mean (default 3 / 1)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for both (the engine's choice "
-                                                               "for a model this small)")
+                                                               "for the demo model)")
     parser.add_argument("--child", choices=("engine", "trl"), help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    steps = args.steps or DEFAULT_STEPS[args.size][0]
+    warmup = DEFAULT_STEPS[args.size][1] if args.warmup is None else args.warmup
     if args.child:
-        child(args.child, args.steps, args.threads)
+        child(args.child, steps, args.threads, args.size, args.model_dir)
         return 0
-    engine = measure("engine", args.steps, args.warmup, args.threads)
-    trl = measure("trl", args.steps, args.warmup, args.threads)
-    ratios = {"step_time": engine["mean_step_s"] / trl["mean_step_s"], "peak_rss": engine["peak_rss"] / trl["peak_rss"]}
-    print(json.dumps({"benchmark": "grpo_studio engine vs trl GRPOTrainer (CPU, demo model)", "steps": args.steps,
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, params = None, None
+        if args.size == "large":
+            model_dir = str(Path(tmp) / "model")
+            params = build_large_model(Path(model_dir))
+        engine = measure("engine", steps, warmup, args.threads, args.size, model_dir)
+        trl = measure("trl", steps, warmup, args.threads, args.size, model_dir)
+    ratios = {"step_time": engine["mean_step_s"] / trl["mean_step_s"], "peak_rss": engine["peak_rss"] / trl["peak_rss"],
+              "peak_above_baseline": engine["peak_above_baseline"] / max(1, trl["peak_above_baseline"])}
+    print(json.dumps({"benchmark": f"grpo_studio engine vs trl GRPOTrainer (CPU, {args.size} model)",
+                      "settings": settings(args.size, steps, warmup, args.threads, params),
                       "engine": engine, "trl": trl, "ratios": {k: round(v, 3) for k, v in ratios.items()},
                       "goal": GOAL, "meets_goal": {k: ratios[k] <= GOAL[k] for k in GOAL}}, indent=1))
     return 0
