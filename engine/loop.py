@@ -175,6 +175,7 @@ class Trainer:
                 if on_pause is not None:
                     on_pause(True)
                 self.control.wait_while_paused()
+                self.emit("log", level="info", message=f"resumed at step {self.step}")
                 if on_pause is not None:
                     on_pause(False)
             if self.control.stop_requested:

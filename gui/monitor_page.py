@@ -43,6 +43,7 @@ class MonitorPage(QWidget):
         self.data = RunData()
         self.follower: RunFollower | None = None
         self.live = False
+        self.pause_pending = False  # a pause was accepted; the engine has not reached the end of its step yet
         self._dirty = False
         self._timer = QTimer(self, interval=REFRESH_MS)
         self._timer.timeout.connect(self._refresh)
@@ -166,6 +167,7 @@ class MonitorPage(QWidget):
         self.ensure_view()
         self.run_dir = Path(run_dir)
         self.data = RunData()
+        self.pause_pending = False
         self.charts.clear()
         self.charts.estimate = _estimate_total(self.run_dir)
         self.samples.setRowCount(0)
@@ -202,7 +204,8 @@ class MonitorPage(QWidget):
 
     # ------------------------------------------------------------------ commands
     def pause_action(self) -> None:
-        self._send("resume" if self.data.paused else "pause")
+        # While a pause is pending (the engine finishes its step first), a second click cancels it.
+        self._send("resume" if self.data.paused or self.pause_pending else "pause")
 
     def _send(self, cmd: str) -> None:
         if self.run_dir is None or not self._running():
@@ -217,9 +220,14 @@ class MonitorPage(QWidget):
         if self.run_dir is None or Path(run_dir) != self.run_dir:
             return
         if reply.get("ok"):
-            if cmd in ("pause", "resume"):
-                self.data.paused = cmd == "pause"
-                self._dirty = True
+            # The engine pauses between steps: "paused" is shown once its "paused after step N" event
+            # arrives, not on the reply, so the step shown is the step it stopped at.
+            if cmd == "pause":
+                self.pause_pending = True
+            elif cmd == "resume":
+                self.pause_pending = False
+                self.data.paused = False  # it wakes within a fraction of a second
+            self._dirty = True
         else:
             self.status_event.emit(f"{cmd} failed: {reply.get('error') or 'no reply from the engine'}")
 
@@ -244,7 +252,9 @@ class MonitorPage(QWidget):
         self.stat_speed.value.setText(f"{data.tokens_per_s:,.0f}" if data.tokens_per_s else "–")
         for button in (self.pause_button, self.save_button, self.stop_button):
             button.setEnabled(running)
-        self.pause_button.setText("Resume" if data.paused else "Pause")
+        if data.paused or data.done is not None:
+            self.pause_pending = False
+        self.pause_button.setText("Resume" if data.paused else "Pausing…" if self.pause_pending else "Pause")
         if data.error:
             self.error_panel.show_error(data.error["kind"], data.error["message"], data.error.get("hint", ""))
         else:

@@ -139,6 +139,14 @@ def test_commands_go_to_the_bridge(monitor, qtbot, tmp_path, monkeypatch):
     assert [c for _, c in sent] == ["pause", "save_now", "stop"]
     monitor._command_event_response(str(run), "pause", {"ok": True})
     monitor._refresh()
-    assert monitor.pause_button.text() == "Resume"
+    assert monitor.pause_button.text() == "Pausing…"  # accepted; the engine finishes its step first
+    assert not monitor.data.paused
+    monitor.events_event_response([{"type": "log", "seq": 0, "time": 1.0, "level": "info",
+                                    "message": "paused after step 3"}])
+    monitor._refresh()
+    assert monitor.data.paused and monitor.pause_button.text() == "Resume"
     monitor.pause_button.click()
     assert sent[-1][1] == "resume"
+    monitor._command_event_response(str(run), "resume", {"ok": True})
+    monitor._refresh()
+    assert not monitor.data.paused and monitor.pause_button.text() == "Pause"
