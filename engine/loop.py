@@ -225,7 +225,8 @@ class Trainer:
         lengths = rollout.completion_mask.sum(1).float()
         self.emit("metrics", step=self.step, reward=_nanmean(rewards), reward_std=_nanstd(rewards),
                   rewards={name: _stats(values) for name, values in scores.per_function.items()},
-                  loss=loss, kl=kl, clip_ratio=clip,
+                  loss=loss, kl=kl if grpo.beta > 0 else None,  # no reference pass, nothing measured
+                  clip_ratio=clip,
                   completion_length={"mean": lengths.mean().item(), "max": int(lengths.max().item())},
                   lr=lr, grad_norm=grad_norm)
         self.emit("memory", step=self.step, **memory_fields(self.device, self.policy.offload))

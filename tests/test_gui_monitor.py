@@ -79,6 +79,9 @@ def test_monitor_replays_a_finished_run(monitor, qtbot, tmp_path):
     assert {"total", *(n.rsplit(":", 1)[-1] for n in METRICS[-1]["rewards"])} == set(charts.reward._curves)
     assert len(charts.loss._curves["loss"].xData) == len(steps)
     assert charts.gpu.stack.currentIndex() == 0 and "CPU" in charts.gpu.placeholder.text()
+    # the demo trains with beta 0: no reference pass, so KL says so instead of drawing a fake flat zero
+    assert all(e["kl"] is None for e in METRICS)
+    assert charts.kl.stack.currentIndex() == 0 and "beta is 0" in charts.kl.placeholder.text()
     assert len(charts.ram._curves["process RSS"].yData) == sum(e["type"] == "memory" for e in RECORDED)
     samples = [e for e in RECORDED if e["type"] == "sample"]
     assert monitor.samples.rowCount() == len(samples)

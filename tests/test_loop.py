@@ -22,7 +22,9 @@ def metrics_of(run_dir):
 def test_grpo_learns_the_demo_task(tmp_path):
     config = demo_config(steps=100)
     assert run_engine(config, tmp_path / "run", quiet=True) == 0
-    correct = [m["rewards"]["math_correct"]["mean"] for m in metrics_of(tmp_path / "run")]
+    metrics = metrics_of(tmp_path / "run")
+    correct = [m["rewards"]["math_correct"]["mean"] for m in metrics]
+    assert config.grpo.beta == 0 and all(m["kl"] is None for m in metrics)  # no reference pass: not measured
     first, last = sum(correct[:20]) / 20, sum(correct[-20:]) / 20
     assert first < 0.45  # the shipped warm-up starts near 0.2
     assert last > first + 0.15, (first, last)
