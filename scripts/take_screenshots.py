@@ -3,9 +3,11 @@ newcomer would. Run under a display (Xvfb is enough):
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [--theme light|dark]
 
-Writes resources/screenshots/{new_run,monitor,runs,tray_menu,error,export,try}.png. The Monitor shows the
-recorded demo run in tests/data/demo_events.jsonl; Export and Try run against tests/data/fake_cli.py (the
-recorded output of the real commands), so no model or GPU is needed. Settings and runs live in a temp folder.
+Writes resources/screenshots/{new_run,monitor,runs,tray_menu,error,export,try}.png. First it trains the
+real demo (about 20 s on 2 CPU cores) into a temp runs folder: that finished run is the one Runs, Export and
+Try show, and Export and Try run the real `grpo-studio export` / `chat` on it. The other runs around it (live,
+stopped, crashed, failed with an out-of-memory error) replay tests/data/*.jsonl with their times moved to
+today, so the Runs table reads like a user's. Settings and runs live in a temp folder; no GPU is needed.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,8 +31,22 @@ def prepare_env(temp: Path) -> None:
     os.environ["GRPO_STUDIO_RUNS_DIR"] = str(temp / "runs")
     os.environ["GRPO_STUDIO_INSTANCE"] = f"grpo-studio-screenshots-{os.getpid()}"
     os.environ["GRPO_STUDIO_GPU"] = "NVIDIA GeForce RTX 3060, 12288, 11650"
-    os.environ["GRPO_STUDIO_CLI"] = f"{sys.executable} {DATA / 'fake_cli.py'}"
+    os.environ.pop("GRPO_STUDIO_CLI", None)  # the real CLI: Export and Try show what the commands really do
     os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def train_demo(run: Path, steps: int = 300) -> None:
+    """A real, finished demo run (the engine in its own process, as the app starts it)."""
+    subprocess.run([sys.executable, "-m", "grpo_studio", "train", "--demo", "--steps", str(steps),
+                    "--run-dir", str(run), "--quiet"], check=True, cwd=tempfile.gettempdir())
+
+
+def shifted(lines: list[str], started: float) -> list[str]:
+    """Recorded events with their times moved so that the first one is at `started`."""
+    events = [json.loads(line) for line in lines]
+    first = events[0]["time"]
+    return [json.dumps({**e, "time": round(started + e["time"] - first, 3)}, separators=(",", ":")) + "\n"
+            for e in events]
 
 
 def make_runs(runs: Path) -> dict[str, Path]:
@@ -37,33 +54,43 @@ def make_runs(runs: Path) -> dict[str, Path]:
     from grpo_studio.engine.config import save_config
     from grpo_studio.engine.demo import demo_config
 
+    import psutil
+
     lines = (DATA / "demo_events.jsonl").read_text().splitlines(keepends=True)
     total = json.loads(lines[0]).get("total_steps") or 0
     now = time.time()
-    made = {}
+    made = {"finished": runs / f"{time.strftime('%Y-%m-%d_%H%M%S', time.localtime(now))}_demo"}
+    train_demo(made["finished"])
     cut = len(lines) * 2 // 3  # the live run is two thirds through the recording
-    specs = [("2026-03-02_201500_demo", "finished", None, lines, now - 86400 * 2),
-             ("2026-03-03_214012_Qwen2.5-1.5B-Instruct", "stopped", None, lines[: len(lines) // 2], now - 86400),
-             ("2026-03-04_190233_Qwen2.5-3B-Instruct", "running", 999_999_9, lines[: len(lines) // 4], now - 7200),
-             ("2026-03-04_221705_demo", "running", os.getpid(), lines[:cut], now - 60)]
-    for name, state, pid, events, started in specs:
-        run = runs / name
+    # The live run's "engine" is this process, started after it (a status older than its pid reads as crashed).
+    this_process = max(time.time(), psutil.Process().create_time() + 1.0)
+    specs = [("stopped", "Qwen2.5-1.5B-Instruct", None, lines[: len(lines) // 2], now - 86400),
+             ("crashed", "Qwen2.5-3B-Instruct", 999_999_9, lines[: len(lines) // 4], now - 7200),
+             ("live", "demo", os.getpid(), lines[:cut], this_process)]
+    for key, model, pid, events, started in specs:
+        run = runs / f"{time.strftime('%Y-%m-%d_%H%M%S', time.localtime(started))}_{model}"
         run.mkdir(parents=True)
         config = demo_config()
-        if "Qwen" in name:
-            config.model = "Qwen/" + name.split("_", 2)[2]
+        if model != "demo":
+            config.model = f"Qwen/{model}"
         save_config(config, run / "config.yaml")
-        (run / "events.jsonl").write_text("".join(events))
+        (run / "events.jsonl").write_text("".join(shifted(events, started)))
         step = sum(1 for line in events if '"type":"metrics"' in line)
+        state = {"stopped": "stopped", "crashed": "running", "live": "running"}[key]
         (run / "status.json").write_text(json.dumps({"pid": pid, "state": state, "started": started, "step": step,
                                                      "total_steps": total}))
-        if state in ("finished", "stopped"):
+        if state == "stopped":
             (run / "adapter").mkdir()
-        made[name] = run
-    oom = runs / "2026-03-04_230011_Qwen2.5-3B-Instruct"
+        made[key] = run
+    started = now - 30
+    oom = runs / f"{time.strftime('%Y-%m-%d_%H%M%S', time.localtime(started))}_Qwen2.5-3B-Instruct"
     oom.mkdir()
-    shutil.copy(DATA / "oom_events.jsonl", oom / "events.jsonl")
-    (oom / "status.json").write_text(json.dumps({"pid": None, "state": "failed", "started": now - 30}))
+    config = demo_config()
+    config.model = "Qwen/Qwen2.5-3B-Instruct"
+    save_config(config, oom / "config.yaml")
+    (oom / "events.jsonl").write_text("".join(shifted((DATA / "oom_events.jsonl").read_text().splitlines(), started)))
+    (oom / "status.json").write_text(json.dumps({"pid": None, "state": "failed", "started": started, "step": 1,
+                                                 "total_steps": 500}))
     made["oom"] = oom
     return made
 
@@ -126,7 +153,7 @@ def main() -> int:
     shot("new_run")
 
     # Monitor mid-run: the live demo run (this process is its "engine", so the controls are active).
-    live = runs["2026-03-04_221705_demo"]
+    live = runs["live"]
     window.open_run(str(live))
     until(lambda: window.monitor.data.step >= total_steps_in(live))  # all recorded steps replayed
     window.monitor._refresh()
@@ -145,7 +172,7 @@ def main() -> int:
     # Runs.
     window.show_page(2)
     window.runs.refresh()
-    window.runs.select(runs["2026-03-03_214012_Qwen2.5-1.5B-Instruct"])
+    window.runs.select(runs["finished"])
     shot("runs")
 
     # Tray menu (rendered as the menu the tray opens).
@@ -161,22 +188,22 @@ def main() -> int:
         first_run.hide()
     menu.hide()
 
-    # Export (against the recorded CLI output).
+    # Export: the real command on the real demo run (GGUF q8_0 + merged model folder).
     window.show_page(3)
-    window.export.select_run(str(runs["2026-03-02_201500_demo"]))
-    window.export.ollama.setChecked(True)
-    window.export.ollama_base.setText(str(Path.home() / "models" / "demo-f16.gguf"))
+    window.export.select_run(str(runs["finished"]))
+    window.export.outtype.setCurrentText("q8_0")
+    window.export.merged.setChecked(True)
     window.export.export_action()
-    until(lambda: window.export.job is None)
+    until(lambda: window.export.job is None, seconds=120)
     shot("export")
 
-    # Try.
+    # Try: base vs tuned on the real demo run.
     window.show_page(4)
-    window.try_page.select_run(str(runs["2026-03-02_201500_demo"]))
+    window.try_page.select_run(str(runs["finished"]))
     window.try_page.prompt.setPlainText("7+5=")
     window.try_page.answer.setText("12")
     window.try_page.generate_action()
-    until(lambda: window.try_page.job is None)
+    until(lambda: window.try_page.job is None, seconds=120)
     shot("try")
 
     window.shutdown()
