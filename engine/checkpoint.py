@@ -11,6 +11,7 @@ so a crash mid-save never leaves a folder that looks usable; only `step-N` folde
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -58,13 +59,38 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": capture_rng(), "data": data_state, **(extra or {})}, tmp / STATE_FILE)
         (tmp / COMPLETE_FILE).write_text(json.dumps({"step": step, "time": time.time()}))
+        _fsync_tree(tmp)  # on disk before the rename makes it count: a power cut keeps it whole too
         if final.exists():  # a stop right after a periodic save writes the same step again
             shutil.rmtree(final)
         tmp.rename(final)
+        _fsync_dir(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (new names, renames) durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def complete_checkpoints(folder: Path) -> list[tuple[int, Path]]:
