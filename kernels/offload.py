@@ -16,8 +16,9 @@ so they are kept by reference; the ones that require grad become inputs of the n
 baseline of the tests and the benchmark. On CPU the same path runs: the "offload" is a plain copy into the
 pooled buffer and the streams are no-ops, so it is tested without a GPU.
 
-Read top to bottom: finding the decoder layers, the copy stream, one saved input, the autograd node, the
-per-layer wrapper, and the handle that `apply_offloaded_checkpointing` returns.
+Read top to bottom: finding the decoder layers, one saved input, the autograd node, the per-layer wrapper,
+and the handle that `apply_offloaded_checkpointing` returns. The host buffers and the side-stream copies into
+and out of them are in pinned_pool.py.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .pinned_pool import Lease, PinnedPool
+from .pinned_pool import CopyStream, Lease, PinnedPool
 
 _GIB = 1 << 30
 
@@ -56,50 +57,6 @@ def find_decoder_layers(model: nn.Module) -> list[nn.ModuleList]:
     return decoders
 
 
-# -------------------------------------------------------------------------------------------- copy stream
-class _CopyStream:
-    """Host <-> device copies on one side CUDA stream; plain synchronous copies on any other device."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.stream = torch.cuda.Stream(device) if self.cuda else None
-
-    def to_host(self, src: torch.Tensor, lease: Lease) -> None:
-        flat = src.reshape(-1)
-        if not self.cuda:
-            _copy_pieces(lease, flat, to_host=True)
-            return
-        self.stream.wait_stream(torch.cuda.current_stream(src.device))  # src is being written until then
-        with torch.cuda.stream(self.stream):
-            _copy_pieces(lease, flat, to_host=True)
-        # The caller drops src next; the allocator must not hand its memory out before this copy has read it.
-        flat.record_stream(self.stream)
-
-    def to_device(self, lease: Lease, shape: torch.Size, device: torch.device) -> tuple[torch.Tensor, Any]:
-        """Start copying the leased activation to device; returns the tensor and an event to wait on."""
-        dst = torch.empty(lease.numel, dtype=lease.dtype, device=device)  # on the compute stream: freed there
-        if not self.cuda:
-            _copy_pieces(lease, dst, to_host=False)
-            return dst.view(shape), None
-        # dst may reuse memory the compute stream was still working on; the copy into it waits for that.
-        self.stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(self.stream):
-            _copy_pieces(lease, dst, to_host=False)
-            event = torch.cuda.Event()
-            event.record(self.stream)
-        return dst.view(shape), event
-
-    def wait(self, event: Any, device: torch.device) -> None:
-        if event is not None:
-            torch.cuda.current_stream(device).wait_event(event)
-
-
-def _copy_pieces(lease: Lease, flat: torch.Tensor, to_host: bool) -> None:
-    for piece, start in lease.pieces():
-        part = flat[start:start + piece.numel()]
-        (piece if to_host else part).copy_(part if to_host else piece, non_blocking=True)
-
-
 # -------------------------------------------------------------------------------------------- saved input
 class _SavedInput:
     """One layer call's input: in a host buffer (offloaded) or on the device (kept through ctx)."""
@@ -118,11 +75,11 @@ class _SavedInput:
     def offloaded(self) -> bool:
         return self.lease is not None
 
-    def prefetch(self, stream: _CopyStream) -> None:
+    def prefetch(self, stream: CopyStream) -> None:
         if self.offloaded and self.prefetched is None and self.finish.alive:
             self.prefetched = stream.to_device(self.lease, self.shape, self.device)
 
-    def load(self, stream: _CopyStream) -> torch.Tensor:
+    def load(self, stream: CopyStream) -> torch.Tensor:
         self.prefetch(stream)
         tensor, event = self.prefetched
         stream.wait(event, self.device)
@@ -304,7 +261,7 @@ class OffloadHandle:
         self._on_warning = on_warning
         self._warned = False
         self._anchor = torch.empty(0, requires_grad=True)
-        self._streams: dict[torch.device, _CopyStream] = {}
+        self._streams: dict[torch.device, CopyStream] = {}
         self._last: weakref.ReferenceType | None = None  # the newest saved input, to chain the next one
         self._last_key: tuple[int, int] | None = None
         self.offloaded = self.offloaded_peak = 0
@@ -346,10 +303,10 @@ class OffloadHandle:
         self.pool.clear()
 
     # --- used by the autograd node
-    def _stream(self, device: torch.device) -> _CopyStream:
+    def _stream(self, device: torch.device) -> CopyStream:
         stream = self._streams.get(device)
         if stream is None:
-            stream = self._streams[device] = _CopyStream(device)
+            stream = self._streams[device] = CopyStream(device)
         return stream
 
     def _save(self, hidden: torch.Tensor, call: _LayerCall) -> _SavedInput:

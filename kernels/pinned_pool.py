@@ -13,11 +13,14 @@ An activation smaller than one chunk takes a single power-of-two chunk of its ow
 The pool refuses a request (returns None) rather than go over its budget: the caller then keeps that
 activation on the device. The budget is `max_bytes` when given, and otherwise whatever RAM is free minus a
 safety margin (so the desktop, the data loader and the optimizer keep room), checked at each new allocation.
+
+`CopyStream` moves an activation between the device and its leased chunks: on a side CUDA stream (so the
+copy overlaps compute), or as plain copies on any other device.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -135,3 +138,47 @@ class PinnedPool:
         if self.max_bytes is not None:
             return self.allocated_bytes + nbytes <= self.max_bytes
         return available_ram_bytes() - nbytes >= self.ram_margin
+
+
+# -------------------------------------------------------------------------------------------- copy stream
+class CopyStream:
+    """Host <-> device copies on one side CUDA stream; plain synchronous copies on any other device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.stream = torch.cuda.Stream(device) if self.cuda else None
+
+    def to_host(self, src: torch.Tensor, lease: Lease) -> None:
+        flat = src.reshape(-1)
+        if not self.cuda:
+            _copy_pieces(lease, flat, to_host=True)
+            return
+        self.stream.wait_stream(torch.cuda.current_stream(src.device))  # src is being written until then
+        with torch.cuda.stream(self.stream):
+            _copy_pieces(lease, flat, to_host=True)
+        # The caller drops src next; the allocator must not hand its memory out before this copy has read it.
+        flat.record_stream(self.stream)
+
+    def to_device(self, lease: Lease, shape: torch.Size, device: torch.device) -> tuple[torch.Tensor, Any]:
+        """Start copying the leased activation to device; returns the tensor and an event to wait on."""
+        dst = torch.empty(lease.numel, dtype=lease.dtype, device=device)  # on the compute stream: freed there
+        if not self.cuda:
+            _copy_pieces(lease, dst, to_host=False)
+            return dst.view(shape), None
+        # dst may reuse memory the compute stream was still working on; the copy into it waits for that.
+        self.stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(self.stream):
+            _copy_pieces(lease, dst, to_host=False)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        return dst.view(shape), event
+
+    def wait(self, event: Any, device: torch.device) -> None:
+        if event is not None:
+            torch.cuda.current_stream(device).wait_event(event)
+
+
+def _copy_pieces(lease: Lease, flat: torch.Tensor, to_host: bool) -> None:
+    for piece, start in lease.pieces():
+        part = flat[start:start + piece.numel()]
+        (piece if to_host else part).copy_(part if to_host else piece, non_blocking=True)
