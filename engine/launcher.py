@@ -7,7 +7,6 @@ imported torch.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time

@@ -124,7 +124,7 @@ def _quote(text: str) -> str:
 
 
 def modelfile_text(base: str, adapter: Path, family: str, stops: list[str], system: str | None) -> str:
-    lines = [f"# Written by GRPO Studio: the base model, the GRPO-trained LoRA adapter, the chat format of training",
+    lines = ["# Written by GRPO Studio: the base model, the GRPO-trained LoRA adapter, the chat format of training",
              f"FROM {base}", f"ADAPTER {adapter}", f"TEMPLATE {_quote(FAMILIES[family].template)}"]
     lines += [f"PARAMETER stop {json.dumps(stop)}" for stop in stops]
     if system:

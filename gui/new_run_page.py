@@ -29,7 +29,7 @@ from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data
 from grpo_studio.gui.rewards_panel import RewardsPanel, TryRewardsDialog
 from grpo_studio.gui.settings import AppSettings
 from grpo_studio.gui.vram_bar import VramBar
-from grpo_studio.gui.widgets import MARGIN, SPACING, Card, FieldError, label, page_header
+from grpo_studio.gui.widgets import MARGIN, SPACING, Card, FieldError, page_header
 
 DEBOUNCE_MS = 150
 

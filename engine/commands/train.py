@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from grpo_studio.engine.control import Control
 from grpo_studio.engine.errors import ConfigError
 
 NAME = "train"
@@ -78,7 +79,6 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.control import Control
     from grpo_studio.engine.runner import run_engine
 
     job = resolve_job(args)
