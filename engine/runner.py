@@ -81,15 +81,16 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         events.emit("done", reason=reason, adapter=str(adapter))
         return 0
     except StudioError as error:
-        return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code)
+        return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)
     except torch.OutOfMemoryError as error:
         first_line = str(error).splitlines()[0] if str(error) else "CUDA out of memory"
         return _fail(events, paths, "oom", f"out of GPU memory at step {trainer.step}: {first_line}", OOM_HINT,
-                     EXIT_CODES["oom"])
+                     EXIT_CODES["oom"], echo=quiet)
     except Exception as error:  # a bug or an unexpected library failure: keep the traceback for the report
         traceback.print_exc(file=sys.stderr)
         return _fail(events, paths, "crash", f"{type(error).__name__}: {error}",
-                     f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"])
+                     f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"],
+                     echo=quiet)
     finally:
         if server is not None:
             server.close()  # after `done`: subscribers receive it before the socket goes
@@ -100,8 +101,12 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         lock.close()
 
 
-def _fail(events: EventLog, paths: RunPaths, kind: str, message: str, hint: str, code: int) -> int:
+def _fail(events: EventLog, paths: RunPaths, kind: str, message: str, hint: str, code: int,
+          echo: bool = False) -> int:
+    """End the run as failed. `echo`: also print it (no progress printer does; a detached engine.log needs it)."""
     events.emit("error", kind=kind, message=message, hint=hint)
+    if echo:
+        print(f"error ({kind}): {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr, flush=True)
     events.emit("done", reason="failed", adapter=None)
     write_status(paths, state="failed")
     return code

@@ -125,10 +125,12 @@ def test_stop_request_saves_a_checkpoint_and_ends_stopped(tmp_path):
     assert read_status(RunPaths(run))["state"] == "stopped"
 
 
-def test_user_error_becomes_an_error_event_and_exit_code(tmp_path):
+def test_user_error_becomes_an_error_event_and_exit_code(tmp_path, capsys):
     config = demo_config(steps=2)
     config.model = str(tmp_path / "no-such-model")
     assert run_engine(config, tmp_path / "run", quiet=True) == 2
+    printed = capsys.readouterr().err  # quiet (a detached engine's log) still says what went wrong
+    assert "error (config)" in printed and "no-such-model" in printed and "hint:" in printed
     events = list(read_events(RunPaths(tmp_path / "run").events))
     error = next(e for e in events if e["type"] == "error")
     assert error["kind"] == "config" and "no-such-model" in error["message"] and error["hint"]

@@ -70,6 +70,31 @@ def test_pyinstaller_spec_bundles_one_executable_for_app_and_engine():
     assert "from grpo_studio.cli import main" in entry and "freeze_support()" in entry
 
 
+def test_bundle_source_is_staged_as_the_installed_package(tmp_path):
+    """PyInstaller cannot follow the editable install: the spec analyses a copy laid out as a wheel would."""
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        from stage_source import package_dirs, stage_package
+    finally:
+        sys.path.remove(str(ROOT / "packaging"))
+    staged = stage_package(tmp_path / "src")
+    mapping = package_dirs()
+    assert mapping["grpo_studio"] == "app" and mapping["grpo_studio.engine"] == "engine"
+    for package, folder in mapping.items():
+        where = staged.joinpath(*package.split("."))
+        assert (where / "__init__.py").is_file(), package
+        assert {p.name for p in (ROOT / folder).glob("*.py")} <= {p.name for p in where.glob("*.py")}
+    assert (staged / "grpo_studio" / "resources" / "demo" / "rewards.py").is_file()  # .py data the demo needs
+    assert not list(staged.rglob("__pycache__"))
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import grpo_studio.cli, grpo_studio.engine.commands.train;"
+            "from importlib.resources import files; import grpo_studio.resources as r;"
+            "print(grpo_studio.cli.__file__); print(files(r) / 'demo' / 'task.jsonl')")
+    out = subprocess.run([sys.executable, "-c", code, str(staged)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert all(line.startswith(str(staged)) for line in out.stdout.split())  # the copy, not the repository
+
+
 def test_doctor_reports_without_a_gpu():
     result = subprocess.run([sys.executable, "-m", "grpo_studio", "doctor", "--json"], capture_output=True,
                             text=True, timeout=120)
