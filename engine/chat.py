@@ -125,10 +125,11 @@ def generate(model, tokenizer, prompt_text: str, device: torch.device, *, max_ne
     return tokenizer.decode(completion, skip_special_tokens=True), completion
 
 
-def score(functions: list, prompt, text: str, ids: list[int], columns: dict,
-          emit: Emit) -> tuple[dict[str, float | None], float | None]:
+def score(functions: list, prompt, text: str, ids: list[int], columns: dict, emit: Emit,
+          reported: set[str]) -> tuple[dict[str, float | None], float | None]:
     """Each reward function on its own, so one that cannot score (math_correct without an answer) gives
-    null instead of hiding the others; the total is the weighted sum of those that scored."""
+    null instead of hiding the others; the total is the weighted sum of those that scored. Why a function
+    did not score is said once per function (`reported` remembers across the two sides)."""
     from grpo_studio.engine.rewards import score_completions
 
     per_function: dict[str, float | None] = {}
@@ -137,7 +138,11 @@ def score(functions: list, prompt, text: str, ids: list[int], columns: dict,
         try:
             value = score_completions([fn], [prompt], [text], [ids], [columns]).per_function[fn.name][0]
         except StudioError as error:
-            emit({"type": "log", "message": f"{fn.name}: not scored ({error.message.splitlines()[0]})"})
+            if fn.name not in reported:
+                reported.add(fn.name)
+                why = ("no reference answer was given (--answer, or Answer in the app)" if not columns
+                       else error.message.splitlines()[0])
+                emit({"type": "log", "message": f"{fn.name}: not scored: {why}"})
             value = None
         per_function[fn.name] = value
         if value is not None:
@@ -170,6 +175,7 @@ def chat(path: str | Path, prompt_text: str, *, emit: Emit, max_new_tokens: int 
     limit = max_new_tokens or (config.grpo.max_completion_length if config else 256)
     top_p = config.grpo.top_p if config else 1.0
     seed = config.seed if config else 0
+    reported: set[str] = set()
     for side in SIDES:
         def on_text(piece: str, side: str = side) -> None:
             emit({"type": "token", "side": side, "text": piece})
@@ -181,6 +187,6 @@ def chat(path: str | Path, prompt_text: str, *, emit: Emit, max_new_tokens: int 
         else:
             answer_text, ids = generate(model, tokenizer, text, device, max_new_tokens=limit,
                                         temperature=temperature, top_p=top_p, seed=seed, on_text=on_text)
-        rewards, total = score(functions, prompt, answer_text, ids, columns, emit)
+        rewards, total = score(functions, prompt, answer_text, ids, columns, emit, reported)
         emit({"type": "answer", "side": side, "text": answer_text, "rewards": rewards, "reward": total})
     emit({"type": "done"})

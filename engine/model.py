@@ -9,9 +9,7 @@ log-probs chunk by chunk. The reference policy is the same weights with the adap
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,9 +21,6 @@ from grpo_studio.engine.config import DEMO, TrainConfig
 from grpo_studio.engine.errors import ConfigError
 
 SMALL_MODEL_PARAMS = 20_000_000  # below this, one CPU thread is fastest
-# bitsandbytes warns at import on CPUs with AVX512-BF16 that an optional download-only kernel is missing;
-# its plain CPU path works, so keep the demo's terminal clean.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 @dataclass
@@ -125,9 +120,7 @@ def load_policy(config: TrainConfig, folder: Path, base_name: str, tokenizer: An
                       target_modules=targets, use_rslora=config.lora.use_rslora, bias="none",
                       task_type="CAUSAL_LM")
     try:
-        with warnings.catch_warnings():  # peft asks a deprecated transformers property; not ours to fix
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            model = get_peft_model(model, lora)  # peft's 'all-linear' leaves the output layer out
+        model = get_peft_model(model, lora)  # peft's 'all-linear' leaves the output layer out
     except ValueError as exc:
         raise ConfigError(f"lora.target_modules: {exc}", "list module names that exist in this model") from None
 

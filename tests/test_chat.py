@@ -48,6 +48,8 @@ def test_chat_streams_both_sides_and_scores_them(tmp_path, capsys):
         assert answer["rewards"]["math_correct"] is None  # no --answer: cannot be scored
         assert answer["reward"] == pytest.approx(0.5 * answer["rewards"]["format_soft"])
     assert got["base"]["text"] != got["tuned"]["text"], "the adapter must change the answer"
+    notes = [m["message"] for m in lines if m["type"] == "log" and "not scored" in m["message"]]
+    assert notes == ["math_correct: not scored: no reference answer was given (--answer, or Answer in the app)"]
     # greedy: the same again; with --answer math_correct scores
     code, again = cli_json(capsys, "chat", run, "--prompt", "What is 2 + 3?", "--max-new-tokens", 12,
                            "--answer", "5")
@@ -73,6 +75,27 @@ def test_chat_on_the_demo_model_plain_prompt(tmp_path, capsys):
     got = answers(lines)
     assert got["base"]["text"] != got["tuned"]["text"]
     assert got["base"]["rewards"] == {} and got["base"]["reward"] is None  # no run config: no reward functions
+
+
+@pytest.mark.slow  # trains the demo for ~10 s
+def test_chat_after_demo_training_tuned_answers_differ_and_score_higher(tmp_path, capsys):
+    from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.runner import run_engine
+
+    run = tmp_path / "run"
+    assert run_engine(demo_config(steps=120), run, quiet=True) == 0
+    capsys.readouterr()
+    prompts = [(f"{a}+{b}=", a + b) for a, b in ((2, 9), (7, 8), (9, 9), (6, 5), (8, 4), (3, 9), (5, 7), (9, 6))]
+    differ, scores = 0, {"base": 0.0, "tuned": 0.0}
+    for prompt, total in prompts:
+        code, lines = cli_json(capsys, "chat", run, "--prompt", prompt, "--answer", total)
+        assert code == 0
+        got = answers(lines)
+        differ += got["base"]["text"] != got["tuned"]["text"]
+        for side in scores:
+            scores[side] += got[side]["rewards"]["math_correct"]
+    assert differ >= 1, "after training, the adapter must change some answers"
+    assert scores["tuned"] > scores["base"], scores
 
 
 def test_chat_error_is_a_json_line(tmp_path, capsys):

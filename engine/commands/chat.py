@@ -30,16 +30,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _text_view(emit_json: Callable[[dict], None], args: argparse.Namespace) -> Callable[[dict], None]:
     """Without --json: a readable transcript (each side's tokens, then its rewards)."""
     started: set[str] = set()
+    notes: list[dict] = []  # logs that arrive mid-answer wait for its end, so they do not split the answer
 
     def emit(message: dict) -> None:
         kind = message["type"]
         if kind == "token" and message["side"] not in started:
             started.add(message["side"])
             print(f"\n--- {message['side']} ---", flush=True)
-        if kind == "answer":
+        if kind == "log" and started:
+            notes.append(message)
+        elif kind == "answer":
             rewards = ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in message["rewards"].items())
             total = "-" if message["reward"] is None else f"{message['reward']:.2f}"
             print(f"\n[reward {total}{': ' + rewards if rewards else ''}]", flush=True)
+            for note in notes:
+                emit_json(note)
+            notes.clear()
         else:
             emit_json(message)
 
