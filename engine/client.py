@@ -148,21 +148,24 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
                         return
             finally:
                 client.close()
-        # The socket is gone (or never was): the file has the rest, and may still grow.
-        for event in read_events(paths.events, next_seq):
-            if event.get("seq") != next_seq:
-                break
+        # The socket is gone (or never was): the file has the rest, and may still grow. Whether the engine
+        # is gone is asked first, so that everything it wrote before exiting is in what is read next.
+        gone = not engine_alive(read_status(paths))
+        for event in _consecutive_events(paths, next_seq):
             next_seq += 1
             yield event
             if final(event):
                 return
-        if not engine_alive(read_status(paths)):
-            for event in read_events(paths.events, next_seq):  # written between the last read and the exit
-                if event.get("seq") != next_seq:
-                    break
-                next_seq += 1
-                yield event
-                if final(event):
-                    return
+        if gone:
             return
         time.sleep(POLL_S)
+
+
+def _consecutive_events(paths: RunPaths, start: int) -> Iterator[dict]:
+    """events.jsonl's events from seq `start` on, up to the first gap (a line still being written)."""
+    expected = start
+    for event in read_events(paths.events, start):
+        if event.get("seq") != expected:
+            return
+        expected += 1
+        yield event
