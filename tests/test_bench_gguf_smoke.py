@@ -1,19 +1,17 @@
 """Smoke test of tests/benchmarks/bench_gguf_vs_llamacpp.py: it says why it skips, and compares when it can."""
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+from script_module import load_script
+
 BENCH = Path(__file__).parent / "benchmarks" / "bench_gguf_vs_llamacpp.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_gguf_vs_llamacpp", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH)
 
 
 def test_skips_with_a_reason_without_llama_cpp(tmp_path, capsys):

@@ -1,18 +1,16 @@
 """Smoke test of tests/benchmarks/bench_offload.py at tiny sizes: it runs, prints JSON, and its numbers hold."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from script_module import load_script
+
 BENCH = Path(__file__).parent / "benchmarks" / "bench_offload.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_offload", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH)
 
 
 @pytest.mark.parametrize("four_bit", [False, True])

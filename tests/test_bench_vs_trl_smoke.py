@@ -1,6 +1,5 @@
 """The TRL comparison benchmark runs end to end at a tiny size and reports what it promises; its large-size
 model builder makes a consistent model + tokenizer + task without downloads."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from script_module import load_script
+
 BENCH = Path(__file__).parent / "benchmarks" / "bench_vs_trl.py"
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_vs_trl", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH)
 
 
 def test_bench_vs_trl_smoke():

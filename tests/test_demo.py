@@ -1,6 +1,5 @@
 """The embedded demo: shipped files, a tokenizer that keeps the answer tags, a warm-started model, and the
 `grpo-studio train --demo` command end to end (including --resume)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,14 +11,13 @@ from grpo_studio.engine.demo import demo_config, demo_model_dir, demo_task_path
 from grpo_studio.engine.events import read_events
 from grpo_studio.engine.runs import RunPaths
 
+from script_module import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_script():
-    spec = importlib.util.spec_from_file_location("build_demo_model", ROOT / "scripts" / "build_demo_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "build_demo_model.py")
 
 
 def test_shipped_files_are_small_and_match_the_build_script():
