@@ -71,12 +71,12 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.
 
 
 def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir():
+            _fsync_dir(path)
+        else:
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        _fsync_dir(folder)
 
 
 def _fsync_dir(folder: Path) -> None:
