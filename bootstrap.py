@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set up GRPO Studio in ./.venv (idempotent) and run the app or the tests. Needs only Python >= 3.10.
+"""Set up GRPO Studio in ./.venv (idempotent) and run the app or the tests. Needs only Python >= 3.11.
 
     python3 bootstrap.py run [ARGS]    the desktop app when there is a display, else the demo in the terminal
     python3 bootstrap.py test [ARGS]   the test suite (pytest ARGS)
@@ -90,6 +90,8 @@ def has_display() -> bool:
 
 
 def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        sys.exit(f"GRPO Studio needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not argv or argv[0] not in ("run", "test"):
         print(__doc__)
         return 2
@@ -104,7 +106,9 @@ def main(argv: list[str]) -> int:
         log("no display found: running the built-in demo in the terminal (`grpo-studio train --demo`)")
         return subprocess.call([str(app), "train", "--demo"])
     ensure_qt_libraries()
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1"}
+    # PYTHONSAFEPATH: the checkout's top-level kernels/ folder must never shadow Hugging Face's `kernels`
+    # package (a transformers dependency), in pytest or in the engine processes the tests start.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1", "PYTHONSAFEPATH": "1"}
     code = subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT, env=env)
     if code == 5:
         log("pytest collected no tests: that is a failure")

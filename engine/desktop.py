@@ -33,7 +33,7 @@ def launch_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("grpo-studio")
-    return [found] if found else [sys.executable, "-m", "grpo_studio"]
+    return [found] if found else [sys.executable, "-P", "-m", "grpo_studio"]
 
 
 def _resource(*parts: str) -> Path:

@@ -19,7 +19,9 @@ def engine_command(argv: list[str]) -> list[str]:
     """The command line for `grpo-studio *argv` with this installation's Python (or the frozen bundle)."""
     if getattr(sys, "frozen", False):  # PyInstaller bundle: the executable is grpo-studio itself
         return [sys.executable, *argv]
-    return [sys.executable, "-m", "grpo_studio", *argv]
+    # -P: never put the current folder on sys.path. Run from a source checkout, its top-level kernels/
+    # folder would otherwise shadow Hugging Face's `kernels` package, which transformers imports.
+    return [sys.executable, "-P", "-m", "grpo_studio", *argv]
 
 
 def start_detached(argv: list[str], run_dir: str | Path) -> int:

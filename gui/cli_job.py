@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
+
+from grpo_studio.engine.launcher import engine_command
 
 CLI_ENV = "GRPO_STUDIO_CLI"
 
@@ -25,11 +26,7 @@ def cli_command(args: list[str]) -> list[str]:
     override = os.environ.get(CLI_ENV)
     if override:
         return shlex.split(override) + list(args)
-    try:
-        from grpo_studio.engine.launcher import engine_command
-    except ImportError:  # launcher not installed in this build: run the package's entry module directly
-        return [sys.executable, "-m", "grpo_studio", *args]
-    return list(engine_command(list(args)))
+    return engine_command(list(args))
 
 
 class CliJob(QObject):
