@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -129,6 +130,10 @@ class TrainConfig:
     seed: int = _f(42, range=(0, 2**32 - 1))
     checkpoint_every: int = _f(50, range=(0, None), help="Save a checkpoint every N steps (0 = only at "
                                                          "the end).")
+    checkpoint_keep: int = _f(3, range=(0, None), help="Keep the newest N checkpoints, delete older ones "
+                                                       "(0 = keep all).")
+    reward_timeout_s: float = _f(60.0, range=(0.1, 86400.0), help="Stop the run when one reward function "
+                                                                  "call takes longer than this (seconds).")
     log_samples_every: int = _f(1, range=(0, None), help="Send one sample completion every N steps.")
     gradient_checkpointing: bool = _f(True, help="Recompute activations in backward: much less memory.")
     offload_activations: str = _f("auto", choices=OFFLOAD, help="Keep checkpointed activations in CPU "
@@ -160,9 +165,17 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}", "pass the path of a config.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})",
+                          "save the config file as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:  # an empty file would otherwise silently train the demo
+        raise ConfigError(f"{path} is empty", "write the run's settings into it (at least `model:` and "
+                          "`dataset:`; the app's \"Save YAML…\" writes a complete one), or use --demo")
     return config_from_dict(data)
 
 
@@ -244,11 +257,16 @@ def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: lis
     if value is None:
         errors.append(f"{path}: must not be empty")
         return f.default if f.default is not dataclasses.MISSING else None
+    choices, bounds = f.metadata.get("choices"), f.metadata.get("range")
+    if isinstance(value, bool) and choices and {"on", "off"} <= set(choices):
+        value = "on" if value else "off"  # unquoted YAML on/off/yes/no arrive as booleans
     converted = _scalar(hint, value)
     if converted is None:
         errors.append(f"{path}: expected {hint.__name__}, got {value!r}")
         return f.default
-    choices, bounds = f.metadata.get("choices"), f.metadata.get("range")
+    if isinstance(converted, float) and not math.isfinite(converted):
+        errors.append(f"{path}: {converted} is out of range; a finite number is needed")
+        return converted
     if choices and converted not in choices:
         close = difflib.get_close_matches(str(converted), choices, n=1)
         suggestion = f" (did you mean '{close[0]}'?)" if close else ""

@@ -6,6 +6,7 @@ file and then follows live events can never miss or reorder one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -13,40 +14,87 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from grpo_studio.engine.disk import DiskFullError, is_disk_full
 from grpo_studio.engine.protocol import clean, encode
 
 Listener = Callable[[dict], None]
 
 
 class EventLog:
+    """Appends with one `os.write` per event on an O_APPEND descriptor (created 0600: prompts and
+    completions are nobody else's business). A failed write is cut back to the last whole line; a full
+    disk raises DiskFullError. If the file is deleted or replaced while the run goes on, it is recreated
+    and the sequence continues, so later events are not written into an unlinked file."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.next_seq = _repair_and_count(self.path)
         self.step: int | None = None  # set by the loop once training runs; stamped on every event
-        self._file = open(self.path, "ab")
+        self._fd: int | None = None
+        self._open()
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
+        self.recreated = 0  # how often the file had to be recreated (it was deleted or replaced)
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        self._identity = _identity(os.fstat(self._fd))
+        if hasattr(os, "fchmod"):
+            os.fchmod(self._fd, 0o600)  # a file from an older version may have been created 0644
 
     def emit(self, type: str, **fields: Any) -> dict:
         with self._lock:
+            if self._fd is None:
+                raise ValueError("the event log is closed")
             event = {"type": type, "seq": self.next_seq, "time": round(time.time(), 3)}
             if self.step is not None and "step" not in fields:
                 event["step"] = self.step
             event.update(clean(fields))
-            self._file.write(encode(event) + b"\n")
-            self._file.flush()
+            lost = self._reopen_if_gone()
+            self._append(encode(event) + b"\n")
             self.next_seq += 1
             listeners = list(self._listeners)
         for listener in listeners:
             listener(event)
+        if lost:
+            self.emit("log", level="warning", message=f"{self.path.name} was deleted or replaced during the "
+                                                        f"run; recreated it from event {lost} on")
         return event
+
+    def _reopen_if_gone(self) -> int | None:
+        """Recreate the file when it was unlinked or replaced; returns the seq it restarts at, else None."""
+        try:
+            current = _identity(os.stat(self.path))
+        except FileNotFoundError:
+            current = None
+        if current == self._identity and os.fstat(self._fd).st_nlink > 0:
+            return None
+        os.close(self._fd)
+        self._open()
+        self.recreated += 1
+        return self.next_seq
+
+    def _append(self, data: bytes) -> None:
+        size = os.fstat(self._fd).st_size
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(errno.ENOSPC, "No space left on device (short write)")
+        except OSError as error:
+            try:
+                os.ftruncate(self._fd, size)  # never leave half a line behind
+            except OSError:
+                pass
+            if is_disk_full(error):
+                raise DiskFullError(self.path.parent, f"writing {self.path.name}") from error
+            raise
 
     def sync(self) -> None:
         """Force the file to disk (at checkpoints and the end; per-event fsync would cost too much)."""
         with self._lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            if self._fd is not None:
+                os.fsync(self._fd)
 
     def add_listener(self, listener: Listener) -> None:
         with self._lock:
@@ -59,9 +107,13 @@ class EventLog:
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.flush()
-                self._file.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
 
 
 def read_events(path: str | Path, from_seq: int = 0) -> Iterator[dict]:

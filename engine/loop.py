@@ -128,7 +128,8 @@ class Trainer:
         examples, report = load_examples(config, tokenizer)  # the answer column also arrives as `answer`
         self.examples = examples
         self.reward_functions = load_reward_functions(
-            config.rewards, max_completion_length=config.grpo.max_completion_length)
+            config.rewards, max_completion_length=config.grpo.max_completion_length,
+            timeout_s=config.reward_timeout_s)
         self.emit("log", level="info", message=report.summary())
         for warning in report.warnings:
             self.emit("log", level="warning", message=warning)
@@ -154,11 +155,12 @@ class Trainer:
 
     def _resume(self) -> None:
         ckpt.remove_partial(self.paths.checkpoints)
-        path = ckpt.latest_checkpoint(self.paths.checkpoints)
-        if path is None:
+        found = ckpt.load_newest_intact(self.paths.checkpoints, self.model, self.optimizer, self.scheduler,
+                                        warn=lambda message: self.emit("log", level="warning", message=message))
+        if found is None:
             self.emit("log", level="info", message="no complete checkpoint to resume from; starting at step 0")
             return
-        state = ckpt.load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        path, state = found
         self.sampler.load_state_dict(state["data"])
         self.step = self.last_saved_step = int(state["step"])
         self.emit("log", level="info", message=f"resumed from {path.name}")
@@ -320,8 +322,9 @@ class Trainer:
         self.emit("phase", phase="saving", step=self.step)
         path = ckpt.save_checkpoint(self.paths.checkpoints, self.step, self.model, self.optimizer,
                                     self.scheduler, self.sampler.state_dict(),
-                                    {"config_hash": self.config.config_hash()})
+                                    {"config_hash": self.config.config_hash(), "config": self.config.to_dict()})
         self.last_saved_step = self.step
+        ckpt.prune_checkpoints(self.paths.checkpoints, self.config.checkpoint_keep)
         self.emit("checkpoint", step=self.step, path=str(path))
         return path
 

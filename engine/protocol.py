@@ -27,7 +27,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "done": ("reason", "adapter"),
 }
 PHASES = ("loading_model", "generating", "scoring", "optimizing", "saving")
-ERROR_KINDS = ("oom", "data", "config", "reward", "crash")
+ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "disk_full")
 DONE_REASONS = ("finished", "stopped", "failed")
 COMMANDS = ("stop", "pause", "resume", "save_now", "ping", "subscribe")
 MAX_MESSAGE_BYTES = 1 << 20
@@ -80,6 +80,8 @@ def decode(payload: bytes) -> dict:
         message = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"not a JSON message: {exc}") from None
+    except RecursionError:  # e.g. [[[[...]]]] nested 200k deep: refuse it like any other bad message
+        raise ProtocolError("not a JSON message: nested too deeply") from None
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     return message

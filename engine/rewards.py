@@ -24,6 +24,7 @@ from typing import Any, Callable
 from grpo_studio.engine.config import RewardSpec
 from grpo_studio.engine.errors import ConfigError, RewardError
 from grpo_studio.engine.reward_functions import BUILTIN_REWARDS, completion_text, describe, make_length_penalty
+from grpo_studio.engine.user_code import Failure, call_guarded, find_failing_slice
 
 # Keyword names the trainer itself passes; dataset columns with these names are not forwarded (as TRL).
 RESERVED = ("prompt", "prompts", "completion", "completions", "completion_ids", "trainer_state")
@@ -35,6 +36,7 @@ class RewardFunction:
     name: str
     weight: float
     fn: Callable
+    timeout_s: float | None = None  # per call (reward_timeout_s); None = no limit
 
     @property
     def description(self) -> str:
@@ -53,7 +55,8 @@ class RewardScores:
 
 
 def load_reward_functions(specs: list[RewardSpec], *, max_completion_length: int | None = None,
-                          base_dir: str | Path | None = None) -> list[RewardFunction]:
+                          base_dir: str | Path | None = None, timeout_s: float | None = None
+                          ) -> list[RewardFunction]:
     """Resolve each spec: a built-in name, or `path/to/file.py:function` (relative paths from the working
     directory, else from `base_dir`, e.g. the config file's folder). `max_completion_length` sets the
     built-in `length` penalty's limit (the run's grpo.max_completion_length)."""
@@ -71,7 +74,7 @@ def load_reward_functions(specs: list[RewardSpec], *, max_completion_length: int
         if any(r.name == name for r in loaded):
             raise ConfigError(f"rewards: '{spec.name}' is listed twice", "list each reward function once "
                               "(set its weight instead)")
-        loaded.append(RewardFunction(name=name, weight=float(spec.weight), fn=fn))
+        loaded.append(RewardFunction(name=name, weight=float(spec.weight), fn=fn, timeout_s=timeout_s))
     return loaded
 
 
@@ -190,9 +193,11 @@ def _call(rf: RewardFunction, prompts: list, completions: list, completion_ids: 
           kwargs: dict[str, list]) -> list[float | None]:
     n = len(completions)
     kwargs = _accepted(rf.fn, kwargs)
-    try:
-        result = rf.fn(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - user code: report which function and which sample
+    try:  # user code: exits, hangs and floods of output are handled by the guard
+        result = call_guarded(rf.fn, rf.name, rf.timeout_s, prompts=prompts, completions=completions,
+                              completion_ids=completion_ids, **kwargs)
+    except Failure as failure:  # report which function and which sample
+        exc = failure.error
         index, exc = _first_failing_sample(rf, prompts, completions, completion_ids, kwargs, exc)
         where = _sample_text(index, completions) if index is not None else f"a batch of {n} samples"
         raise RewardError(f"reward function '{rf.name}' raised {type(exc).__name__}: {exc} — on {where}"
@@ -236,14 +241,18 @@ def _accepted(fn: Callable, kwargs: dict[str, list]) -> dict[str, list]:
 
 def _first_failing_sample(rf: RewardFunction, prompts: list, completions: list, completion_ids: list,
                           kwargs: dict[str, list], batch_exc: Exception) -> tuple[int | None, Exception]:
-    """Re-run the function one sample at a time to name the sample that breaks it."""
-    for i in range(len(completions)):
+    """Re-run the function on halves of the batch to name one sample that breaks it on its own."""
+    def fails(start: int, stop: int) -> Exception | None:
         try:
-            rf.fn(prompts=prompts[i:i + 1], completions=completions[i:i + 1],
-                  completion_ids=completion_ids[i:i + 1], **{k: v[i:i + 1] for k, v in kwargs.items()})
-        except Exception as exc:  # noqa: BLE001
-            return i, exc
-    return None, batch_exc
+            call_guarded(rf.fn, rf.name, rf.timeout_s, prompts=prompts[start:stop],
+                         completions=completions[start:stop], completion_ids=completion_ids[start:stop],
+                         **{k: v[start:stop] for k, v in kwargs.items()})
+        except Failure as failure:
+            return failure.error
+        return None
+
+    index, exc = find_failing_slice(fails, len(completions))
+    return (index, exc) if index is not None else (None, batch_exc)
 
 
 def _user_line(exc: BaseException) -> str:

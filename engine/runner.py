@@ -4,10 +4,15 @@
 done events, turns failures into an `error` event plus an exit code (a StudioError names what to fix;
 CUDA out-of-memory gets its own hint; anything else is a crash with the traceback on stderr), and writes
 the final adapter. The terminal progress bar is just another listener of the same events.
+
+A full disk anywhere (events, status, checkpoint, adapter) ends as an `error` of kind disk_full: the run
+holds a small reserve file (disk.py) and frees it first, so the error event and the final status still fit.
+Everything the engine writes is private to the user (umask 077: folders 0700, files 0600).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -16,9 +21,11 @@ from pathlib import Path
 from grpo_studio import __version__
 from grpo_studio.engine.config import TrainConfig, dump_config
 from grpo_studio.engine.control import Control
+from grpo_studio.engine.disk import DiskFullError, SpaceReserve, as_disk_full
 from grpo_studio.engine.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.events import EventLog
 from grpo_studio.engine.lock import RunLock
+from grpo_studio.engine.run_folder import make_private_dir, secure_run_files
 from grpo_studio.engine.runs import RunPaths, atomic_write_text, write_status
 from grpo_studio.engine.server import EngineServer
 
@@ -28,14 +35,35 @@ STATUS_EVERY_S = 1.0  # status.json is rewritten (with fsync) at most this often
 
 
 def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, control: Control | None = None,
-               quiet: bool = False) -> int:
-    """Train `config` in `run_dir`; returns the process exit code (0 = finished or stopped)."""
+               quiet: bool = False, notes: list[str] | None = None) -> int:
+    """Train `config` in `run_dir`; returns the process exit code (0 = finished or stopped).
+    `notes`: what the command line decided before (changes applied on resume, ...), logged as info."""
+    umask = os.umask(0o077)
+    try:
+        return _run_engine(config, run_dir, resume=resume, control=control, quiet=quiet, notes=notes or [])
+    finally:
+        os.umask(umask)
+
+
+def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Control | None, quiet: bool,
+                notes: list[str]) -> int:
     import torch
 
     paths = RunPaths(Path(run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
+    make_private_dir(paths.root)
     lock = RunLock(paths.root).acquire()  # first: a second engine on this folder stops here
-    events = EventLog(paths.events)
+    secure_run_files(paths)
+    reserve = SpaceReserve(paths.root).hold()
+    try:
+        events = EventLog(paths.events)
+    except OSError as error:
+        reserve.release()
+        lock.close()
+        full = as_disk_full(error, paths.root, "opening events.jsonl")
+        if full is None:
+            raise
+        print(f"error (disk_full): {full.message}\nhint: {full.hint}", file=sys.stderr, flush=True)
+        return full.exit_code
     control = control or Control()
     printer = None
     if not quiet:
@@ -43,36 +71,43 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
 
         printer = ProgressPrinter()
         events.add_listener(printer.handle)
-    atomic_write_text(paths.config, dump_config(config))  # what this process runs (a resume may add --steps)
-    status = {"pid": os.getpid(), "state": "starting", "started": time.time(), "step": 0,
-              "total_steps": config.max_steps}
-    write_status(paths, **status)
     server = None
     try:
-        server = EngineServer(paths, events, control).start()
-    except OSError as error:  # the run still trains; only live attach / commands are unavailable
-        events.emit("log", level="warning", message=f"no control socket ({error}); stop with Ctrl-C or SIGTERM")
-    device = "cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu"
-    gpu_name = torch.cuda.get_device_name(0) if device == "cuda" else None
-    gpu_total = torch.cuda.get_device_properties(0).total_memory if device == "cuda" else None
-    events.emit("hello", version=__version__, device=device, gpu_name=gpu_name, gpu_total=gpu_total,
-                config_hash=config.config_hash(), total_steps=config.max_steps)
+        atomic_write_text(paths.config, dump_config(config))  # what this process runs (a resume may add --steps)
+        status = {"pid": os.getpid(), "state": "starting", "started": time.time(), "step": 0,
+                  "total_steps": config.max_steps}
+        write_status(paths, **status)
+        try:
+            server = EngineServer(paths, events, control).start()
+        except OSError as error:  # the run still trains; only live attach / commands are unavailable
+            events.emit("log", level="warning", message=f"no control socket ({error}); stop with Ctrl-C or SIGTERM")
+        device = "cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu"
+        gpu_name = torch.cuda.get_device_name(0) if device == "cuda" else None
+        gpu_total = torch.cuda.get_device_properties(0).total_memory if device == "cuda" else None
+        events.emit("hello", version=__version__, device=device, gpu_name=gpu_name, gpu_total=gpu_total,
+                    config_hash=config.config_hash(), total_steps=config.max_steps)
+        for note in notes:
+            events.emit("log", level="info", message=note)
 
-    from grpo_studio.engine.loop import Trainer
+        from grpo_studio.engine.loop import Trainer
 
-    trainer = Trainer(config, paths, events.emit, control)
-    last_status = [0.0]
+        trainer = Trainer(config, paths, events.emit, control)
+        last_status = [0.0]
 
-    def on_step(step: int) -> None:
-        events.step = step
-        now = time.monotonic()
-        if now - last_status[0] >= STATUS_EVERY_S or step == trainer.total_steps:
-            last_status[0] = now
-            write_status(paths, state="running", step=step, total_steps=trainer.total_steps)
+        def on_step(step: int) -> None:
+            events.step = step
+            now = time.monotonic()
+            if now - last_status[0] >= STATUS_EVERY_S or step == trainer.total_steps:
+                last_status[0] = now
+                write_status(paths, state="running", step=step, total_steps=trainer.total_steps)
 
-    try:
         trainer.setup(resume=resume)
         events.step = trainer.step
+        if control.stop_requested:  # Ctrl-C while the model loaded: nothing trained, nothing to save
+            write_status(paths, state="stopped", step=trainer.step)
+            events.emit("log", level="info", message="stopped while loading; nothing was trained or saved")
+            events.emit("done", reason="stopped", adapter=None)
+            return 0
         write_status(paths, state="running", step=trainer.step, total_steps=trainer.total_steps)
         reason = trainer.train(on_step=on_step, on_pause=lambda paused: write_status(
             paths, state="paused" if paused else "running", step=trainer.step))
@@ -80,6 +115,8 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         write_status(paths, state=reason, step=trainer.step)
         events.emit("done", reason=reason, adapter=str(adapter))
         return 0
+    except DiskFullError as error:
+        return _fail_disk_full(events, paths, reserve, error, echo=quiet)
     except StudioError as error:
         return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)
     except torch.OutOfMemoryError as error:
@@ -87,6 +124,9 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         return _fail(events, paths, "oom", f"out of GPU memory at step {trainer.step}: {first_line}", OOM_HINT,
                      EXIT_CODES["oom"], echo=quiet)
     except Exception as error:  # a bug or an unexpected library failure: keep the traceback for the report
+        full = as_disk_full(error, paths.root)
+        if full is not None:
+            return _fail_disk_full(events, paths, reserve, full, echo=quiet)
         traceback.print_exc(file=sys.stderr)
         return _fail(events, paths, "crash", f"{type(error).__name__}: {error}",
                      f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"],
@@ -96,9 +136,26 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
             server.close()  # after `done`: subscribers receive it before the socket goes
         if printer is not None:
             printer.close()
-        events.sync()
+        reserve.release()
+        try:
+            events.sync()
+        except OSError:
+            pass
         events.close()
         lock.close()
+
+
+def _fail_disk_full(events: EventLog, paths: RunPaths, reserve: SpaceReserve, error: DiskFullError,
+                    echo: bool) -> int:
+    """Free the reserve (room for the error event and status), drop a half-written final adapter, report.
+    The message keeps the free space measured when the write failed."""
+    reserve.release()
+    shutil.rmtree(paths.root / ".adapter.tmp", ignore_errors=True)
+    try:
+        return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=echo)
+    except (OSError, StudioError):  # not even the reserve was enough: the terminal / engine.log must do
+        print(f"error ({error.kind}): {error.message}\nhint: {error.hint}", file=sys.stderr, flush=True)
+        return error.exit_code
 
 
 def _fail(events: EventLog, paths: RunPaths, kind: str, message: str, hint: str, code: int,

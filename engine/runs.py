@@ -75,7 +75,7 @@ def new_run_dir(name_hint: str, runs_dir: Path | None = None) -> Path:
     while candidate.exists():
         n += 1
         candidate = runs_dir / f"{stem}-{n}"
-    candidate.mkdir(parents=True)
+    candidate.mkdir(mode=0o700)  # prompts, completions and rewards are the user's alone
     return candidate
 
 

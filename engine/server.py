@@ -5,9 +5,16 @@
     ...
     server.close()     # stops accepting, drops clients, removes the socket file
 
-`multiprocessing.connection.Listener` on an AF_UNIX socket in the run folder (a Linux abstract address when
-the path is too long for sun_path; a named pipe on Windows), with the secret as authkey. Messages are JSON
-objects via send_bytes / recv_bytes only: `Connection.recv` would unpickle, i.e. run code from the peer.
+`multiprocessing.connection.Listener` on an AF_UNIX socket (a named pipe on Windows), with the secret as
+authkey. Messages are JSON objects via send_bytes / recv_bytes only: `Connection.recv` would unpickle, i.e.
+run code from the peer.
+
+Who may connect (socket_dir.py has the where): the socket lives in a fresh private 0700 folder with a short
+path (under $XDG_RUNTIME_DIR, else the temp folder) — never Linux's abstract namespace, which has no file
+permissions — so other users can neither connect nor take the address first. On Linux the peer's uid is
+checked as well (SO_PEERCRED). A peer must finish the key handshake within HANDSHAKE_TIMEOUT_S, at most
+MAX_CLIENTS are served at once, and refusals are logged at most once per REFUSAL_LOG_EVERY_S (with a count),
+so a flood of connections can neither exhaust threads and file descriptors nor fill events.jsonl.
 
 A client that sends `{"cmd": "subscribe", "from_seq": N}` gets every event from N on, first from
 events.jsonl and then live, with neither gap nor duplicate: its queue listens *before* the file is read, and
@@ -21,33 +28,45 @@ import os
 import queue
 import secrets
 import socket
+import struct
 import sys
 import threading
+import time
 from multiprocessing import AuthenticationError
 from multiprocessing import connection as mpc
 from pathlib import Path
 
 from grpo_studio.engine.control import Control
+from grpo_studio.engine.errors import StudioError
 from grpo_studio.engine.events import EventLog, read_events
 from grpo_studio.engine.protocol import COMMANDS, ProtocolError, decode, encode, reply
-from grpo_studio.engine.runs import RunPaths, write_status
+from grpo_studio.engine.runs import RunPaths, read_status, write_status
+from grpo_studio.engine.socket_dir import SOCKET_NAME, make_socket_dir, remove_socket_dir
 
-SOCKET_NAME = "engine.sock"
-MAX_UNIX_PATH = 100  # sun_path holds 104-108 bytes depending on the OS
 QUEUE_SIZE = 10_000
+HANDSHAKE_TIMEOUT_S = 5.0  # a peer that has not proved the key by then is dropped
+MAX_CLIENTS = 32  # served at once (the GUI, the tray and a few terminals need a handful)
+REFUSAL_LOG_EVERY_S = 10.0
 _DROP = object()  # queued to wake a subscriber's sender when the client must go
 
 
-def endpoint_address(run_dir: Path) -> str:
-    """Where a run's engine listens (the same answer on both sides of the socket)."""
-    if sys.platform == "win32":
-        digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
-        return rf"\\.\pipe\grpo-studio-{digest}"
-    path = str(Path(run_dir) / SOCKET_NAME)
-    if len(path.encode()) < MAX_UNIX_PATH:
-        return path
-    digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:24]
-    return f"\0grpo-studio-{digest}"  # Linux abstract namespace: no file, no length problem
+def pipe_address(run_dir: Path) -> str:
+    """Windows: the named pipe a run's engine listens on."""
+    digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+    return rf"\\.\pipe\grpo-studio-{digest}"
+
+
+def peer_uid(conn: mpc.Connection) -> int | None:
+    """The uid of the process at the other end of a Unix socket (Linux SO_PEERCRED); None where unknown."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                 struct.calcsize("3i")))
+        return uid
+    except OSError:
+        return None
 
 
 def write_secret(path: Path) -> bytes:
@@ -65,22 +84,29 @@ class EngineServer:
         self.paths = paths
         self.events = events
         self.control = control
-        self.address = endpoint_address(paths.root)
+        self.address: str | None = None
+        self._socket_dir: Path | None = None
         self._listener: mpc.Listener | None = None
         self._closed = threading.Event()
         self._clients: set[_Client] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._refusals: dict[str, int] = {}  # reason -> refusals not yet logged
+        self._last_refusal_log = float("-inf")
 
     def start(self) -> "EngineServer":
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self._secret = write_secret(self.paths.secret)
-        family = "AF_PIPE" if sys.platform == "win32" else "AF_UNIX"
-        if family == "AF_UNIX" and not self.address.startswith("\0"):
-            Path(self.address).unlink(missing_ok=True)  # left by a killed engine; we hold the run's lock
-        # No authkey here: the handshake runs in each client's thread, so a silent peer cannot block accept().
-        self._listener = mpc.Listener(self.address, family=family)
-        if family == "AF_UNIX" and not self.address.startswith("\0"):
+        if sys.platform == "win32":
+            self.address = pipe_address(self.paths.root)
+            self._listener = mpc.Listener(self.address, family="AF_PIPE")
+        else:
+            # A killed engine leaves its private folder behind: we hold the run's lock, so it is ours to remove.
+            remove_socket_dir(read_status(self.paths).get("endpoint"))
+            self._socket_dir = make_socket_dir()
+            self.address = str(self._socket_dir / SOCKET_NAME)
+            # No authkey here: the handshake runs in each client's thread, so a silent peer cannot block accept().
+            self._listener = mpc.Listener(self.address, family="AF_UNIX")
             os.chmod(self.address, 0o600)
         write_status(self.paths, endpoint=self.address)
         self._thread = threading.Thread(target=self._accept_loop, name="engine-server", daemon=True)
@@ -107,8 +133,8 @@ class EngineServer:
             client.finish(timeout=2.0)  # let subscribers receive what is queued (the `done` event) first
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        if not self.address.startswith("\0") and sys.platform != "win32":
-            Path(self.address).unlink(missing_ok=True)
+        if self._socket_dir is not None:
+            remove_socket_dir(self.address)
 
     def __enter__(self) -> "EngineServer":
         return self.start()
@@ -124,14 +150,40 @@ class EngineServer:
             except OSError:
                 if self._closed.is_set():
                     return
+                time.sleep(0.05)  # e.g. out of file descriptors: do not spin
+                continue
+            uid = peer_uid(conn)
+            if uid is not None and uid != os.getuid():
+                conn.close()
+                self.refused(f"a process of another user (uid {uid})")
                 continue
             client = _Client(self, conn)
             with self._lock:
                 if self._closed.is_set():
                     conn.close()
                     return
-                self._clients.add(client)
+                full = len(self._clients) >= MAX_CLIENTS
+                if not full:
+                    self._clients.add(client)
+            if full:
+                conn.close()
+                self.refused(f"a client beyond the limit of {MAX_CLIENTS} at once")
+                continue
             threading.Thread(target=client.serve, name="engine-client", daemon=True).start()
+
+    def refused(self, reason: str) -> None:
+        """Log a refused connection, at most once per REFUSAL_LOG_EVERY_S with the count since."""
+        with self._lock:
+            self._refusals[reason] = self._refusals.get(reason, 0) + 1
+            now = time.monotonic()
+            if now - self._last_refusal_log < REFUSAL_LOG_EVERY_S:
+                return
+            self._last_refusal_log = now
+            counts, self._refusals = self._refusals, {}
+        text = "; ".join(f"{reason}" + (f" ({n} times)" if n > 1 else "") for reason, n in counts.items())
+        self._log("warning", f"refused {text}"
+                             + (f" (further refusals are logged every {REFUSAL_LOG_EVERY_S:g} s)"
+                                if sum(counts.values()) > 1 else ""))
 
     def _forget(self, client: "_Client") -> None:
         with self._lock:
@@ -140,7 +192,7 @@ class EngineServer:
     def _log(self, level: str, message: str) -> None:
         try:
             self.events.emit("log", level=level, message=message)
-        except ValueError:  # the event file is already closed: the run is ending
+        except (ValueError, OSError, StudioError):  # the run is ending, or its disk is full: not the client's
             pass
 
 
@@ -152,16 +204,32 @@ class _Client:
         self.send_lock = threading.Lock()
         self.gone = threading.Event()
         self.subscribed = False
+        self.authenticated = False
         self.stream_thread: threading.Thread | None = None
 
+    def _handshake_timed_out(self) -> None:
+        if not self.authenticated and not self.gone.is_set():
+            self.server.refused(f"a client that did not authenticate within {HANDSHAKE_TIMEOUT_S:g} s")
+            self.drop()
+
     def serve(self) -> None:
+        # A peer that connects and stays silent would hold this thread forever: drop it unless the
+        # handshake is done in time (drop() shuts the socket down, which wakes the blocked read).
+        watchdog = threading.Timer(HANDSHAKE_TIMEOUT_S, self._handshake_timed_out)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             try:
                 mpc.deliver_challenge(self.conn, self.server._secret)
                 mpc.answer_challenge(self.conn, self.server._secret)
             except AuthenticationError:
-                self.server._log("warning", "refused a client with the wrong key")
+                self.server.refused("a client with the wrong key")
                 return
+            finally:
+                watchdog.cancel()
+            if self.gone.is_set():
+                return
+            self.authenticated = True
             while not self.gone.is_set():
                 payload = self.conn.recv_bytes(1 << 20)  # never recv(): that unpickles
                 self._handle(payload)

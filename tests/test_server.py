@@ -153,7 +153,8 @@ def test_pause_resume_save_now_and_stop(engine):
     kinds = [e["type"] for e in rest]
     assert "checkpoint" in kinds and kinds[-1] == "done" and rest[-1]["reason"] == "stopped"
     assert [e["seq"] for e in rest] == list(range(count, count + len(rest)))
-    assert not (run_dir / "engine.sock").exists()  # the socket file is removed
+    endpoint = Path(read_status(RunPaths(run_dir))["endpoint"])
+    assert not endpoint.exists() and not endpoint.parent.exists()  # the socket and its private folder go
     with pytest.raises(EngineNotRunning):
         send_command(run_dir, "ping")
 
@@ -176,13 +177,16 @@ def test_a_second_engine_on_the_same_run_is_refused(engine):
     assert send_command(run_dir, "ping")["ok"]  # the first one is untouched
 
 
-def test_long_run_folder_path_uses_an_abstract_socket(tmp_path):
-    if not sys.platform.startswith("linux"):
-        pytest.skip("abstract sockets are Linux-only")
+def test_long_run_folder_path_still_gets_a_private_socket_file(tmp_path):
+    if sys.platform == "win32":
+        pytest.skip("named pipes on Windows")
     run_dir = tmp_path / ("x" * 90) / "run"
     process = start_fake(run_dir, "--steps", "20")
     try:
-        assert read_status(RunPaths(run_dir))["endpoint"].startswith("\0")
+        endpoint = read_status(RunPaths(run_dir))["endpoint"]
+        assert not endpoint.startswith("\0")  # never the abstract namespace (no permissions there)
+        assert stat.S_ISSOCK(os.stat(endpoint).st_mode)
+        assert stat.S_IMODE(os.stat(Path(endpoint).parent).st_mode) == 0o700
         events = list(follow_events(run_dir))
         assert events[-1]["type"] == "done"
     finally:

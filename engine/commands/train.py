@@ -6,6 +6,10 @@ config, status and events the app reads.
     grpo-studio train --resume RUN_DIR              continue a run from its newest checkpoint
     grpo-studio train --run-dir D --resume          the same
     grpo-studio train ... --detach                  the same in the background; `grpo-studio attach RUN` follows
+    grpo-studio train config.yaml --run-dir D --overwrite   replace the earlier run in D (only its own files)
+
+A new run never goes into a folder that holds an earlier run or foreign files (run_folder.py), and a resume
+refuses settings changed since the checkpoint that it cannot honour (resume_check.py).
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                   "the runs directory)")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                         help="continue from the newest checkpoint of RUN_DIR (or of --run-dir)")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in a --run-dir that holds an "
+                                                                 "earlier run (deletes only GRPO Studio's files)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (events are still written)")
     parser.add_argument("--detach", action="store_true", help="train in the background (it survives this "
                                                               "terminal); follow with `grpo-studio attach RUN`")
@@ -42,11 +48,13 @@ class TrainJob:
     config: object  # TrainConfig
     run_dir: Path
     resume: bool
+    notes: list[str]  # what was decided on the way (changes applied on resume, files --overwrite removed)
 
 
 def resolve_job(args: argparse.Namespace) -> TrainJob:
     from grpo_studio.engine.config import config_from_dict, load_config
     from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.run_folder import prepare_new_run
     from grpo_studio.engine.runs import RunPaths, new_run_dir
 
     run_dir = args.run_dir
@@ -73,9 +81,23 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
         data = config.to_dict()
         data["max_steps"] = args.steps
         config = config_from_dict(data)  # validated like any other value
+    if resume and getattr(args, "overwrite", False):
+        raise ConfigError("--resume continues a run; --overwrite replaces it", "give only one of them")
+    notes: list[str] = []
     if run_dir is None:
         run_dir = new_run_dir("demo" if args.demo else config.model)
-    return TrainJob(config, Path(run_dir), resume)
+    elif resume:
+        from grpo_studio.engine.resume_check import check_resume
+
+        notes = check_resume(RunPaths(run_dir).checkpoints, config)
+    else:
+        if (Path(run_dir) / "engine.lock").is_file():
+            from grpo_studio.engine.lock import RunLock
+
+            RunLock(run_dir).acquire().release()  # never clear a folder an engine is training in
+        config_file = Path(args.config) if args.config else None
+        notes = prepare_new_run(Path(run_dir), config_file, getattr(args, "overwrite", False))
+    return TrainJob(config, Path(run_dir), resume, notes)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.quiet:
             print(f"run folder: {job.run_dir}")
-        return run_engine(job.config, job.run_dir, resume=job.resume, control=control, quiet=args.quiet)
+        return run_engine(job.config, job.run_dir, resume=job.resume, control=control, quiet=args.quiet,
+                          notes=job.notes)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -102,6 +125,8 @@ def _detach(args: argparse.Namespace, job: TrainJob) -> int:
 
     run_dir = job.run_dir.resolve()
     RunLock(run_dir).acquire().release()  # refuse here, while the user watches, if an engine owns the run
+    for note in job.notes:
+        print(note)
     if job.resume:
         argv = [NAME, "--resume"]
     elif args.demo:
