@@ -74,9 +74,13 @@ def load_rows(dataset: DatasetConfig) -> "datasets.Dataset":
 
 def _load(dataset: DatasetConfig) -> tuple["datasets.Dataset", str]:
     files, fmt, source = _resolve(dataset)
-    if fmt == "json":
-        for path in files:
+    for path in files:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path} has no rows (the file is empty)", "point dataset.path at a file with data")
+        if fmt == "json":
             check_json_file(path)
+        elif fmt == "csv" and sum(1 for line in check_utf8(path).splitlines() if line.strip()) < 2:
+            raise DataError(f"{path} has no rows (at most a header line)", "point dataset.path at a file with data")
     import datasets
 
     split = _base_split(dataset.split)
@@ -178,13 +182,22 @@ def _folder_files(root: Path, split: str) -> list[Path]:
     return chosen
 
 
+def check_utf8(path: Path) -> str:
+    """The file's text; a DataError naming the line and byte when it is not UTF-8 (pyarrow names neither)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})",
+                        "save the file as UTF-8 (e.g. in a spreadsheet: 'CSV UTF-8'), or convert it with "
+                        f"`iconv -f latin1 -t utf-8 {path.name}`") from None
+
+
 def check_json_file(path: Path) -> None:
     """Raise DataError naming the file and line of the first malformed record (datasets' own error
     is a pyarrow trace without either)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from exc
+    text = check_utf8(path)
     if path.suffix.lower() == ".json":
         try:
             whole = json.loads(text)
@@ -197,7 +210,12 @@ def check_json_file(path: Path) -> None:
             if not isinstance(whole, (list, dict)):
                 raise DataError(f"{path}: expected a list of records, found a JSON {type(whole).__name__}",
                                 "write a list of objects, or one object per line (JSONL)")
+            if not whole:
+                raise DataError(f"{path} has no records (an empty JSON {type(whole).__name__})",
+                                "point dataset.path at a file with data")
             return
+    if not text.strip():
+        raise DataError(f"{path} has no rows (only blank lines)", "point dataset.path at a file with data")
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -265,10 +283,33 @@ def load_examples(config: TrainConfig, tokenizer) -> tuple[list[Example], DataRe
                         "or set dataset.overlong_prompts: truncate")
     if report.overlong:
         report.warnings.append(report.summary().rsplit("; ", 1)[1])
+    report.warnings += _missing_answers(config, [e.columns for e in examples])
     report.num_examples = len(examples)
     report.max_prompt_tokens = max(lengths)
     report.mean_prompt_tokens = statistics.fmean(lengths)
     return examples, report
+
+
+ANSWER_REWARDS = ("math_correct",)  # built-ins that score against the answer column
+
+
+def _missing_answers(config: TrainConfig, rows: list[dict]) -> list[str]:
+    """A warning with the count of rows whose answer is empty; a DataError when all are and a reward
+    scores against them (it would give every completion the same score: nothing to learn)."""
+    column = config.dataset.answer_column
+    if not column or not rows or not any(column in row for row in rows):
+        return []
+    empty = sum(1 for row in rows if row.get(column) is None or str(row.get(column)).strip() == "")
+    if not empty:
+        return []
+    needing = [r.name for r in config.rewards if r.name in ANSWER_REWARDS]
+    if empty == len(rows) and needing:
+        raise DataError(f"the answer column '{column}' is empty in all {len(rows)} rows, but "
+                        f"{', '.join(needing)} scores completions against it",
+                        "set dataset.answer_column to the column with the reference answers, or use rewards "
+                        "that need no answer")
+    effect = f"; {', '.join(needing)} does not score those rows" if needing else ""
+    return [f"{empty} of {len(rows)} rows have no answer in column '{column}'{effect}"]
 
 
 def _check_columns(config: TrainConfig, columns: list[str]) -> None:

@@ -78,10 +78,19 @@ def resolve_model_path(name: str) -> tuple[Path, str]:
 
 
 # --------------------------------------------------------------------------------------------- loading
+def _load_error(folder: Path, exc: BaseException) -> ConfigError:
+    from grpo_studio.engine.model_files import load_error
+
+    return load_error(Path(folder), exc)
+
+
 def load_tokenizer(folder: Path):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except Exception as exc:  # noqa: BLE001 - a damaged file is named, not reported as a crash
+        raise _load_error(folder, exc) from None
     if tokenizer.pad_token_id is None:  # generation pads finished rows; EOS is the usual stand-in
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -104,8 +113,11 @@ def load_policy(config: TrainConfig, folder: Path, base_name: str, tokenizer: An
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"model: could not load {folder}: {exc}",
-                          "check that the folder holds a causal language model (config.json + weights)") from None
+        raise _load_error(folder, exc) from None
+    except Exception as exc:  # noqa: BLE001 - e.g. safetensors' own error for a truncated file
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise _load_error(folder, exc) from None
     if not config.load_in_4bit:
         model.to(device)
     model.config.use_cache = False  # training forward; generation turns the cache on explicitly

@@ -129,7 +129,7 @@ def test_unsupported_file_type(tmp_path):
 def test_empty_dataset(tmp_path, content):
     path = tmp_path / ("data.csv" if "," in content else "data.jsonl")
     path.write_text(content)
-    with pytest.raises(DataError, match="no rows|could not read") as info:
+    with pytest.raises(DataError, match="no rows") as info:  # never datasets' "StopIteration"
         load_rows(DatasetConfig(path=str(path)))
     assert info.value.hint
 
