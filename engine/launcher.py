@@ -7,6 +7,7 @@ imported torch.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -27,13 +28,14 @@ def engine_command(argv: list[str]) -> list[str]:
 def start_detached(argv: list[str], run_dir: str | Path) -> int:
     """Run `grpo-studio *argv` (which must train in `run_dir`) in the background; returns its pid at once."""
     paths = RunPaths(Path(run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     kwargs: dict = {}
     if sys.platform == "win32":
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
     else:
         kwargs["start_new_session"] = True
-    with open(paths.log, "ab") as log:
+    # 0600: the engine's output quotes prompts and completions (os.open applies the mode on creation only)
+    with os.fdopen(os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         log.flush()
         process = subprocess.Popen(engine_command(list(argv)), stdin=subprocess.DEVNULL, stdout=log,

@@ -10,7 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from grpo_studio.engine.errors import StudioError
 
 NAME = "export"
 HELP = "export a run's LoRA adapter: GGUF for llama.cpp / Ollama (+ Modelfile), or a merged Hugging Face model"
@@ -19,7 +22,8 @@ OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="RUN_DIR|ADAPTER_DIR", help="a run folder, a checkpoint or an adapter folder")
+    parser.add_argument("path", metavar="RUN|ADAPTER_DIR", help="a run (its name, as `grpo-studio runs` lists it, "
+                                                                "or its folder), a checkpoint or an adapter folder")
     parser.add_argument("--gguf", metavar="OUT.gguf", help="GGUF adapter file (default: RUN/exports/adapter-OUTTYPE.gguf)")
     parser.add_argument("--outtype", choices=OUTTYPES, default="f16", help="tensor type in the GGUF (default f16; "
                                                                             "q8_0 falls back to f16 per tensor)")
@@ -70,10 +74,49 @@ def _ollama_base(value: str, base_name: str, base_folder: Path) -> str:
     return value
 
 
+def _source(path_or_name: str) -> Path:
+    """A path as given, else a run name (or unique prefix) under the runs folder, as attach / stop resolve it."""
+    path = Path(path_or_name).expanduser()
+    if path.exists():
+        return path
+    from grpo_studio.engine.runs import resolve_run
+
+    return resolve_run(path_or_name)
+
+
+def writing_error(error: OSError) -> "StudioError | None":
+    """An OSError while writing the export as what the user can act on (a full disk, a folder they cannot
+    write to), or None for anything else."""
+    import errno
+
+    from grpo_studio.engine.disk import as_disk_full
+    from grpo_studio.engine.errors import ExportError
+
+    where = Path(error.filename).parent if error.filename else Path.cwd()
+    full = as_disk_full(error, where, "writing the export")
+    if full is not None:
+        return full
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "read-only file system" if error.errno == errno.EROFS else "permission denied"
+        return ExportError(f"cannot write {error.filename or 'the export'}: {reason}",
+                           "choose a folder you can write to (--gguf OUT.gguf, --merged DIR)")
+    return None
+
+
 def export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
+    try:
+        return _export(args, emit)
+    except OSError as error:
+        studio_error = writing_error(error)
+        if studio_error is None:
+            raise
+        raise studio_error from None
+
+
+def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
     from grpo_studio.engine.export_gguf import find_adapter, find_base_model, find_run_dir, read_adapter_config
 
-    adapter_dir = find_adapter(args.path)
+    adapter_dir = find_adapter(_source(args.path))
     run_dir = find_run_dir(adapter_dir)
     config = None
     if run_dir is not None:
