@@ -20,7 +20,7 @@ class RunLock:
         self._handle = None
 
     def acquire(self) -> "RunLock":
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle = open(self.path, "a+b")
         try:
             _lock_file(handle)
@@ -31,10 +31,14 @@ class RunLock:
             raise RunBusyError(f"run {self.run_dir.name} is already being trained by process {holder}",
                                "follow it with `grpo-studio attach RUN`, stop it with `grpo-studio stop RUN`, "
                                "or use another --run-dir") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()).encode("ascii"))
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()).encode("ascii"))
+            handle.flush()
+        except OSError:  # e.g. the disk is full: give the lock back rather than hold it unseen
+            handle.close()
+            raise
         self._handle = handle
         return self
 

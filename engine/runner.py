@@ -51,7 +51,10 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
 
     paths = RunPaths(Path(run_dir))
     make_private_dir(paths.root)
-    lock = RunLock(paths.root).acquire()  # first: a second engine on this folder stops here
+    try:
+        lock = RunLock(paths.root).acquire()  # first: a second engine on this folder stops here
+    except OSError as error:
+        return _full_before_start(error, paths)
     secure_run_files(paths)
     reserve = SpaceReserve(paths.root).hold()
     try:
@@ -59,11 +62,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
     except OSError as error:
         reserve.release()
         lock.close()
-        full = as_disk_full(error, paths.root, "opening events.jsonl")
-        if full is None:
-            raise
-        print(f"error (disk_full): {full.message}\nhint: {full.hint}", file=sys.stderr, flush=True)
-        return full.exit_code
+        return _full_before_start(error, paths)
     control = control or Control()
     printer = None
     if not quiet:
@@ -143,6 +142,15 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
             pass
         events.close()
         lock.close()
+
+
+def _full_before_start(error: OSError, paths: RunPaths) -> int:
+    """The disk was full before the event log could take the error: say it on stderr (engine.log)."""
+    full = as_disk_full(error, paths.root, "starting the run")
+    if full is None:
+        raise error
+    print(f"error ({full.kind}): {full.message}\nhint: {full.hint}", file=sys.stderr, flush=True)
+    return full.exit_code
 
 
 def _fail_disk_full(events: EventLog, paths: RunPaths, reserve: SpaceReserve, error: DiskFullError,
