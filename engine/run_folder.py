@@ -49,23 +49,37 @@ def prepare_new_run(run_dir: Path, config_file: Path | None, overwrite: bool) ->
         return []
     if not overwrite:
         shown = ", ".join(foreign[:6]) + (f" and {len(foreign) - 6} more" if len(foreign) > 6 else "")
-        earlier = any(name in ENGINE_ENTRIES for name in foreign)
+        earlier = _holds_earlier_run(run_dir)
         raise ConfigError(f"{run_dir} is not empty ({shown})" + (": it holds an earlier run" if earlier else ""),
                           f"continue that run with `grpo-studio train --resume --run-dir {run_dir}`, use "
                           "another --run-dir, or add --overwrite to replace the earlier run (only files GRPO "
                           "Studio writes are deleted)" if earlier else "use an empty or new folder for --run-dir")
-    removed = [name for name in entries if name in ENGINE_ENTRIES and not _is_config_file(run_dir, name, config_file)]
+    earlier = _holds_earlier_run(run_dir)
+    if "config.yaml" in foreign and not earlier:  # the engine writes config.yaml: it would replace theirs
+        raise ConfigError(f"{run_dir} has a config.yaml that is not a GRPO Studio run's",
+                          "use an empty or new folder for --run-dir (even --overwrite never replaces files "
+                          "GRPO Studio did not write)")
+    removed = [name for name in entries if earlier and name in ENGINE_ENTRIES
+               and not _is_config_file(run_dir, name, config_file)]
     for name in removed:
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
-    kept = [name for name in foreign if name not in ENGINE_ENTRIES]
+    kept = [name for name in foreign if name not in removed]
     notes = [f"--overwrite: removed the earlier run's {', '.join(removed)}"] if removed else []
     if kept:
         notes.append(f"--overwrite kept files GRPO Studio did not write: {', '.join(kept)}")
     return notes
+
+
+def _holds_earlier_run(run_dir: Path) -> bool:
+    paths = RunPaths(run_dir)
+    from grpo_studio.engine.runs import read_status
+
+    return (paths.events.is_file() or paths.checkpoints.is_dir() or paths.adapter.is_dir()
+            or read_status(paths).get("state") not in (None, "starting"))
 
 
 def _may_precede_start(run_dir: Path, name: str, config_file: Path | None) -> bool:
