@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 SOCKET_NAME = "engine.sock"
-PREFIX = "grpo-studio-"
+PREFIX = "grpo-studio-sock-"
 MAX_SOCKET_PATH = 100  # sun_path holds 104-108 bytes depending on the OS
 
 

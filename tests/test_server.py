@@ -16,6 +16,7 @@ import pytest
 from grpo_studio.engine.client import EngineClient, EngineNotRunning, follow_events, send_command
 from grpo_studio.engine.events import read_events
 from grpo_studio.engine.runs import RunPaths, read_status
+from grpo_studio.engine.socket_dir import remove_socket_dir
 
 FAKE = Path(__file__).parent / "fake_engine.py"
 
@@ -43,6 +44,7 @@ def engine(tmp_path):
     if process.poll() is None:
         process.kill()
         process.wait()
+        remove_socket_dir(read_status(RunPaths(run_dir)).get("endpoint"))  # a killed engine leaves its folder
 
 
 def collect(client, count, timeout=20.0):
@@ -192,3 +194,4 @@ def test_long_run_folder_path_still_gets_a_private_socket_file(tmp_path):
     finally:
         process.kill()
         process.wait()
+        remove_socket_dir(endpoint)
