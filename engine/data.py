@@ -8,7 +8,6 @@ dataset picker shows. Every failure is a DataError that says what to change. Tor
 """
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grpo_studio.engine.config import DEMO, DatasetConfig, TrainConfig
+from grpo_studio.engine.data_files import check_data_file
 from grpo_studio.engine.errors import DataError
 
 if TYPE_CHECKING:
@@ -75,12 +75,7 @@ def load_rows(dataset: DatasetConfig) -> "datasets.Dataset":
 def _load(dataset: DatasetConfig) -> tuple["datasets.Dataset", str]:
     files, fmt, source = _resolve(dataset)
     for path in files:
-        if path.stat().st_size == 0:
-            raise DataError(f"{path} has no rows (the file is empty)", "point dataset.path at a file with data")
-        if fmt == "json":
-            check_json_file(path)
-        elif fmt == "csv" and sum(1 for line in check_utf8(path).splitlines() if line.strip()) < 2:
-            raise DataError(f"{path} has no rows (at most a header line)", "point dataset.path at a file with data")
+        check_data_file(path, fmt)
     import datasets
 
     split = _base_split(dataset.split)
@@ -180,61 +175,6 @@ def _folder_files(root: Path, split: str) -> list[Path]:
                         f"point dataset.path at one of them (e.g. {root / subsets[0]}), or for a hub id "
                         f"write owner/name:{subsets[0]}")
     return chosen
-
-
-def check_utf8(path: Path) -> str:
-    """The file's text; a DataError naming the line and byte when it is not UTF-8 (pyarrow names neither)."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})",
-                        "save the file as UTF-8 (e.g. in a spreadsheet: 'CSV UTF-8'), or convert it with "
-                        f"`iconv -f latin1 -t utf-8 {path.name}`") from None
-
-
-def check_json_file(path: Path) -> None:
-    """Raise DataError naming the file and line of the first malformed record (datasets' own error
-    is a pyarrow trace without either)."""
-    text = check_utf8(path)
-    if path.suffix.lower() == ".json":
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError as exc:
-            first = text.lstrip().split("\n", 1)[0]
-            if not _is_json_object(first):  # a real JSON document, broken at exc.lineno
-                raise DataError(f"{path}, line {exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})",
-                                "fix the JSON there (a list of objects, or one object per line)") from exc
-        else:
-            if not isinstance(whole, (list, dict)):
-                raise DataError(f"{path}: expected a list of records, found a JSON {type(whole).__name__}",
-                                "write a list of objects, or one object per line (JSONL)")
-            if not whole:
-                raise DataError(f"{path} has no records (an empty JSON {type(whole).__name__})",
-                                "point dataset.path at a file with data")
-            return
-    if not text.strip():
-        raise DataError(f"{path} has no rows (only blank lines)", "point dataset.path at a file with data")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}, line {number}: malformed JSON ({exc.msg}, column {exc.colno}): "
-                            f"{_clip(line, 80)}",
-                            "fix or delete that line; each line must be one JSON object") from exc
-        if not isinstance(value, dict):
-            raise DataError(f"{path}, line {number}: a JSON {type(value).__name__}, not an object",
-                            'each line must be one object like {"prompt": "...", "answer": "..."}')
-
-
-def _is_json_object(line: str) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------------------
