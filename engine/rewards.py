@@ -5,6 +5,8 @@ once per batch as `f(prompts=..., completions=..., completion_ids=..., **{column
 and returns one float per sample, or None where it does not apply; the total is the weighted sum over
 functions skipping the Nones (TRL's nansum). A function that raises, returns the wrong number of values,
 NaN or something that is not a number stops the run with a RewardError naming the function and the sample.
+Every call goes through user_code.call_guarded: sys.exit in a reward, a call past reward_timeout_s and
+floods of printing are handled there.
 Torch-free (the GUI's "try rewards" runs without it).
 """
 from __future__ import annotations
@@ -59,14 +61,15 @@ def load_reward_functions(specs: list[RewardSpec], *, max_completion_length: int
                           ) -> list[RewardFunction]:
     """Resolve each spec: a built-in name, or `path/to/file.py:function` (relative paths from the working
     directory, else from `base_dir`, e.g. the config file's folder). `max_completion_length` sets the
-    built-in `length` penalty's limit (the run's grpo.max_completion_length)."""
+    built-in `length` penalty's limit (the run's grpo.max_completion_length). `timeout_s` limits each call
+    of a function from a file (reward_timeout_s); see user_code.py."""
     loaded: list[RewardFunction] = []
     for spec in specs:
         if ":" in spec.name and spec.name.rpartition(":")[0].endswith(".py"):
             path, _, function = spec.name.rpartition(":")
-            fn = _load_from_file(path, function, base_dir)
-        else:
-            fn = _builtin(spec.name, max_completion_length)
+            fn, limit = _load_from_file(path, function, base_dir), timeout_s
+        else:  # our own code: called inline, so math-verify keeps its signal-based timeout
+            fn, limit = _builtin(spec.name, max_completion_length), None
         _check_signature(fn, spec.name)
         name = getattr(fn, "__name__", spec.name)
         if any(r.name == name for r in loaded):
@@ -74,7 +77,7 @@ def load_reward_functions(specs: list[RewardSpec], *, max_completion_length: int
         if any(r.name == name for r in loaded):
             raise ConfigError(f"rewards: '{spec.name}' is listed twice", "list each reward function once "
                               "(set its weight instead)")
-        loaded.append(RewardFunction(name=name, weight=float(spec.weight), fn=fn, timeout_s=timeout_s))
+        loaded.append(RewardFunction(name=name, weight=float(spec.weight), fn=fn, timeout_s=limit))
     return loaded
 
 
