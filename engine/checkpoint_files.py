@@ -46,8 +46,15 @@ def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
     if keep <= 0:
         return []
     removed = []
-    for _, path in complete_checkpoints(folder)[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+    for step, path in complete_checkpoints(folder)[:-keep]:
+        # Renamed first (atomic), so a kill mid-delete never leaves a half-deleted folder that still looks
+        # complete; remove_partial clears what such a kill leaves.
+        doomed = folder / f".tmp-step-{step}-pruned"
+        try:
+            path.rename(doomed)
+        except OSError:
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
         removed.append(path)
     return removed
 

@@ -141,3 +141,15 @@ def test_export_onto_a_full_disk_is_a_disk_full_error(tmp_path, monkeypatch, cap
     assert code == EXIT_DISK_FULL
     assert lines[-1]["type"] == "error" and lines[-1]["kind"] == "disk_full"
     assert str(tmp_path / "out") in lines[-1]["message"]
+
+
+def test_disk_full_while_saving_the_final_adapter(tmp_path, monkeypatch):
+    from grpo_studio.engine.loop import Trainer
+
+    def full(self):
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(Trainer, "save_adapter", full)  # safetensors' own wording for ENOSPC
+    run = tmp_path / "run"
+    check_failed_with_disk_full(run, run_engine(small_config(steps=2), run, quiet=True))
+    check_intact(run, 2)
