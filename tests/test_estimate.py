@@ -9,7 +9,7 @@ import pytest
 from grpo_studio.engine.config import TrainConfig
 from grpo_studio.engine.estimate import (COMPONENT_LABELS, FIT_FRACTION, estimate_run, format_table,
                                          load_model_config, with_changes)
-from grpo_studio.engine.estimate_gpu import detect_gpu, parse_nvidia_smi
+from grpo_studio.engine.estimate_gpu import detect_gpu, parse_gpu_list, parse_nvidia_smi, pick_visible
 from grpo_studio.engine.estimate_model import GIB, NF4_BYTES, Arch, Settings, naive_plan
 
 LLAMA_8B = load_model_config("meta-llama/Llama-3.1-8B")
@@ -220,10 +220,11 @@ def test_detect_gpu_runs_nvidia_smi_with_the_documented_query(monkeypatch, tmp_p
     import grpo_studio.engine.estimate_gpu as estimate_gpu
 
     fake = tmp_path / "nvidia-smi"
-    fake.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=name,memory.total,memory.free" ] && '
-                    'echo "NVIDIA RTX A4000, 16376, 15000"\n')
+    fake.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=index,uuid,name,memory.total,memory.free" ] && '
+                    'echo "0, GPU-aaaa-1111, NVIDIA RTX A4000, 16376, 15000"\n')
     fake.chmod(0o755)
     monkeypatch.delenv("GRPO_STUDIO_GPU", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(estimate_gpu, "_cache", None)
     assert detect_gpu() == {"name": "NVIDIA RTX A4000", "total": 16376 * 2**20, "free": 15000 * 2**20}
@@ -252,3 +253,31 @@ def test_import_and_one_call_take_under_100_ms_and_never_import_torch():
         assert heavy == "", f"heavy modules imported: {heavy}"
         runs.append(float(elapsed))
     assert min(runs) < 0.1, runs
+
+
+TWO_GPUS = ("0, GPU-aaaa-1111, NVIDIA GeForce RTX 3060, 12288, 11000\n"
+            "1, GPU-bbbb-2222, NVIDIA GeForce RTX 4090, 24564, 23012\n")
+
+
+@pytest.mark.parametrize("visible, name", [(None, "NVIDIA GeForce RTX 3060"), ("1", "NVIDIA GeForce RTX 4090"),
+                                           ("1,0", "NVIDIA GeForce RTX 4090"), ("GPU-bbbb", "NVIDIA GeForce RTX 4090"),
+                                           ("0", "NVIDIA GeForce RTX 3060"), ("", None), ("-1", None),
+                                           ("7", None), ("GPU-ffff", None)])
+def test_detect_gpu_judges_the_gpu_cuda_visible_devices_names(monkeypatch, visible, name):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # visible=None: the environment's (unset)
+    gpus = parse_gpu_list(TWO_GPUS)
+    assert [g["index"] for g in gpus] == ["0", "1"] and gpus[1]["total"] == 24564 * 2**20
+    assert (pick_visible(gpus, visible) or {}).get("name") == name
+
+
+def test_detect_gpu_reads_cuda_visible_devices_from_the_environment(monkeypatch, tmp_path):
+    import grpo_studio.engine.estimate_gpu as estimate_gpu
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nprintf '" + TWO_GPUS.replace("\n", "\\n") + "'\n")
+    fake.chmod(0o755)
+    monkeypatch.delenv("GRPO_STUDIO_GPU", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.setattr(estimate_gpu, "_cache", None)
+    assert detect_gpu() == {"name": "NVIDIA GeForce RTX 4090", "total": 24564 * 2**20, "free": 23012 * 2**20}
