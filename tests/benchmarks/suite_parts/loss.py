@@ -1,0 +1,176 @@
+"""Part 1: the fused GRPO loss in the engine's micro-batch, forward + backward, against its baselines.
+
+Contenders on the same inputs (bf16 hidden [B, T, H], frozen lm_head [V, H], on-policy, beta 0, dapo like the
+engine's defaults): GRPO Studio's Triton kernel, its chunked torch path (GRPO_STUDIO_NO_TRITON=1), the naive
+full-logits loss (tests/grpo_reference.py) and Liger's LigerFusedLinearGRPOLoss (torch.compile'd). Each is
+warmed up once (compiles, autotuning), then the contenders alternate over the repeats. Per contender: peak
+CUDA memory above the inputs, time (median and spread), and the max abs difference of loss and grad_h
+against an fp32 reference computed one sequence at a time.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from suite_parts.common import TESTS, Skip, cuda_available, ratio, stats
+
+SETTINGS = dict(beta=0.0, epsilon_low=0.2, epsilon_high=0.28, loss_type="dapo", temperature=1.0)
+FULL = dict(batch=8, length=4096, hidden=4096, vocab=128256, dtype="bfloat16", repeats=3)
+SMOKE = dict(batch=2, length=16, hidden=32, vocab=300, dtype="float32", repeats=3)
+
+
+def make_inputs(shape: dict, device: str):
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    dtype = getattr(torch, shape["dtype"])
+    b, t, h, v = shape["batch"], shape["length"], shape["hidden"], shape["vocab"]
+    hidden = (torch.randn(b, t, h, generator=gen) * 0.5).to(device, dtype).requires_grad_()
+    weight = (torch.randn(v, h, generator=gen) / h ** 0.5).to(device, dtype)
+    ids = torch.randint(0, v, (b, t), generator=gen).to(device)
+    lengths = torch.randint(t // 2, t + 1, (b,), generator=gen)
+    mask = (torch.arange(t)[None, :] < lengths[:, None]).to(device, torch.int64)
+    advantages = torch.randn(b, generator=gen).to(device)
+    return hidden, weight, ids, mask, advantages
+
+
+def contenders(device: str, compiled: bool) -> dict:
+    """name -> step(hidden, weight, ids, mask, adv) -> loss (after backward), or the Skip reason."""
+    sys.path.insert(0, str(TESTS))
+    from grpo_reference import reference_grpo_loss
+
+    from grpo_studio.kernels import grpo_loss
+
+    def ours(triton: bool):
+        def step(hidden, weight, ids, mask, adv):
+            old = os.environ.pop("GRPO_STUDIO_NO_TRITON", None)
+            if not triton:
+                os.environ["GRPO_STUDIO_NO_TRITON"] = "1"
+            try:
+                loss = grpo_loss(hidden, weight, ids, mask, adv, **SETTINGS).loss
+                loss.backward()
+            finally:
+                os.environ.pop("GRPO_STUDIO_NO_TRITON", None)
+                if old is not None:
+                    os.environ["GRPO_STUDIO_NO_TRITON"] = old
+            return loss
+        return step
+
+    def naive(hidden, weight, ids, mask, adv):
+        loss = reference_grpo_loss(hidden, weight, ids, mask, adv, **SETTINGS)[0]
+        loss.backward()
+        return loss
+
+    out: dict = {"chunked_torch": ours(False), "naive": naive}
+    out["triton"] = ours(True) if device == "cuda" else Skip("the Triton kernel runs on CUDA only (the tests "
+                                                            "run it in Triton's interpreter)")
+    try:
+        from liger_kernel.chunked_loss import LigerFusedLinearGRPOLoss
+    except ImportError as exc:
+        out["liger"] = Skip(f"liger-kernel not importable: {exc}")
+    else:
+        module = LigerFusedLinearGRPOLoss(compiled=compiled, use_ref_model=False, **SETTINGS)
+
+        def liger(hidden, weight, ids, mask, adv):
+            loss, _metrics = module(hidden, weight, ids, mask, adv)
+            loss.backward()
+            return loss
+        out["liger"] = liger
+    return out
+
+
+def fp32_reference(inputs) -> tuple[float, "object"]:
+    """Loss and grad_h in fp32, one sequence at a time (dapo: each sequence's share is its token count)."""
+    import torch
+
+    from grpo_reference import reference_grpo_loss
+
+    hidden, weight, ids, mask, adv = inputs
+    w32 = weight.detach().float()
+    total_tokens = mask.sum().clamp(min=1).item()
+    grad = torch.zeros_like(hidden, dtype=torch.float32)
+    loss_sum = 0.0
+    for i in range(hidden.shape[0]):
+        h = hidden[i:i + 1].detach().float().requires_grad_()
+        loss = reference_grpo_loss(h, w32, ids[i:i + 1], mask[i:i + 1], adv[i:i + 1], **SETTINGS)[0]
+        share = mask[i].sum().item() / total_tokens
+        (loss * share).backward()
+        grad[i] = h.grad[0]
+        loss_sum += loss.item() * share
+    return loss_sum, grad
+
+
+def run(smoke: bool, deadline: float) -> dict:
+    import torch
+
+    device = "cuda" if cuda_available() and not smoke else "cpu"
+    shape = SMOKE if smoke else FULL
+    inputs = make_inputs(shape, device)
+    ref_loss, ref_grad = fp32_reference(inputs)
+    steps = contenders(device, compiled=device == "cuda")
+    results: dict = {name: ({"skipped": str(s)} if isinstance(s, Skip) else {"seconds": [], "peak_bytes": []})
+                     for name, s in steps.items()}
+    live = {name: s for name, s in steps.items() if not isinstance(s, Skip)}
+    for name in list(live):  # warm-up: compiles and autotuning, also the first look at the numbers
+        started = time.perf_counter()
+        try:
+            loss = _once(live[name], inputs, device, results[name])
+        except torch.OutOfMemoryError as exc:
+            results[name] = {"skipped": f"out of GPU memory at this size: {str(exc).splitlines()[0]}"}
+            live.pop(name)
+            _free(inputs, device)
+            continue
+        results[name]["warmup_s"] = time.perf_counter() - started
+        results[name]["max_abs_diff_loss"] = abs(float(loss) - ref_loss)
+        results[name]["max_abs_diff_grad_h"] = float((inputs[0].grad.float() - ref_grad).abs().max())
+        results[name]["seconds"].clear()
+        results[name]["peak_bytes"].clear()
+    for _ in range(shape["repeats"]):  # contenders alternate, so drift hits all of them alike
+        if time.monotonic() > deadline:
+            break
+        for name, step in live.items():
+            _once(step, inputs, device, results[name])
+    for name, r in results.items():
+        if "seconds" in r:
+            r["time"], r["peak_extra_memory"] = stats(r.pop("seconds")), stats(r.pop("peak_bytes"))
+    ratios = {}
+    for ours in ("triton", "chunked_torch"):
+        for base in ("naive", "liger", "chunked_torch"):
+            a, b = results.get(ours, {}), results.get(base, {})
+            if ours != base and "time" in a and "time" in b:
+                ratios[f"{ours}_vs_{base}"] = {
+                    "time": ratio(a["time"]["median"], b["time"]["median"]),
+                    "peak_extra_memory": ratio(a["peak_extra_memory"]["median"], b["peak_extra_memory"]["median"])}
+    return {"device": device, "shape": shape, "settings": SETTINGS, "fp32_reference_loss": ref_loss,
+            "contenders": results, "ratios": ratios,
+            "goals": {"triton_memory_vs_naive_at_most": 1 / 20, "triton_time_vs_liger_at_most": 1.0}}
+
+
+def _free(inputs, device: str) -> None:
+    import torch
+
+    inputs[0].grad = None
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _once(step, inputs, device: str, into: dict):
+    import torch
+
+    inputs[0].grad = None
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    started = time.perf_counter()
+    loss = step(*inputs)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    into["seconds"].append(time.perf_counter() - started)
+    if device == "cuda":
+        into["peak_bytes"].append(torch.cuda.max_memory_allocated() - base)
+    else:
+        into["peak_bytes"].append(None)
+        into["peak_note"] = "CPU: CUDA memory not measured"
+    return loss.detach()
