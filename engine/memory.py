@@ -1,8 +1,9 @@
 """The `memory` event's fields: GPU allocated / reserved / peak (None on CPU), process RSS, offloaded bytes.
 
 `gpu_peak` and `gpu_peak_reserved` are per step: the highest allocated / reserved bytes since the previous
-memory event (for the first one, since the process started: loading included); `offloaded_peak` likewise. Reading them resets the peak
-counters, so the chart shows each step's own peak instead of a lifetime maximum that goes flat.
+memory event (for the first one, since the process started: loading included); `offloaded_peak` likewise.
+Reading them resets the peak counters, so the chart shows each step's own peak instead of a lifetime maximum
+that goes flat.
 Reserved memory is what the caching allocator holds; the CUDA context (which the estimator counts) is not in it.
 """
 from __future__ import annotations

@@ -49,6 +49,7 @@ def test_smoke_runs_every_part_and_writes_json_and_table(suite, tmp_path):
     offload = parts["offload"]["result"]
     assert offload["offload_active"] == {"off": False, "on": True}
     assert offload["ratios"]["step_time_on_vs_off"] > 0 and offload["vram_saved_bytes"] is None
+    assert all(r["reward_std"] > 0 for runs in offload["runs"].values() for r in runs)  # real gradients
     assert [p["completion_tokens"] for p in parts["long"]["result"]["points"]] == [8, 16]
     rollout = parts["rollout"]["result"]["contenders"]
     assert rollout["engine"]["completion_tokens"][0] == rollout["plain_hf_generate"]["completion_tokens"][0] == 64

@@ -35,14 +35,14 @@ from suite_parts import loss, oom, rollout, training  # noqa: E402
 from suite_parts.common import ROOT, Skip, clean_cuda, gpu_record  # noqa: E402
 
 # key -> (number, title, function(workdir, smoke, deadline), budget seconds at full size, in smoke mode).
-# Full budgets add up to 7.5 minutes, leaving the rest of 10 for set-up on a fresh machine.
+# Full budgets add up to 8 minutes (model building included), leaving 2 of the 10 for set-up.
 PARTS = {
-    "loss": (1, "fused GRPO loss", lambda w, s, d: loss.run(s, d), 75, 60),
-    "grpo": (2, "Qwen2.5-1.5B GRPO steps: VRAM vs estimate", training.grpo_steps, 90, 90),
-    "offload": (3, "offloaded checkpointing on vs off", training.offload_on_off, 60, 60),
-    "long": (4, "Llama-3.1-8B longest completion", training.longest_fitting, 120, 60),
-    "rollout": (5, "rollout tokens/s", rollout.run, 45, 60),
-    "oom": (6, "out of memory for real", oom.run, 60, 30),
+    "loss": (1, "fused GRPO loss", lambda w, s, d: loss.run(s, d), 80, 60),
+    "grpo": (2, "Qwen2.5-1.5B GRPO steps: VRAM vs estimate", training.grpo_steps, 110, 90),
+    "offload": (3, "offloaded checkpointing on vs off", training.offload_on_off, 55, 60),
+    "long": (4, "Llama-3.1-8B longest completion", training.longest_fitting, 110, 60),
+    "rollout": (5, "rollout tokens/s", rollout.run, 70, 60),
+    "oom": (6, "out of memory for real", oom.run, 55, 30),
 }
 # Model parts first: part 2's nvidia-smi figure is then the process's own, before other parts' kernels load.
 ORDER = ("grpo", "rollout", "offload", "long", "loss", "oom")
@@ -136,7 +136,8 @@ def rows(key: str, r: dict) -> list[tuple[str, str, str, str, str]]:
                 continue
             out.append((f"{name}: time / peak extra memory", f"{_s(c['time']['median'])} / "
                         f"{_gib(c['peak_extra_memory']['median'])}", "", "",
-                        f"max abs diff vs fp32: loss {c['max_abs_diff_loss']:.2e}, grad {c['max_abs_diff_grad_h']:.2e}"))
+                        f"max abs diff vs fp32: loss {c['max_abs_diff_loss']:.2e}, "
+                        f"grad {c['max_abs_diff_grad_h']:.2e}"))
         for name, q in r["ratios"].items():
             goal = {"triton_vs_naive": "memory <= 0.05x", "triton_vs_liger": "time <= 1.0x"}.get(name, "")
             out.append((name, f"time {_x(q['time'])}", "", f"memory {_x(q['peak_extra_memory'])}", goal))
@@ -145,7 +146,8 @@ def rows(key: str, r: dict) -> list[tuple[str, str, str, str, str]]:
         m, e = r["measured"], r["estimate"]
         return [("peak VRAM, torch max reserved", _gib(m["torch_max_reserved"]), f"estimate {_gib(e['total'])}",
                  _x(r["ratios"]["estimate_vs_torch_reserved"]), "measured <= 4 GB; estimate within +-15%, never below"),
-                ("peak VRAM, nvidia-smi (process)", _gib(m["nvidia_smi"]["process_peak"]), f"estimate {_gib(e['total'])}",
+                ("peak VRAM, nvidia-smi (process)", _gib(m["nvidia_smi"]["process_peak"]),
+                 f"estimate {_gib(e['total'])}",
                  _x(r["ratios"]["estimate_vs_nvidia_smi"]), ""),
                 ("completions ran full length", str(r["full_length"]), "", "", "EOS suppressed")]
     if key == "offload":
@@ -174,7 +176,8 @@ def markdown(report: dict) -> str:
     v = env["versions"]
     lines = [f"GPU suite ({'smoke, CPU tiny sizes' if report['smoke'] else 'full'}), {env['date']}: "
              f"{gpu['name'] or 'no GPU'}" + (f", driver {gpu['driver']}, CUDA {env['cuda']}" if gpu["name"] else ""),
-             "; ".join(f"{k} {v[k]}" for k in ("torch", "triton", "transformers", "bitsandbytes", "peft", "liger_kernel")),
+             "; ".join(f"{k} {v[k]}" for k in ("torch", "triton", "transformers", "bitsandbytes", "peft",
+                                               "liger_kernel")),
              "", "| part | figure | value | baseline | ratio | goal / note |", "| --- | --- | --- | --- | --- | --- |"]
     for key, entry in sorted(report["parts"].items(), key=lambda kv: kv[1]["part"]):
         label = f"{entry['part']} {entry['title']}"

@@ -107,7 +107,7 @@ def build_random_model(folder: Path, hub_id: str, family: str, tiny: bool, devic
     arch["vocab_size"] = max(arch["vocab_size"], len(tokenizer))
     eos = tokenizer.eos_token_id
     config = AutoConfig.for_model(model_type, **arch, bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
-                                  pad_token_id=tokenizer.pad_token_id, torch_dtype="bfloat16")
+                                  pad_token_id=tokenizer.pad_token_id, dtype="bfloat16")
     with torch.device("meta"):
         shapes = {name: (tuple(t.shape)) for name, t in AutoModelForCausalLM.from_config(config).state_dict().items()}
     if config.tie_word_embeddings:

@@ -94,8 +94,10 @@ def synthetic_generation(completion: int):
         prompt_ids, prompt_mask = left_pad(repeated, tokenizer.pad_token_id, device)
         gen = torch.Generator().manual_seed(len(repeated))
         ids = torch.randint(100, min(len(tokenizer), 30000), (len(repeated), completion), generator=gen)
-        return Rollout(prompt_ids, prompt_mask, ids.to(device), torch.ones_like(ids).to(device),
-                       [""] * len(repeated))
+        # Texts that half the group formats right: the advantages are non-zero, so the loss really has
+        # gradients to form (a group of equal rewards would let kernels skip work).
+        texts = ["<think>t</think><answer>1</answer>" if i % 2 else "no tags" for i in range(len(repeated))]
+        return Rollout(prompt_ids, prompt_mask, ids.to(device), torch.ones_like(ids).to(device), texts)
 
     loop.generate = fake
     try:
@@ -110,9 +112,19 @@ def load_trainer(config, workdir: Path):
 
     paths = RunPaths(Path(tempfile.mkdtemp(dir=workdir, prefix="run-train-")))
     paths.root.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, paths, lambda *a, **k: None)
+    trainer = Trainer(config, paths, lambda kind, **fields: trainer.events.append({"type": kind, **fields}))
+    trainer.events = []
     trainer.setup()
     return trainer
+
+
+def synthetic_config(folder: Path, data: Path, **kwargs):
+    """train_config with a format reward, which the synthetic rollout's texts split into two groups."""
+    from grpo_studio.engine.config import RewardSpec
+
+    config = train_config(folder, data, **kwargs)
+    config.rewards = [RewardSpec("format_soft", 1.0)]
+    return config
 
 
 def measured_step(trainer) -> dict:
@@ -128,9 +140,10 @@ def measured_step(trainer) -> dict:
             torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     cuda = torch.cuda.is_available()
+    metrics = [e for e in trainer.events if e["type"] == "metrics"][-1]
     return {"seconds": seconds, "peak_allocated": torch.cuda.max_memory_allocated() if cuda else None,
             "peak_reserved": torch.cuda.max_memory_reserved() if cuda else None,
-            "nvidia_smi_process_peak": smi.process_peak}
+            "nvidia_smi_process_peak": smi.process_peak, "reward_std": metrics["reward_std"]}
 
 
 # ----------------------------------------------------------------------------------------------- part 3
@@ -138,7 +151,7 @@ def offload_on_off(workdir: Path, smoke: bool, deadline: float) -> dict:
     folder = model_dir(workdir, QWEN, smoke)
     completion = 16 if smoke else 4096
     data = write_dataset(workdir / "data.jsonl")
-    configs = {mode: train_config(folder, data, completion=completion, offload=mode) for mode in ("off", "on")}
+    configs = {mode: synthetic_config(folder, data, completion=completion, offload=mode) for mode in ("off", "on")}
     runs: dict = {mode: [] for mode in configs}
     with synthetic_generation(completion):
         trainers = {mode: load_trainer(config, workdir) for mode, config in configs.items()}
@@ -176,7 +189,7 @@ def longest_fitting(workdir: Path, smoke: bool, deadline: float) -> dict:
     folder = model_dir(workdir, LLAMA_8B, smoke)
     data = write_dataset(workdir / "data.jsonl")
     lengths = [8, 16] if smoke else [1024, 2048, 4096, 8192, 16384, 32768, 65536]
-    config = train_config(folder, data, completion=lengths[0], offload="on")
+    config = synthetic_config(folder, data, completion=lengths[0], offload="on")
     trainer = load_trainer(config, workdir)
     total = torch.cuda.get_device_properties(0).total_memory if cuda_available() else None
     points, stopped, last_s = [], "all lengths ran", 0.0
@@ -199,7 +212,8 @@ def longest_fitting(workdir: Path, smoke: bool, deadline: float) -> dict:
             break
         last_s = step["seconds"]
         points.append({"completion_tokens": length, **step, "estimate": est,
-                       "estimate_vs_reserved": ratio(est["training_phase_peak"], step["peak_reserved"])})
+                       "estimate_vs_reserved": ratio(est["training_phase_peak"], step["peak_reserved"]),
+                       "estimate_vs_nvidia_smi": ratio(est["training_phase_peak"], step["nvidia_smi_process_peak"])})
     del trainer
     clean_cuda()
     fitted = [p for p in points if "oom" not in p]
