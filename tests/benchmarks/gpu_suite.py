@@ -137,7 +137,8 @@ def rows(key: str, r: dict) -> list[tuple[str, str, str, str, str]]:
             out.append((f"{name}: time / peak extra memory", f"{_s(c['time']['median'])} / "
                         f"{_gib(c['peak_extra_memory']['median'])}", "", "",
                         f"max abs diff vs fp32: loss {c['max_abs_diff_loss']:.2e}, "
-                        f"grad {c['max_abs_diff_grad_h']:.2e}"))
+                        f"grad {c['max_abs_diff_grad_h']:.2e}; run to run "
+                        f"{c.get('run_to_run_max_abs_diff_grad_h', float('nan')):.2e}"))
         for name, q in r["ratios"].items():
             goal = {"triton_vs_naive": "memory <= 0.05x", "triton_vs_liger": "time <= 1.0x"}.get(name, "")
             out.append((name, f"time {_x(q['time'])}", "", f"memory {_x(q['peak_extra_memory'])}", goal))

@@ -4,8 +4,9 @@ Contenders on the same inputs (bf16 hidden [B, T, H], frozen lm_head [V, H], on-
 engine's defaults): GRPO Studio's Triton kernel, its chunked torch path (GRPO_STUDIO_NO_TRITON=1), the naive
 full-logits loss (tests/grpo_reference.py) and Liger's LigerFusedLinearGRPOLoss (torch.compile'd). Each is
 warmed up once (compiles, autotuning), then the contenders alternate over the repeats. Per contender: peak
-CUDA memory above the inputs, time (median and spread), and the max abs difference of loss and grad_h
-against an fp32 reference computed one sequence at a time.
+CUDA memory above the inputs, time (median and spread), the max abs difference of loss and grad_h against an
+fp32 reference computed one sequence at a time, and grad_h's largest change from run to run (atomic adds
+make the Triton kernel's sums order-dependent).
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def fp32_reference(inputs) -> tuple[float, "object"]:
     """Loss and grad_h in fp32, one sequence at a time (dapo: each sequence's share is its token count)."""
     import torch
 
+    sys.path.insert(0, str(TESTS))
     from grpo_reference import reference_grpo_loss
 
     hidden, weight, ids, mask, adv = inputs
@@ -110,6 +112,7 @@ def run(smoke: bool, deadline: float) -> dict:
     results: dict = {name: ({"skipped": str(s)} if isinstance(s, Skip) else {"seconds": [], "peak_bytes": []})
                      for name, s in steps.items()}
     live = {name: s for name, s in steps.items() if not isinstance(s, Skip)}
+    first_grads: dict = {}  # the warm-up's grad_h, to tell whether repeats give bit-identical gradients
     for name in list(live):  # warm-up: compiles and autotuning, also the first look at the numbers
         started = time.perf_counter()
         loss = _guarded(live, name, inputs, device, results)
@@ -118,13 +121,18 @@ def run(smoke: bool, deadline: float) -> dict:
         results[name]["warmup_s"] = time.perf_counter() - started
         results[name]["max_abs_diff_loss"] = abs(float(loss) - ref_loss)
         results[name]["max_abs_diff_grad_h"] = float((inputs[0].grad.float() - ref_grad).abs().max())
+        first_grads[name] = inputs[0].grad.clone()
         results[name]["seconds"].clear()
         results[name]["peak_bytes"].clear()
     for _ in range(shape["repeats"]):  # contenders alternate, so drift hits all of them alike
         if time.monotonic() > deadline:
             break
         for name in list(live):
-            _guarded(live, name, inputs, device, results)
+            if _guarded(live, name, inputs, device, results) is not None:
+                drift = float((inputs[0].grad.float() - first_grads[name].float()).abs().max())
+                results[name]["run_to_run_max_abs_diff_grad_h"] = max(
+                    drift, results[name].get("run_to_run_max_abs_diff_grad_h", 0.0))
+    first_grads.clear()
     for name, r in results.items():
         if "seconds" in r:
             r["time"], r["peak_extra_memory"] = stats(r.pop("seconds")), stats(r.pop("peak_bytes"))
