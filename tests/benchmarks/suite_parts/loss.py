@@ -108,6 +108,7 @@ def run(smoke: bool, deadline: float) -> dict:
     shape = SMOKE if smoke else FULL
     inputs = make_inputs(shape, device)
     ref_loss, ref_grad = fp32_reference(inputs)
+    ref_scale = float(ref_grad.abs().max())  # grad_h entries are ~1/tokens: relative errors say more
     steps = contenders(device, compiled=device == "cuda")
     results: dict = {name: ({"skipped": str(s)} if isinstance(s, Skip) else {"seconds": [], "peak_bytes": []})
                      for name, s in steps.items()}
@@ -121,6 +122,7 @@ def run(smoke: bool, deadline: float) -> dict:
         results[name]["warmup_s"] = time.perf_counter() - started
         results[name]["max_abs_diff_loss"] = abs(float(loss) - ref_loss)
         results[name]["max_abs_diff_grad_h"] = float((inputs[0].grad.float() - ref_grad).abs().max())
+        results[name]["max_rel_diff_grad_h"] = results[name]["max_abs_diff_grad_h"] / max(ref_scale, 1e-30)
         first_grads[name] = inputs[0].grad.clone()
         results[name]["seconds"].clear()
         results[name]["peak_bytes"].clear()

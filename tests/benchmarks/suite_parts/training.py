@@ -66,6 +66,7 @@ def grpo_steps(workdir: Path, smoke: bool, deadline: float) -> dict:
            "full_length": all(x["mean"] == completion for x in lengths),
            "measured": {"torch_max_reserved": reserved,
                         "torch_max_allocated": max((e.get("gpu_peak") or 0 for e in memory), default=0) or None,
+                        "per_step_reserved": [e.get("gpu_peak_reserved") for e in memory],  # step 1: + loading
                         "nvidia_smi": smi.summary(), "rss_peak": max(e["rss"] for e in memory)},
            "estimate": est}
     smi_peak = smi.process_peak
