@@ -44,6 +44,7 @@ def test_smoke_runs_every_part_and_writes_json_and_table(suite, tmp_path):
 
     grpo = parts["grpo"]["result"]
     assert grpo["full_length"] and [x["mean"] for x in grpo["completion_length"]] == [8, 8, 8]
+    assert grpo["steps_completed"] == 3
     assert grpo["measured"]["torch_max_reserved"] is None and grpo["ratios"]["estimate_vs_torch_reserved"] is None
     assert grpo["estimate"]["total"] > 0
 

@@ -32,6 +32,7 @@ def events_of(run):
     return list(read_events(RunPaths(run).events))
 
 
+@pytest.mark.slow  # three short engine runs
 def test_oom_while_generating_keeps_the_last_completed_step_exactly(tmp_path, monkeypatch):
     straight, failed = tmp_path / "straight", tmp_path / "failed"
     assert run_engine(small_config(steps=4), straight, quiet=True) == 0

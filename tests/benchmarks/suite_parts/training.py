@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from grpo_studio.engine.control import Control
 from suite_parts.common import (NvidiaSmiPeak, Skip, build_random_model, clean_cuda, cuda_available, estimate,
                                 ratio, stats, train_config, write_dataset)
 
@@ -38,6 +39,19 @@ def plan_figures(result: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- part 2
+class StopAtDeadline(Control):
+    """Asks the run to stop (after the step in progress) once `deadline` passes, so a slow card still reports
+    the steps it finished instead of being cut off by the part's hard stop."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    @property
+    def stop_requested(self) -> bool:
+        return super().stop_requested or time.monotonic() > self.deadline
+
+
 def grpo_steps(workdir: Path, smoke: bool, deadline: float) -> dict:
     from grpo_studio.engine.events import read_events
     from grpo_studio.engine.runner import run_engine
@@ -50,7 +64,7 @@ def grpo_steps(workdir: Path, smoke: bool, deadline: float) -> dict:
     clean_cuda()
     started = time.perf_counter()
     with NvidiaSmiPeak() as smi:
-        code = run_engine(config, run_dir, quiet=True)
+        code = run_engine(config, run_dir, quiet=True, control=StopAtDeadline(deadline))
     wall = time.perf_counter() - started
     events = list(read_events(RunPaths(run_dir).events))
     if code != 0:
@@ -62,7 +76,7 @@ def grpo_steps(workdir: Path, smoke: bool, deadline: float) -> dict:
     est = plan_figures(estimate(config, folder))
     out = {"settings": {"completion_tokens": completion, "generations": 8, "steps": 3, "lora_r": 16,
                         "load_in_4bit": config.load_in_4bit},
-           "wall_s": wall, "completion_length": lengths,
+           "wall_s": wall, "completion_length": lengths, "steps_completed": len(lengths),
            "full_length": all(x["mean"] == completion for x in lengths),
            "measured": {"torch_max_reserved": reserved,
                         "torch_max_allocated": max((e.get("gpu_peak") or 0 for e in memory), default=0) or None,
