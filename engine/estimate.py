@@ -12,6 +12,7 @@ with the numbers shown; their `changes` are dotted TrainConfig paths the GUI can
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any, Callable
 
 from grpo_studio.engine.config import TrainConfig
@@ -20,7 +21,7 @@ from grpo_studio.engine.estimate_model import GIB, Arch, Settings, grpo_studio_p
 from grpo_studio.engine.model_configs import load_model_config
 
 __all__ = ["COMPONENT_LABELS", "FIT_FRACTION", "detect_gpu", "estimate_run", "format_table", "load_model_config",
-           "settings_from_config"]
+           "needs_offload", "settings_from_config"]
 
 # A plan "fits" below this share of the free memory: the rest absorbs allocator fragmentation and the desktop's
 # own use of the card, which move during a run. Between it and all of the free memory the verdict is "tight".
@@ -82,6 +83,15 @@ def estimate_run(config: TrainConfig, model_config: dict | None = None, gpu: dic
         "verdict": verdict,
         "suggestions": suggestions(config, arch, gpu) if verdict in ("tight", "too_big") else [],
     }
+
+
+def needs_offload(config: TrainConfig, gpu: dict, model_config: dict | None = None) -> bool:
+    """What `offload_activations: auto` decides: offload when the plan *without* offloading would not fit
+    `gpu` (FIT_FRACTION of its free memory). The displayed plan for auto is the offloaded one (see
+    settings_from_config), so this asks the other plan on purpose."""
+    model_config = model_config if model_config is not None else load_model_config(config.model)
+    settings = dataclasses.replace(settings_from_config(config), offload=False)
+    return grpo_studio_plan(Arch.from_config(model_config), settings)["total"] > FIT_FRACTION * gpu["free"]
 
 
 def _verdict(total: int, gpu: dict | None) -> str:

@@ -1,5 +1,9 @@
 """The GPU the estimate is judged against: name, total and free memory from `nvidia-smi`, without torch.
 
+It is the GPU the engine would train on: the first one CUDA_VISIBLE_DEVICES names (by index or UUID), else
+nvidia-smi's first; CUDA_VISIBLE_DEVICES="" or "-1" hides every GPU. (An index means nvidia-smi's PCI order,
+which is CUDA's order when CUDA_DEVICE_ORDER=PCI_BUS_ID; a MIG instance is judged by its parent's first GPU.)
+
 Asking torch would initialise CUDA in the GUI process (hundreds of MB on the GPU, seconds of start-up), so the
 estimator reads nvidia-smi, with a timeout, and caches the answer briefly because the GUI asks on every edit.
 GRPO_STUDIO_GPU overrides it for tests and for planning a card you do not have: "none", or the same CSV
@@ -11,7 +15,7 @@ import os
 import shutil
 import time
 
-QUERY = ["--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"]
+QUERY = ["--query-gpu=index,uuid,name,memory.total,memory.free", "--format=csv,noheader,nounits"]
 TIMEOUT_S = 3.0
 CACHE_S = 10.0
 ENV = "GRPO_STUDIO_GPU"
@@ -20,7 +24,7 @@ _cache: tuple[float, dict | None] | None = None
 
 
 def detect_gpu() -> dict | None:
-    """{name, total, free} in bytes for the first NVIDIA GPU, or None when there is none (or no driver)."""
+    """{name, total, free} in bytes for the GPU a run would use, or None when there is none (or no driver)."""
     global _cache
     override = os.environ.get(ENV)
     if override is not None:
@@ -41,7 +45,37 @@ def _query() -> dict | None:
         done = subprocess.run([exe, *QUERY], capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return parse_nvidia_smi(done.stdout) if done.returncode == 0 else None
+    return pick_visible(parse_gpu_list(done.stdout)) if done.returncode == 0 else None
+
+
+def parse_gpu_list(text: str) -> list[dict]:
+    """Every GPU of `nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.free --format=csv,...`."""
+    gpus = []
+    for line in text.strip().splitlines():
+        head = [part.strip() for part in line.split(",", 2)]
+        if len(head) != 3:
+            continue
+        gpu = parse_nvidia_smi(head[2])
+        if gpu is not None:
+            gpus.append({"index": head[0], "uuid": head[1], **gpu})
+    return gpus
+
+
+def pick_visible(gpus: list[dict], visible: str | None = None) -> dict | None:
+    """The GPU CUDA would call device 0 under CUDA_VISIBLE_DEVICES (`visible`, default from the environment)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    chosen = gpus[0] if gpus else None
+    if visible is not None:
+        first = visible.split(",")[0].strip()
+        if not (first.isdigit() or first.startswith(("GPU-", "MIG-"))):
+            return None  # "", "-1" or an invalid entry: CUDA sees no GPU
+        matches = [g for g in gpus if g["index"] == first or (first.startswith("GPU-")
+                                                               and g["uuid"].startswith(first))]
+        if matches:
+            chosen = matches[0]
+        elif not first.startswith("MIG-"):
+            return None  # an index or UUID that is not there: CUDA sees no GPU either
+    return None if chosen is None else {"name": chosen["name"], "total": chosen["total"], "free": chosen["free"]}
 
 
 def parse_nvidia_smi(text: str) -> dict | None:

@@ -4,7 +4,9 @@ GRPO Studio's plan is what this engine does: base weights (4-bit NF4 or 16-bit) 
 training, LoRA + optimizer, each decoder layer's input checkpointed (and offloaded to CPU RAM), one layer's
 internals rebuilt at a time in backward, the fused GRPO loss that never builds `[rows, vocab]` logits, and
 generation with the same weights (no second copy). Generation and training happen one after the other, so
-their working sets never coexist: the peak is persistent memory + the larger of the two phases.
+their working sets never coexist: the peak is persistent memory + the larger of the two phases. Within
+training, the loss step and the recompute of one layer in backward never coexist either: the training phase
+is the checkpoints plus the larger of the two.
 
 The naive plan is a TRL-style trainer with FlashAttention-2: every activation of every layer kept for
 backward, full logits and their gradient, and a separate 16-bit inference engine (vLLM) that holds its
@@ -35,6 +37,8 @@ INFERENCE_BATCH_TOKENS = 8192
 # Rows per chunk of the fused loss on its torch path: one chunk of fp32 logits stays near this many bytes
 # (the same budget as kernels/grpo_loss.py; its Triton path only keeps register tiles, so this bounds both).
 LOSS_CHUNK_BYTES = 16 << 20
+# Triton's autotuner flushes the L2 cache between timings with a buffer of this size (first step on CUDA).
+AUTOTUNE_FLUSH_BYTES = 256 * 10**6
 
 # Which projections exist per layer, as name -> (in_features, out_features) builders; Phi-3/4 fuse q/k/v and
 # gate/up into one matrix each, everything else here is Llama-shaped.
@@ -169,18 +173,54 @@ def layer_saved_bytes_per_token(arch: Arch, s: Settings) -> int:
     qk_norm = 4 * (q + kv) if arch.model_type in _QK_NORM else 0  # the same for per-head q/k norms
     attention = b * (2 * q + 2 * kv) + 4 * arch.heads  # q, k, v after RoPE, output, fp32 log-sum-exp
     mlp = b * 3 * i  # SiLU keeps gate; the product keeps silu(gate) and up
-    # LoRA's A needs its input: the normed hidden states (shared by q/k/v, and by gate/up), the SwiGLU
-    # product for down_proj; o_proj's input is the attention output, already kept above.
-    lora = b * (h * bool(targets.keys() & {"q_proj", "k_proj", "v_proj", "qkv_proj"})
-                + h * bool(targets.keys() & {"gate_proj", "up_proj", "gate_up_proj"})
-                + i * ("down_proj" in targets))
-    return norms + qk_norm + attention + mlp + lora
+    return norms + qk_norm + attention + mlp + lora_saved_bytes_per_token(arch, s, targets)
+
+
+def lora_saved_bytes_per_token(arch: Arch, s: Settings, targets: dict[str, tuple[int, int]] | None = None) -> int:
+    """What LoRA adds to a layer's saved tensors. PEFT keeps adapters in fp32 and, without autocast, each
+    adapted module casts its input to fp32 for its A matrix, which keeps that copy for backward: q, k and v
+    each hold their own fp32 copy of the normed hidden states (the frozen 16-bit base saves none). B keeps
+    A's fp32 output [tokens, r]. An fp32 model casts nothing: modules reading the same input share it."""
+    targets = lora_targets(arch, s.lora_targets) if targets is None else targets
+    rank = LORA_PARAM_BYTES * s.lora_r * len(targets)
+    if s.dtype_bytes != LORA_PARAM_BYTES:
+        return rank + LORA_PARAM_BYTES * sum(a for a, _ in targets.values())
+    # fp32: one input per group of modules reading the same tensor (o_proj's is the attention output,
+    # which attention already keeps).
+    groups = ({"q_proj", "k_proj", "v_proj", "qkv_proj"}, {"gate_proj", "up_proj", "gate_up_proj"}, {"down_proj"})
+    widths = (arch.hidden, arch.hidden, arch.intermediate)
+    return rank + LORA_PARAM_BYTES * sum(w for group, w in zip(groups, widths) if targets.keys() & group)
 
 
 def backward_working_bytes_per_token(arch: Arch, s: Settings) -> int:
-    """Gradients alive at the widest point of one layer's backward: d(silu), d(up) next to d(product) as it
-    is released, plus the hidden-state gradients flowing in and out of the layer."""
-    return s.dtype_bytes * (2 * arch.intermediate + 2 * arch.hidden)
+    """Gradients alive at the widest point of one layer's backward, besides the hidden-state gradients
+    flowing in and out of the layer: either d(silu) and d(up) as d(product) is released, or, with LoRA on
+    a 16-bit model, an adapted module's input gradient from the base beside LoRA's fp32 one and its cast."""
+    b, i = s.dtype_bytes, arch.intermediate
+    widest = 2 * b * i
+    targets = lora_targets(arch, s.lora_targets)
+    if targets and b != LORA_PARAM_BYTES:
+        widest = max(widest, max((b + LORA_PARAM_BYTES + b) * a for a, _ in targets.values()))
+    return b * 2 * arch.hidden + widest
+
+
+def dequantized_weight_bytes(arch: Arch, s: Settings) -> int:
+    """4-bit: bitsandbytes rebuilds a module's 16-bit weight for a multi-token matmul (forward with more than
+    one token, and every backward): the largest projection, transient. Token-independent."""
+    if not s.load_in_4bit:
+        return 0
+    return s.dtype_bytes * max(a * b for a, b in arch.projections().values())
+
+
+def lora_forward_bytes_per_token(arch: Arch, s: Settings) -> int:
+    """LoRA's transients in a no-grad forward (prefill) at its widest module: the fp32 input copy, B's fp32
+    output and, with 4-bit, the defensive clone of the base output PEFT makes."""
+    targets = lora_targets(arch, s.lora_targets)
+    if not targets:
+        return 0
+    cast = 0 if s.dtype_bytes == LORA_PARAM_BYTES else LORA_PARAM_BYTES
+    clone = s.dtype_bytes if s.load_in_4bit else 0
+    return max(cast * a + LORA_PARAM_BYTES * b + clone * b for a, b in targets.values())
 
 
 def forward_working_bytes_per_token(arch: Arch, s: Settings) -> int:
@@ -215,13 +255,13 @@ def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
         activations = (min(kept, arch.layers) + 1) * hidden_state
         host = arch.layers * hidden_state if s.offload else 0
         recompute = tokens * (layer_saved_bytes_per_token(arch, s) + backward_working_bytes_per_token(arch, s))
-    chunk_rows = s.chunk_size or max(1, LOSS_CHUNK_BYTES // (4 * arch.vocab))
-    # Fused loss: an fp32 gradient w.r.t. the hidden rows, one chunk of fp32 logits, and per-row fp32 log-probs,
-    # log-sum-exp, old/ref log-probs.
-    logits = rows * arch.hidden * 4 + min(chunk_rows, rows) * arch.vocab * 4 + rows * 16
+    recompute += dequantized_weight_bytes(arch, s)
+    logits = loss_bytes(arch, s, tokens, rows)
     kv_cache = s.generation_batch * s.seq_len * kv_bytes_per_token(arch, s)
     generation = (s.generation_batch * s.max_prompt_length * forward_working_bytes_per_token(arch, s)
                   + _sampling_bytes(arch, s.generation_batch))
+    generation += (s.generation_batch * s.max_prompt_length * lora_forward_bytes_per_token(arch, s)
+                   + dequantized_weight_bytes(arch, s))
     components = {
         "weights": weights_bytes(arch, s),
         "lora_and_optimizer": lora_and_optimizer_bytes(arch, s),
@@ -234,10 +274,26 @@ def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
         "cuda_overhead": CUDA_CONTEXT,
     }
     persistent = components["weights"] + components["lora_and_optimizer"] + CUDA_CONTEXT
-    phases = {"generation": kv_cache + generation, "training": activations + recompute + logits}
+    # The loss's buffers are gone before the first layer is recomputed: the two never coexist.
+    phases = {"generation": kv_cache + generation, "training": activations + max(recompute, logits)}
     peak_phase = max(phases, key=phases.get)
     return {"components": _ints(components), "total": int(persistent + phases[peak_phase]),
             "peak_phase": peak_phase, "phases": _ints(phases), "host_ram": int(host)}
+
+
+def loss_bytes(arch: Arch, s: Settings, tokens: int, rows: int) -> int:
+    """The loss step of one micro-batch (`tokens` in the forward, `rows` completion positions). Throughout:
+    the final norm's fp32 input, kept for its backward. Forward: the contiguous 16-bit copy of the sliced
+    hidden rows, the fused loss's fp32 gradient w.r.t. them, one chunk of fp32 logits (torch path) or
+    Triton's autotune flush buffer (first CUDA step), per-row fp32 log-probs, log-sum-exp, old/ref log-probs.
+    Backward: the 16-bit copy of that gradient beside the fp32 one, then the zero-filled gradient of the
+    whole [B, T, h] output the rows were sliced from."""
+    b, h = s.dtype_bytes, arch.hidden
+    chunk_rows = s.chunk_size or max(1, LOSS_CHUNK_BYTES // (4 * arch.vocab))
+    scratch = max(min(chunk_rows, rows) * arch.vocab * 4, AUTOTUNE_FLUSH_BYTES)
+    forward = rows * h * (b + 4) + scratch + rows * 16
+    backward = max(rows * h * (4 + b), rows * h * b + tokens * h * b)
+    return tokens * h * 4 + max(forward, backward)
 
 
 # ------------------------------------------------------------------------------------------------ naive

@@ -47,9 +47,9 @@ def resolve_device(name: str) -> torch.device:
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name != "auto":
         return getattr(torch, name)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    from grpo_studio.engine.device_choice import auto_dtype
+
+    return auto_dtype(device)  # bf16 only where the GPU computes it natively (not emulated on sm_70/75)
 
 
 def resolve_model_path(name: str) -> tuple[Path, str]:
@@ -164,8 +164,9 @@ def _is_module(model: nn.Module, name: str, head: nn.Module | None) -> bool:
 
 def _setup_checkpointing(model: nn.Module, config: TrainConfig, device: torch.device, notes: list[str]):
     """Offloaded checkpointing (kernels.offload) when wanted, else transformers' own checkpointing."""
-    offload = config.offload_activations == "on" or (config.offload_activations == "auto"
-                                                      and device.type == "cuda" and _activations_tight(config))
+    from grpo_studio.engine.device_choice import should_offload
+
+    offload = should_offload(config, device)  # auto: asks whether the plan *without* offloading fits
     if offload:
         try:
             from grpo_studio.kernels.offload import apply_offloaded_checkpointing
@@ -179,16 +180,6 @@ def _setup_checkpointing(model: nn.Module, config: TrainConfig, device: torch.de
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     return None
-
-
-def _activations_tight(config: TrainConfig) -> bool:
-    """auto: offload when the estimator says the layer-boundary activations would not fit the GPU."""
-    try:
-        from grpo_studio.engine.estimate import estimate_run
-
-        return estimate_run(config, gpu="detect").get("verdict") in ("tight", "too_big")
-    except Exception:  # the estimator is advisory; never fail a run over it
-        return False
 
 
 # ------------------------------------------------------------------------------------- training forward

@@ -2,7 +2,8 @@
 
 `run_engine` owns the run folder (config.yaml, status.json, events.jsonl, the lock), sends the hello /
 done events, turns failures into an `error` event plus an exit code (a StudioError names what to fix;
-CUDA out-of-memory gets its own hint; anything else is a crash with the traceback on stderr), and writes
+running out of GPU memory, in any of its forms (oom.py), names the setting to lower and keeps the last
+completed step as a checkpoint; anything else is a crash with the traceback on stderr), and writes
 the final adapter. The terminal progress bar is just another listener of the same events.
 
 A full disk anywhere (events, status, checkpoint, adapter) ends as an `error` of kind disk_full: the run
@@ -25,12 +26,11 @@ from grpo_studio.engine.disk import DiskFullError, SpaceReserve, as_disk_full
 from grpo_studio.engine.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.events import EventLog
 from grpo_studio.engine.lock import RunLock
+from grpo_studio.engine.oom import LastCompletedStep, OomFailure, classify_oom, release_memory
 from grpo_studio.engine.run_folder import make_private_dir, secure_run_files
 from grpo_studio.engine.runs import RunPaths, atomic_write_text, write_status
 from grpo_studio.engine.server import EngineServer
 
-OOM_HINT = ("lower batch.micro_batch_size, grpo.max_completion_length or grpo.num_generations, turn on "
-            "load_in_4bit and offload_activations, or run `grpo-studio estimate` to see what fits")
 STATUS_EVERY_S = 1.0  # status.json is rewritten (with fsync) at most this often; events carry every step
 
 
@@ -71,6 +71,10 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
         printer = ProgressPrinter()
         events.add_listener(printer.handle)
     server = None
+    trainer = None
+    phase = _LastPhase()
+    events.add_listener(phase.handle)
+    completed: list[LastCompletedStep] = []  # set after setup: where an OOM checkpoint would resume
     try:
         atomic_write_text(paths.config, dump_config(config))  # what this process runs (a resume may add --steps)
         status = {"pid": os.getpid(), "state": "starting", "started": time.time(), "step": 0,
@@ -95,12 +99,16 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
 
         def on_step(step: int) -> None:
             events.step = step
+            if completed:
+                completed[0].mark()
             now = time.monotonic()
             if now - last_status[0] >= STATUS_EVERY_S or step == trainer.total_steps:
                 last_status[0] = now
                 write_status(paths, state="running", step=step, total_steps=trainer.total_steps)
 
         trainer.setup(resume=resume)
+        completed.append(LastCompletedStep(trainer))
+        phase.current = None  # loaded: an OOM from here on is not the loading's
         events.step = trainer.step
         if control.stop_requested:  # Ctrl-C while the model loaded: nothing trained, nothing to save
             write_status(paths, state="stopped", step=trainer.step)
@@ -118,11 +126,10 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
         return _fail_disk_full(events, paths, reserve, error, echo=quiet)
     except StudioError as error:
         return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)
-    except torch.OutOfMemoryError as error:
-        first_line = str(error).splitlines()[0] if str(error) else "CUDA out of memory"
-        return _fail(events, paths, "oom", f"out of GPU memory at step {trainer.step}: {first_line}", OOM_HINT,
-                     EXIT_CODES["oom"], echo=quiet)
-    except Exception as error:  # a bug or an unexpected library failure: keep the traceback for the report
+    except Exception as error:  # OOM or a full disk in any of its forms, else a bug: keep the traceback
+        oom = classify_oom(error, phase.current) if trainer is not None else None
+        if oom is not None:
+            return _fail_oom(events, paths, trainer, oom, error, completed[0] if completed else None, quiet)
         full = as_disk_full(error, paths.root)
         if full is not None:
             return _fail_disk_full(events, paths, reserve, full, echo=quiet)
@@ -164,6 +171,31 @@ def _fail_disk_full(events: EventLog, paths: RunPaths, reserve: SpaceReserve, er
     except (OSError, StudioError):  # not even the reserve was enough: the terminal / engine.log must do
         print(f"error ({error.kind}): {error.message}\nhint: {error.hint}", file=sys.stderr, flush=True)
         return error.exit_code
+
+
+class _LastPhase:
+    """The phase the run is in, from its own events (names the setting to lower when memory runs out)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+
+    def handle(self, event: dict) -> None:
+        if event.get("type") == "phase":
+            self.current = event.get("phase")
+
+
+def _fail_oom(events: EventLog, paths: RunPaths, trainer, oom: OomFailure, error: BaseException,
+              completed: LastCompletedStep | None, quiet: bool) -> int:
+    """Free what the failed step held, keep the last completed step as a checkpoint, end as failed (oom)."""
+    step = trainer.step
+    release_memory(error)
+    if completed is not None:
+        try:
+            _path, note = completed.save_after_oom()
+        except Exception as save_error:  # the error event matters more than this checkpoint
+            note = f"could not checkpoint the last completed step: {type(save_error).__name__}: {save_error}"
+        events.emit("log", level="warning", message=note)
+    return _fail(events, paths, "oom", f"at step {step}, {oom.message}", oom.hint, EXIT_CODES["oom"], echo=quiet)
 
 
 def _fail(events: EventLog, paths: RunPaths, kind: str, message: str, hint: str, code: int,

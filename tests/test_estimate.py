@@ -1,4 +1,5 @@
 """The VRAM estimator: the published Llama-3.1-8B comparison, monotonicity, verdicts, suggestions, speed."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,8 +10,10 @@ import pytest
 from grpo_studio.engine.config import TrainConfig
 from grpo_studio.engine.estimate import (COMPONENT_LABELS, FIT_FRACTION, estimate_run, format_table,
                                          load_model_config, with_changes)
-from grpo_studio.engine.estimate_gpu import detect_gpu, parse_nvidia_smi
-from grpo_studio.engine.estimate_model import GIB, NF4_BYTES, Arch, Settings, naive_plan
+from grpo_studio.engine.estimate_gpu import detect_gpu, parse_gpu_list, parse_nvidia_smi, pick_visible
+from grpo_studio.engine.estimate_model import (AUTOTUNE_FLUSH_BYTES, GIB, LOSS_CHUNK_BYTES, NF4_BYTES, Arch, Settings,
+                                               dequantized_weight_bytes, grpo_studio_plan, layer_saved_bytes_per_token,
+                                               lora_saved_bytes_per_token, loss_bytes, naive_plan)
 
 LLAMA_8B = load_model_config("meta-llama/Llama-3.1-8B")
 
@@ -45,13 +48,57 @@ def test_naive_plan_reproduces_the_published_trl_fa2_column_row_by_row():
         assert rows[row] == pytest.approx(published, rel=0.05), (row, rows[row], published)
 
 
-def test_grpo_studio_plan_is_at_most_the_published_memory_efficient_total():
-    ours = estimate_run(long_context_config(), LLAMA_8B, gpu=None)["plans"]["grpo_studio"]
-    assert ours["total"] / GIB <= PUBLISHED_EFFICIENT_TOTAL
+def test_grpo_studio_plan_against_the_published_memory_efficient_column():
+    """54.3 GiB is Unsloth's figure for Unsloth's own method. This engine keeps PEFT's fp32 LoRA inputs (one
+    copy per adapted module, kept for backward) and recomputes one layer for all 8 x 20K tokens of the
+    micro-batch at once, which the estimate now counts (about +26 GiB in the recomputed layer): it lands
+    above 54.3 GiB but still far below the naive plan. The GPU suite measures it (part 4)."""
+    result = estimate_run(long_context_config(), LLAMA_8B, gpu=None)
+    ours, naive = result["plans"]["grpo_studio"], result["plans"]["naive"]
+    assert PUBLISHED_EFFICIENT_TOTAL < ours["total"] / GIB < 1.5 * PUBLISHED_EFFICIENT_TOTAL
+    assert ours["total"] < naive["total"] / 6
     c = ours["components"]
     assert c["inference_weights"] == 0  # generation shares the training weights
     assert c["logits"] / GIB < 9.8  # the fused loss never builds [rows, vocab]
     assert ours["host_ram"] == 32 * 8 * 20480 * 4096 * 2  # every layer's checkpoint went to CPU RAM
+    assert ours["peak_phase"] == "training" and c["recompute"] > c["logits"]
+
+
+def test_lora_inputs_are_fp32_copies_one_per_adapted_module():
+    arch = Arch.from_config(LLAMA_8B)
+    h, r = arch.hidden, 16
+    one = Settings(lora_r=r, lora_targets=("q_proj",))
+    three = Settings(lora_r=r, lora_targets=("q_proj", "k_proj", "v_proj"))
+    # k and v each cast the same normed hidden states to their own fp32 copy (4 bytes) and keep A's output.
+    assert layer_saved_bytes_per_token(arch, three) - layer_saved_bytes_per_token(arch, one) == 2 * 4 * (h + r)
+    assert lora_saved_bytes_per_token(arch, Settings(lora_r=r)) == 4 * (
+        3 * h + arch.q_dim + 2 * h + arch.intermediate + 7 * r)
+    # An fp32 model casts nothing: q, k and v read one shared input.
+    fp32_one, fp32_three = (dataclasses.replace(x, dtype_bytes=4) for x in (one, three))
+    assert lora_saved_bytes_per_token(arch, fp32_three) - lora_saved_bytes_per_token(arch, fp32_one) == 2 * 4 * r
+
+
+def test_loss_step_counts_the_copies_around_the_fused_loss():
+    arch = Arch.from_config(LLAMA_8B)
+    s = Settings(max_prompt_length=256, max_completion_length=1024, micro_batch_size=4)
+    tokens, rows, h = 4 * 1280, 4 * 1024, arch.hidden
+    chunk = max(1, LOSS_CHUNK_BYTES // (4 * arch.vocab)) * arch.vocab * 4
+    forward = rows * h * (2 + 4) + max(chunk, AUTOTUNE_FLUSH_BYTES) + rows * 16  # 16-bit copy + fp32 grad
+    backward = rows * h * 2 + tokens * h * 2  # 16-bit grad + the zero-filled [B, T, h] slice gradient
+    assert loss_bytes(arch, s, tokens, rows) == tokens * h * 4 + max(forward, backward)  # + final norm's fp32 input
+    plan = grpo_studio_plan(arch, s)
+    c = plan["components"]
+    assert plan["phases"]["training"] == c["activations"] + max(c["recompute"], c["logits"])
+
+
+def test_four_bit_counts_one_dequantized_weight_in_recompute_and_prefill():
+    arch = Arch.from_config(LLAMA_8B)
+    sixteen, four = Settings(load_in_4bit=False), Settings(load_in_4bit=True)
+    largest = 2 * arch.hidden * arch.intermediate
+    assert dequantized_weight_bytes(arch, four) == largest and dequantized_weight_bytes(arch, sixteen) == 0
+    c16, c4 = (grpo_studio_plan(arch, x)["components"] for x in (sixteen, four))
+    assert c4["recompute"] - c16["recompute"] == largest
+    assert c4["generation_workspace"] > c16["generation_workspace"] + largest  # + PEFT's clone per module
 
 
 def test_components_follow_the_physical_formulas():
@@ -79,7 +126,7 @@ def test_plan_totals_are_consistent_and_json_has_the_design_shape(monkeypatch):
     c = ours["components"]
     persistent = c["weights"] + c["lora_and_optimizer"] + c["cuda_overhead"]
     assert ours["phases"]["generation"] == c["kv_cache"] + c["generation_workspace"]
-    assert ours["phases"]["training"] == c["activations"] + c["recompute"] + c["logits"]
+    assert ours["phases"]["training"] == c["activations"] + max(c["recompute"], c["logits"])
     assert ours["total"] == persistent + max(ours["phases"].values())
     assert result["gpu"] == gpu and result["verdict"] == "fits" and result["suggestions"] == []
     assert json.loads(json.dumps(result)) == result
@@ -220,10 +267,11 @@ def test_detect_gpu_runs_nvidia_smi_with_the_documented_query(monkeypatch, tmp_p
     import grpo_studio.engine.estimate_gpu as estimate_gpu
 
     fake = tmp_path / "nvidia-smi"
-    fake.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=name,memory.total,memory.free" ] && '
-                    'echo "NVIDIA RTX A4000, 16376, 15000"\n')
+    fake.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=index,uuid,name,memory.total,memory.free" ] && '
+                    'echo "0, GPU-aaaa-1111, NVIDIA RTX A4000, 16376, 15000"\n')
     fake.chmod(0o755)
     monkeypatch.delenv("GRPO_STUDIO_GPU", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(estimate_gpu, "_cache", None)
     assert detect_gpu() == {"name": "NVIDIA RTX A4000", "total": 16376 * 2**20, "free": 15000 * 2**20}
@@ -252,3 +300,31 @@ def test_import_and_one_call_take_under_100_ms_and_never_import_torch():
         assert heavy == "", f"heavy modules imported: {heavy}"
         runs.append(float(elapsed))
     assert min(runs) < 0.1, runs
+
+
+TWO_GPUS = ("0, GPU-aaaa-1111, NVIDIA GeForce RTX 3060, 12288, 11000\n"
+            "1, GPU-bbbb-2222, NVIDIA GeForce RTX 4090, 24564, 23012\n")
+
+
+@pytest.mark.parametrize("visible, name", [(None, "NVIDIA GeForce RTX 3060"), ("1", "NVIDIA GeForce RTX 4090"),
+                                           ("1,0", "NVIDIA GeForce RTX 4090"), ("GPU-bbbb", "NVIDIA GeForce RTX 4090"),
+                                           ("0", "NVIDIA GeForce RTX 3060"), ("", None), ("-1", None),
+                                           ("7", None), ("GPU-ffff", None)])
+def test_detect_gpu_judges_the_gpu_cuda_visible_devices_names(monkeypatch, visible, name):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # visible=None: the environment's (unset)
+    gpus = parse_gpu_list(TWO_GPUS)
+    assert [g["index"] for g in gpus] == ["0", "1"] and gpus[1]["total"] == 24564 * 2**20
+    assert (pick_visible(gpus, visible) or {}).get("name") == name
+
+
+def test_detect_gpu_reads_cuda_visible_devices_from_the_environment(monkeypatch, tmp_path):
+    import grpo_studio.engine.estimate_gpu as estimate_gpu
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nprintf '" + TWO_GPUS.replace("\n", "\\n") + "'\n")
+    fake.chmod(0o755)
+    monkeypatch.delenv("GRPO_STUDIO_GPU", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.setattr(estimate_gpu, "_cache", None)
+    assert detect_gpu() == {"name": "NVIDIA GeForce RTX 4090", "total": 24564 * 2**20, "free": 23012 * 2**20}

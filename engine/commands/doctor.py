@@ -48,7 +48,7 @@ def _torch_facts() -> dict:
             free, total = torch.cuda.mem_get_info(index)
             facts["gpus"].append({"name": props.name, "total": total, "free": free,
                                   "capability": f"{props.major}.{props.minor}",
-                                  "bf16": torch.cuda.is_bf16_supported()})
+                                  "bf16": (props.major, props.minor) >= (8, 0)})  # native, as dtype auto asks
     return facts
 
 

@@ -1,0 +1,1 @@
+"""The GPU suite\x27s parts (tests/benchmarks/gpu_suite.py runs them)."""
