@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import psutil
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QVBoxLayout, QWidget
@@ -58,6 +57,8 @@ def needed_gpu_gb(total: int) -> int:
 
 
 def available_ram() -> dict:
+    import psutil  # here, not at start-up: the window shows before any estimate
+
     memory = psutil.virtual_memory()
     return {"total": memory.total, "available": memory.available}
 
