@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from grpo_studio.gui.cli_job import CliJob, error_text
 from grpo_studio.gui.run_choice import RunChoice
@@ -31,7 +31,11 @@ class AdapterPage(QWidget):
         self.empty = EmptyState(empty_title, empty_text, "Open Runs")
         self.empty.action_event.connect(self.show_runs_action)
         self.stack.addWidget(self.empty)
-        self.stack.addWidget(self._build())
+        scroll = QScrollArea()  # a small window scrolls the page instead of squashing its fields
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self._build())
+        self.stack.addWidget(scroll)
 
     def _build(self) -> QWidget:
         """The page's own view (shown once a run has an adapter); it places self.run and self.error_panel."""

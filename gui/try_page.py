@@ -22,6 +22,7 @@ class AnswerPanel(Card):
         super().__init__(title, subtitle)
         self.text = QPlainTextEdit(readOnly=True)
         self.text.setPlaceholderText("The answer streams in here.")
+        self.text.setMinimumHeight(120)
         self.rewards = label("", "Muted", wrap=True)
         self.body.addWidget(self.text, 1)
         self.body.addWidget(self.rewards)
