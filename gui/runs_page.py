@@ -69,7 +69,7 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if run.error:
                 return str(run.error)
-            return self._text(run, column) if column == 2 else str(run.path)
+            return str(run.model or "–") if column == 2 else str(run.path)
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= 4:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         if role == Qt.ItemDataRole.UserRole:
@@ -81,8 +81,8 @@ class RunsModel(QAbstractTableModel):
             return run.name
         if column == 1:
             return STATE_TEXT.get(run.state, str(run.state).capitalize())
-        if column == 2:
-            return str(run.model or "–")
+        if column == 2:  # the model's own name; the hub owner or the folder is in the tooltip
+            return str(run.model or "–").rstrip("/").rsplit("/", 1)[-1]
         if column == 3:
             return _short_path(run.dataset)
         if column == 4:

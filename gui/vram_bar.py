@@ -238,8 +238,8 @@ class VramBar(QWidget):
         parts = peak_components(ours)
         self.canvas.set_data(parts, ours["total"], naive["total"], gpu)
         self.canvas.show()
-        items = [f"<span style='color:{color_}'>■</span> {text} {fmt_bytes(parts[key])}"
-                 for (key, text), color_ in zip(PARTS, PART_COLORS) if parts.get(key)]
+        items = [f"<span style='color:{color_}'>■</span>&nbsp;" + f"{text} {fmt_bytes(parts[key])}".replace(" ", "&nbsp;")
+                 for (key, text), color_ in zip(PARTS, PART_COLORS) if parts.get(key)]  # each item wraps whole
         if ours.get("host_ram"):
             items.append(f"+ {fmt_bytes(ours['host_ram'])} CPU RAM for offloaded activations")
         self.legend.setText(" &nbsp; ".join(items))
