@@ -5,7 +5,6 @@ shell command."""
 from __future__ import annotations
 
 import copy
-import tempfile
 import threading
 from pathlib import Path
 
@@ -19,15 +18,16 @@ from grpo_studio.engine.config import DEMO, ConfigError, config_from_dict, dump_
 from grpo_studio.engine.estimate import estimate_run, load_model_config
 from grpo_studio.engine.estimate_gpu import detect_gpu
 from grpo_studio.engine.runs import new_run_dir
-from grpo_studio.gui.cli_job import CliJob, cli_command, error_text
+from grpo_studio.gui.cli_job import cli_command
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.form_fields import parse_errors, set_path
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.launch import start_engine
 from grpo_studio.gui.model_picker import ModelPicker
 from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data, leave_demo
-from grpo_studio.gui.rewards_panel import RewardsPanel, TryRewardsDialog
+from grpo_studio.gui.rewards_panel import RewardsPanel
 from grpo_studio.gui.settings import AppSettings
+from grpo_studio.gui.try_rewards_dialog import TryRewardsDialog
 from grpo_studio.gui.vram_bar import VramBar
 from grpo_studio.gui.widgets import MARGIN, SPACING, Card, FieldError, label, page_header
 
@@ -372,23 +372,9 @@ class NewRunPage(QWidget):
         if self.config is None:
             self.status_event.emit("Fix the fields marked in red first")
             return
-        folder = Path(tempfile.mkdtemp(prefix="grpo-studio-try-"))
-        path = folder / "config.yaml"
-        save_config(self.config, path)
-        dialog = TryRewardsDialog(self)
-        job = CliJob(["try-rewards", str(path), "--rows", "5", "--json"], dialog)
-
-        def done(code: int, result: object, stderr: str) -> None:
-            if code == 0 and isinstance(result, dict) and "rows" in result:
-                dialog.show_result(result)
-            else:
-                dialog.show_error(*error_text(result if isinstance(result, dict) else None, stderr, code))
-
-        job.finished_event.connect(done)
-        dialog.finished.connect(job.cancel)
-        job.start()
-        self.try_dialog = dialog
-        dialog.open()
+        self.try_dialog = TryRewardsDialog(self)
+        self.try_dialog.score(self.config)
+        self.try_dialog.open()
 
 
 def _quote(text: str) -> str:
