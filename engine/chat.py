@@ -107,8 +107,16 @@ def _eos_ids(model, tokenizer) -> list[int]:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompt_text: str, device: torch.device, *, max_new_tokens: int,
-             temperature: float, top_p: float, seed: int, on_text: Callable[[str], None]) -> tuple[str, list[int]]:
-    """One answer: (text decoded as training decodes completions, its token ids up to and including EOS)."""
+             temperature: float, top_p: float, seed: int, on_text: Callable[[str], None],
+             should_stop: Callable[[], bool] = lambda: False) -> tuple[str, list[int]]:
+    """One answer: (text decoded as training decodes completions, its token ids up to and including EOS);
+    `should_stop` is asked after every token, so a Stop from the app ends the answer where it is."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenAsked(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+            return torch.full((input_ids.shape[0],), should_stop(), dtype=torch.bool, device=input_ids.device)
+
     ids = tokenizer(prompt_text, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
     eos = _eos_ids(model, tokenizer)
     sampling: dict[str, Any] = {"do_sample": False}
@@ -118,7 +126,7 @@ def generate(model, tokenizer, prompt_text: str, device: torch.device, *, max_ne
     streamer = _Streamer(tokenizer, on_text)
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                          eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, streamer=streamer,
-                         use_cache=True, **sampling)
+                         stopping_criteria=StoppingCriteriaList([StopWhenAsked()]), use_cache=True, **sampling)
     completion = out[0, ids.shape[1]:].tolist()
     end = next((i + 1 for i, t in enumerate(completion) if t in eos), len(completion))
     completion = completion[:end]
@@ -151,42 +159,60 @@ def score(functions: list, prompt, text: str, ids: list[int], columns: dict, emi
     return per_function, (total if any_scored else None)
 
 
+class ChatSession:
+    """A run's model, loaded once as training loaded it, answering prompts with the adapter off and on.
+    `chat` uses one for one prompt; `serve` keeps one for as many prompts as the app sends."""
+
+    def __init__(self, path: str | Path, *, emit: Emit, base_dir: str | Path | None = None) -> None:
+        adapter_dir = find_adapter(path)
+        run_dir = find_run_dir(adapter_dir)
+        self.config = run_config(run_dir, emit)
+        self.functions: list = []
+        if self.config is not None:
+            from grpo_studio.engine.rewards import load_reward_functions
+
+            try:
+                self.functions = load_reward_functions(self.config.rewards, base_dir=run_dir,
+                                                       max_completion_length=self.config.grpo.max_completion_length)
+            except StudioError as error:
+                emit({"type": "log", "message": f"answers are not scored: {error.message}"})
+        emit({"type": "log", "message": f"loading {adapter_dir}"})
+        self.model, self.tokenizer, self.device = load_model(adapter_dir, self.config, base_dir)
+
+    def answer(self, prompt_text: str, *, emit: Emit, max_new_tokens: int | None = None, temperature: float = 0.0,
+               answer: str | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Both sides' answers to `prompt_text`, streamed through `emit`, then {"type": "done"} (with
+        "stopped": true when `should_stop` cut it short: the side in progress keeps what it had)."""
+        config = self.config
+        columns = {}
+        if config is not None and answer is not None:
+            columns = {"answer": answer, **({config.dataset.answer_column: answer}
+                                            if config.dataset.answer_column else {})}
+        prompt, text = render(config, self.tokenizer, prompt_text)
+        limit = max_new_tokens or (config.grpo.max_completion_length if config else 256)
+        options = {"max_new_tokens": limit, "temperature": temperature, "top_p": config.grpo.top_p if config else 1.0,
+                   "seed": config.seed if config else 0, "should_stop": should_stop}
+        reported: set[str] = set()
+        for side in SIDES:
+            def on_text(piece: str, side: str = side) -> None:
+                emit({"type": "token", "side": side, "text": piece})
+
+            if side == "base":
+                with self.model.disable_adapter():
+                    answer_text, ids = generate(self.model, self.tokenizer, text, self.device, on_text=on_text,
+                                                **options)
+            else:
+                answer_text, ids = generate(self.model, self.tokenizer, text, self.device, on_text=on_text, **options)
+            rewards, total = score(self.functions, prompt, answer_text, ids, columns, emit, reported)
+            emit({"type": "answer", "side": side, "text": answer_text, "rewards": rewards, "reward": total})
+            if should_stop():
+                emit({"type": "done", "stopped": True})
+                return
+        emit({"type": "done"})
+
+
 def chat(path: str | Path, prompt_text: str, *, emit: Emit, max_new_tokens: int | None = None,
          temperature: float = 0.0, answer: str | None = None, base_dir: str | Path | None = None) -> None:
     """Answer `prompt_text` with the adapter off ("base") and on ("tuned"), streaming through `emit`."""
-    adapter_dir = find_adapter(path)
-    run_dir = find_run_dir(adapter_dir)
-    config = run_config(run_dir, emit)
-    functions, columns = [], {}
-    if config is not None:
-        from grpo_studio.engine.rewards import load_reward_functions
-
-        try:
-            functions = load_reward_functions(config.rewards, max_completion_length=config.grpo.max_completion_length,
-                                              base_dir=run_dir)
-        except StudioError as error:
-            emit({"type": "log", "message": f"answers are not scored: {error.message}"})
-        if answer is not None:
-            columns = {"answer": answer, **({config.dataset.answer_column: answer}
-                                            if config.dataset.answer_column else {})}
-    emit({"type": "log", "message": f"loading {adapter_dir}"})
-    model, tokenizer, device = load_model(adapter_dir, config, base_dir)
-    prompt, text = render(config, tokenizer, prompt_text)
-    limit = max_new_tokens or (config.grpo.max_completion_length if config else 256)
-    top_p = config.grpo.top_p if config else 1.0
-    seed = config.seed if config else 0
-    reported: set[str] = set()
-    for side in SIDES:
-        def on_text(piece: str, side: str = side) -> None:
-            emit({"type": "token", "side": side, "text": piece})
-
-        if side == "base":
-            with model.disable_adapter():
-                answer_text, ids = generate(model, tokenizer, text, device, max_new_tokens=limit,
-                                            temperature=temperature, top_p=top_p, seed=seed, on_text=on_text)
-        else:
-            answer_text, ids = generate(model, tokenizer, text, device, max_new_tokens=limit,
-                                        temperature=temperature, top_p=top_p, seed=seed, on_text=on_text)
-        rewards, total = score(functions, prompt, answer_text, ids, columns, emit, reported)
-        emit({"type": "answer", "side": side, "text": answer_text, "rewards": rewards, "reward": total})
-    emit({"type": "done"})
+    session = ChatSession(path, emit=emit, base_dir=base_dir)
+    session.answer(prompt_text, emit=emit, max_new_tokens=max_new_tokens, temperature=temperature, answer=answer)

@@ -20,6 +20,7 @@ from grpo_studio.gui import theme
 from grpo_studio.gui.main_window import MainWindow
 from grpo_studio.gui.settings import AppSettings
 from grpo_studio.gui.single_instance import InstanceServer, ask_running_instance
+from grpo_studio.gui.wheel_guard import install_wheel_guard
 from grpo_studio.gui.widgets import icon_path
 
 PROBE_ENV = "GRPO_STUDIO_STARTUP_PROBE"  # tests: print start-up facts as JSON once the window shows, then quit
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("grpo-studio")
     app.setQuitOnLastWindowClosed(False)  # the tray keeps the app alive while runs are active
+    install_wheel_guard(app)
     if ask_running_instance():
         print("GRPO Studio is already open: bringing its window forward.")
         return 0

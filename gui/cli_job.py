@@ -55,6 +55,17 @@ class CliJob(QObject):
     def running(self) -> bool:
         return self.process.state() != QProcess.ProcessState.NotRunning
 
+    def send(self, message: dict) -> None:
+        """One JSON line to the command's stdin (a long-lived command such as `chat --serve`)."""
+        if self.running():
+            self.process.write((json.dumps(message) + "\n").encode("utf-8"))
+
+    def close(self) -> None:
+        """End a long-lived command: close its stdin (it exits on end of input), then SIGTERM after 3 s."""
+        if self.running():
+            self.process.closeWriteChannel()
+            QTimer.singleShot(3000, self.cancel)
+
     def cancel(self) -> None:
         """Ask politely (SIGTERM), then kill after 3 s."""
         if self.running():

@@ -4,40 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLineEdit, QPlainTextEdit, QPushButton, QStackedWidget, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+                               QHeaderView, QLineEdit, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem,
+                               QWidget)
 
 from grpo_studio.engine.runs import RunPaths
-from grpo_studio.gui.cli_job import CliJob, error_text
-from grpo_studio.gui.run_choice import RunChoice
-from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_bytes, label, open_folder, page_header,
-                                     page_layout)
+from grpo_studio.gui.adapter_page import AdapterPage
+from grpo_studio.gui.widgets import Card, fmt_bytes, label, open_folder, page_header, page_layout
 
 OUTTYPES = ("f16", "bf16", "f32", "q8_0")
 
 
-class ExportPage(QWidget):
-    status_event = Signal(str)
-    show_runs_action = Signal()
-
+class ExportPage(AdapterPage):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.runs_dir: Path | None = None
-        self.job: CliJob | None = None
         self.files: list[dict] = []
         self.ollama_command: str | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.stack = QStackedWidget()
-        outer.addWidget(self.stack)
-        self.empty = EmptyState("Nothing to export yet", "Export needs a run with a trained adapter. Finish "
-                                "(or stop) a run first; its adapter then appears here.", "Open Runs")
-        self.empty.action_event.connect(self.show_runs_action)
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(self._build())
+        super().__init__("Nothing to export yet", "Export needs a run with a trained adapter. Finish (or stop) a "
+                         "run first; its adapter then appears here.", parent)
 
     def _build(self) -> QWidget:
         view = QWidget()
@@ -45,8 +30,6 @@ class ExportPage(QWidget):
         layout.addLayout(page_header("Export", "Take the trained adapter to llama.cpp or Ollama as GGUF, or merge "
                                      "it into a full model folder."))
         source = Card("Run")
-        self.run = RunChoice()
-        self.run.run_changed_event.connect(self._run_changed)
         source.body.addWidget(self.run)
         layout.addWidget(source)
 
@@ -92,7 +75,6 @@ class ExportPage(QWidget):
         buttons.addWidget(self.export_button)
         layout.addLayout(buttons)
 
-        self.error_panel = ErrorPanel()
         layout.addWidget(self.error_panel)
         results = Card("Files")
         self.table = QTableWidget(0, 3)
@@ -123,18 +105,6 @@ class ExportPage(QWidget):
         return view
 
     # ------------------------------------------------------------------ state
-    def set_runs_dir(self, runs_dir: Path | None) -> None:
-        self.runs_dir = runs_dir
-        self.reload()
-
-    def reload(self) -> None:
-        self.run.reload(self.runs_dir)
-        self.stack.setCurrentIndex(1 if self.run.count() else 0)
-
-    def select_run(self, run_dir: str) -> None:
-        self.reload()
-        self.run.select(run_dir)
-
     def _run_changed(self, _run_dir: str) -> None:
         self._show_result(None)
         self.error_panel.hide()
@@ -172,14 +142,9 @@ class ExportPage(QWidget):
     def export_action(self) -> None:
         if self.job is not None or not self.run.run_dir():
             return
-        self.error_panel.hide()
         self._show_result(None)
         self.log.clear()
-        self.job = CliJob(self.arguments(), self)
-        self.job.line_event.connect(self._line)
-        self.job.text_event.connect(self.log.appendPlainText)
-        self.job.finished_event.connect(self._finished)
-        self.job.start()
+        self.start_job(self.arguments())
         self._update_enabled()
         self.status_event.emit("Exporting…")
 
@@ -197,15 +162,15 @@ class ExportPage(QWidget):
         elif kind == "error":
             self.error_panel.show_error("export", str(message.get("message", "")), str(message.get("hint") or ""))
 
+    def _text(self, text: str) -> None:
+        self.log.appendPlainText(text)
+
     def _finished(self, code: int, last: object, stderr: str) -> None:
-        self.job = None
         self._update_enabled()
         if code == 0 and self.files:
             self.status_event.emit(f"Exported {len(self.files)} file{'s' if len(self.files) != 1 else ''}")
             return
-        if not self.error_panel.isVisible():
-            message, hint = error_text(last if isinstance(last, dict) else None, stderr, code)
-            self.error_panel.show_error("export", message, hint)
+        self.show_failure("export", code, last, stderr)
         self.status_event.emit("Export failed")
 
     def _show_result(self, result: dict | None) -> None:

@@ -66,7 +66,8 @@ class FieldEditor(QWidget):
     changed_event = Signal()
 
     def __init__(self, path: str, parent: QWidget | None = None, *, decimals: int = 4,
-                 maximum: float | None = None, step: float | None = None, scientific: bool = False) -> None:
+                 maximum: float | None = None, step: float | None = None, scientific: bool = False,
+                 help: str | None = None) -> None:  # noqa: A002 - the tooltip, when the form says it better
         super().__init__(parent)
         self.path = path
         hint, meta = field_meta(path)
@@ -120,7 +121,7 @@ class FieldEditor(QWidget):
             self.widget = line
             self._get = lambda: (line.text().strip() or None) if self.optional else line.text()
             self._set = lambda v: line.setText("" if v is None else str(v))
-        self.widget.setToolTip(help_text(path))
+        self.widget.setToolTip(help or help_text(path))
         self.widget.setAccessibleName(path)
         self.error = FieldError()
         layout.addWidget(self.widget)
@@ -152,5 +153,5 @@ def add_row(form: QFormLayout, text: str, editor: FieldEditor) -> None:
     form.addRow(text, editor)
     label_widget = form.labelForField(editor)
     if label_widget is not None:
-        label_widget.setToolTip(help_text(editor.path))
+        label_widget.setToolTip(editor.widget.toolTip())
         label_widget.setBuddy(editor.widget)

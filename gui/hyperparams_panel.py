@@ -9,7 +9,9 @@ from grpo_studio.gui.form_fields import FieldEditor, add_row, get_path, set_path
 
 # (dotted path, label, editor options); two columns each.
 BASIC = [
-    ("max_steps", "Training steps", {}),
+    ("max_steps", "Training steps", {"help": "Optimizer steps: each one generates and scores a batch, then "
+                                               "updates the adapter. 'auto' (below 1) trains for the Epochs set "
+                                               "under advanced settings instead."}),
     ("optim.learning_rate", "Learning rate", {"scientific": True}),
     ("grpo.num_generations", "Generations per prompt", {}),
     ("batch.prompts_per_step", "Prompts per step", {}),
@@ -21,6 +23,8 @@ BASIC = [
     ("grpo.beta", "KL penalty (beta)", {"decimals": 3, "step": 0.01}),
 ]
 ADVANCED = [
+    ("num_train_epochs", "Epochs", {"decimals": 2, "step": 0.5,
+                                    "help": "Passes over the dataset; used only when Training steps is 'auto'."}),
     ("batch.micro_batch_size", "Micro-batch size", {}),
     ("batch.generation_batch_size", "Generation batch", {}),
     ("optim.optimizer", "Optimizer", {}),
@@ -77,6 +81,8 @@ class HyperparamsPanel(QWidget):
             for path, text, options in chunk:
                 editor = FieldEditor(path, **options)
                 editor.changed_event.connect(self.changed_event)
+                if path == "max_steps":
+                    editor.changed_event.connect(self._epochs_matter)
                 self.editors[path] = editor
                 add_row(form, text, editor)
             grid.addLayout(form, 0, column)
@@ -91,6 +97,11 @@ class HyperparamsPanel(QWidget):
     def load(self, data: dict) -> None:
         for path, editor in self.editors.items():
             editor.set_value(get_path(data, path))
+        self._epochs_matter()
+
+    def _epochs_matter(self) -> None:
+        """Epochs count only while the step count is automatic."""
+        self.editors["num_train_epochs"].setEnabled(self.editors["max_steps"].value() is None)
 
     def store(self, data: dict) -> None:
         for path, editor in self.editors.items():

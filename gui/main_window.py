@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
 
     def start_background(self) -> None:
         """Work that may touch the disk or spawn nvidia-smi: after the window is on screen."""
-        self.new_run._lookups.gpu_done.connect(self._gpu_known)  # connect first: the probe may answer at once
+        self.new_run.gpu_event.connect(self._gpu_known)  # connect first: the probe may answer at once
         self.new_run.detect_gpu_async()
         self.new_run.model.scan(self.settings.hf_cache)
         self.active.start()

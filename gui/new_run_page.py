@@ -5,7 +5,6 @@ shell command."""
 from __future__ import annotations
 
 import copy
-import tempfile
 import threading
 from pathlib import Path
 
@@ -19,17 +18,18 @@ from grpo_studio.engine.config import DEMO, ConfigError, config_from_dict, dump_
 from grpo_studio.engine.estimate import estimate_run, load_model_config
 from grpo_studio.engine.estimate_gpu import detect_gpu
 from grpo_studio.engine.runs import new_run_dir
-from grpo_studio.gui.cli_job import CliJob, cli_command, error_text
+from grpo_studio.gui.cli_job import cli_command
 from grpo_studio.gui.dataset_picker import DatasetPicker
-from grpo_studio.gui.form_fields import parse_errors
+from grpo_studio.gui.form_fields import parse_errors, set_path
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.launch import start_engine
 from grpo_studio.gui.model_picker import ModelPicker
-from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data
-from grpo_studio.gui.rewards_panel import RewardsPanel, TryRewardsDialog
+from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data, leave_demo
+from grpo_studio.gui.rewards_panel import RewardsPanel
 from grpo_studio.gui.settings import AppSettings
+from grpo_studio.gui.try_rewards_dialog import TryRewardsDialog
 from grpo_studio.gui.vram_bar import VramBar
-from grpo_studio.gui.widgets import MARGIN, SPACING, Card, FieldError, page_header
+from grpo_studio.gui.widgets import MARGIN, SPACING, Card, FieldError, label, page_header
 
 DEBOUNCE_MS = 150
 
@@ -42,6 +42,7 @@ class _Lookups(QObject):
 class NewRunPage(QWidget):
     run_started_event = Signal(str)  # run folder
     status_event = Signal(str)
+    gpu_event = Signal(object)  # the detected GPU {name, total, free}, or None: the status bar shows it
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,7 +60,12 @@ class NewRunPage(QWidget):
         self._lookups.model_done.connect(self._model_done)
         self._lookups.gpu_done.connect(self._gpu_done)
         self._build()
-        self.load_data(self._restored_data())
+        data, restored = self._restored_data()
+        self.load_data(data)
+        if restored:
+            self.restored_note.setText(f"Restored your last settings (model: {data.get('model')}). "
+                                       "Preset → Demo (CPU) starts over.")
+            self.restored_note.show()
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -79,6 +85,9 @@ class NewRunPage(QWidget):
         header_layout.addLayout(page_header("New run", "Pick a model and data, choose how answers are rewarded, "
                                             "and check the memory estimate before you start.",
                                             [self.preset, open_button]))
+        self.restored_note = label("", "Muted", wrap=True)  # says why the form is not the demo at start
+        self.restored_note.hide()
+        header_layout.addWidget(self.restored_note)
         outer.addWidget(header_box)
 
         scroll = QScrollArea()
@@ -143,14 +152,17 @@ class NewRunPage(QWidget):
         self.rewards.try_action.connect(self.try_rewards_action)
 
     # ------------------------------------------------------------------ state
-    def _restored_data(self) -> dict:
+    def _restored_data(self) -> tuple[dict, bool]:
+        """(the form's first content, whether it is the user's last config rather than the demo)."""
         text = self.settings.value("new_run/last_config")
+        demo = demo_data()
         if text:
             try:
-                return config_from_dict(yaml.safe_load(str(text))).to_dict()
+                data = config_from_dict(yaml.safe_load(str(text))).to_dict()
             except (ConfigError, yaml.YAMLError):
-                pass
-        return demo_data()
+                return demo, False
+            return data, data != demo
+        return demo, False
 
     def load_data(self, data: dict) -> None:
         """Show a config dict in every panel."""
@@ -180,12 +192,15 @@ class NewRunPage(QWidget):
 
     def _gpu_done(self, gpu: object) -> None:
         self.gpu = gpu if isinstance(gpu, dict) else None
+        self.gpu_event.emit(self.gpu)
         self.validate()
 
     # ------------------------------------------------------------------ validation + estimate
     def validate(self) -> None:
         self._timer.stop()
         data = self.collect()
+        if self._switched_demo(self.data.get("model"), data):
+            return
         self.data = data
         errors: dict[str, str] = {}
         try:
@@ -208,7 +223,8 @@ class NewRunPage(QWidget):
             except (ConfigError, KeyError, ValueError, ZeroDivisionError) as exc:
                 self.vram.show_message(f"No estimate: {exc}")
             else:
-                self.vram.set_result(result)
+                self.vram.set_result(result, runs_on_cpu=self.config.device == "cpu" or
+                                     (self.gpu is None and self.config.model == DEMO))
                 self.model.describe(result["model"])  # it carries the parameter count
         elif pending:
             self.vram.show_message("Looking up the model…")
@@ -220,6 +236,27 @@ class NewRunPage(QWidget):
         self.save_button.setEnabled(self.config is not None)
         if not errors:
             self.settings.set_value("new_run/last_config", dump_config(self.config))
+
+    def _switched_demo(self, before: object, data: dict) -> bool:
+        """The demo's settings go with the demo model: choosing it loads them, leaving it takes them out.
+        True when the form was reloaded (which validated it again)."""
+        after = data.get("model")
+        if before == after or not after:
+            return False
+        if after == DEMO:
+            self.load_data(demo_data())
+            self.status_event.emit("Demo settings loaded: the demo's task, rewards and CPU-sized settings")
+        elif before == DEMO:
+            data, reset = leave_demo(data)
+            if not reset:
+                return False
+            self.load_data(data)
+            self.status_event.emit("Left the demo: its reward file and CPU-sized settings went back to the "
+                                   "defaults; its addition task stays until you choose a dataset")
+        else:
+            return False
+        self.restored_note.hide()
+        return True
 
     def _show_errors(self, errors: dict[str, str]) -> None:
         self.model.show_error(errors.get("model"))
@@ -269,11 +306,7 @@ class NewRunPage(QWidget):
         """Apply {dotted field: value} (a VRAM suggestion) to the form."""
         data = self.collect()
         for path, value in changes.items():
-            target = data
-            *parents, leaf = path.split(".")
-            for parent in parents:
-                target = target[parent]
-            target[leaf] = value
+            set_path(data, path, value)
         self.load_data(data)
         self.status_event.emit("Applied: " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
 
@@ -281,6 +314,7 @@ class NewRunPage(QWidget):
         if index <= 0:
             return
         name = PRESETS[index - 1]
+        self.restored_note.hide()
         self.load_data(apply_preset(name, self.collect()))
         self.preset.setCurrentIndex(0)
         self.status_event.emit(f"Preset: {name}")
@@ -291,6 +325,7 @@ class NewRunPage(QWidget):
             return
         try:
             self.load_data(load_config(path).to_dict())
+            self.restored_note.hide()
         except ConfigError as exc:
             self.problems.show_error(f"{Path(path).name}: {exc.message}")
             return
@@ -337,23 +372,9 @@ class NewRunPage(QWidget):
         if self.config is None:
             self.status_event.emit("Fix the fields marked in red first")
             return
-        folder = Path(tempfile.mkdtemp(prefix="grpo-studio-try-"))
-        path = folder / "config.yaml"
-        save_config(self.config, path)
-        dialog = TryRewardsDialog(self)
-        job = CliJob(["try-rewards", str(path), "--rows", "5", "--json"], dialog)
-
-        def done(code: int, result: object, stderr: str) -> None:
-            if code == 0 and isinstance(result, dict) and "rows" in result:
-                dialog.show_result(result)
-            else:
-                dialog.show_error(*error_text(result if isinstance(result, dict) else None, stderr, code))
-
-        job.finished_event.connect(done)
-        dialog.finished.connect(job.cancel)
-        job.start()
-        self.try_dialog = dialog
-        dialog.open()
+        self.try_dialog = TryRewardsDialog(self)
+        self.try_dialog.score(self.config)
+        self.try_dialog.open()
 
 
 def _quote(text: str) -> str:

@@ -1,16 +1,15 @@
 """Rewards: the built-in functions with weights, custom `file.py:function` rewards (TRL's signature), and
-"Try rewards on 5 rows", which runs `grpo-studio try-rewards` and shows what each function returns."""
+the "Try rewards on 5 rows" button (try_rewards_dialog.py shows what each function returns)."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                               QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QInputDialog, QLineEdit,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog,
+                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
-from grpo_studio.gui.widgets import FieldError, fmt_number, label
+from grpo_studio.gui.widgets import FieldError, label
 
 BUILTINS = ("math_correct", "format_strict", "format_soft", "xml_count", "length")
 FALLBACK_TEXT = {
@@ -214,54 +213,3 @@ class RewardsPanel(QWidget):
             if not ok:
                 return
         self.add_custom(f"{path}:{name}")
-
-
-class TryRewardsDialog(QDialog):
-    """What each reward function returns on a few rows: completions (or answers) as rows, functions as columns."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Try rewards")
-        self.resize(860, 380)
-        layout = QVBoxLayout(self)
-        self.status = label("Scoring…", "Muted", wrap=True)
-        layout.addWidget(self.status)
-        self.table = QTableWidget(0, 0)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        self.table.setWordWrap(True)
-        layout.addWidget(self.table, 1)
-        self.error = FieldError()
-        layout.addWidget(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-
-    def show_result(self, result: dict) -> None:
-        rows, functions = result.get("rows") or [], result.get("functions") or []
-        names = [f.get("name", "?") for f in functions] or sorted({n for r in rows for n in r.get("rewards", {})})
-        headers = ["Prompt", "Completion"] + [n.rsplit(":", 1)[-1] for n in names] + ["Total"]
-        self.table.setColumnCount(len(headers))
-        self.table.setHorizontalHeaderLabels(headers)
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            values = [str(row.get("prompt", "")), str(row.get("completion", ""))]
-            values += [fmt_number((row.get("rewards") or {}).get(n), 2) for n in names]
-            values.append(fmt_number(row.get("total"), 2))
-            for c, text in enumerate(values):
-                item = QTableWidgetItem(" ".join(text.split())[:300])
-                item.setToolTip(text[:3000])
-                if c >= 2:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.table.setItem(r, c, item)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        weights = ", ".join(f"{f.get('name', '?').rsplit(':', 1)[-1]} × {f.get('weight', 1)}" for f in functions)
-        self.status.setText(f"{len(rows)} rows scored. Total = weighted sum ({weights})." if rows else "No rows.")
-
-    def show_error(self, message: str, hint: str) -> None:
-        self.status.setText("")
-        self.error.show_error(message + (f"\nWhat to do: {hint}" if hint else ""))

@@ -38,7 +38,8 @@ class RunChoice(QComboBox):
         if current:
             self.select(current)
         self.blockSignals(False)
-        self.run_changed_event.emit(self.run_dir() or "")
+        if self.run_dir() != current:  # re-reading the list (each visit to the page) keeps the page's results
+            self.run_changed_event.emit(self.run_dir() or "")
 
     def select(self, run_dir: str | Path) -> None:
         index = self.findData(str(run_dir))

@@ -17,6 +17,7 @@ from grpo_studio.gui.widgets import EmptyState, fmt_duration, fmt_number, open_f
 
 RESUMABLE = ("stopped", "crashed", "failed")
 ACTIVE = ("starting", "running", "paused")
+WIDE_COLUMNS = (0, 2)  # Run, Model
 STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", "finished": "Finished",
               "stopped": "Stopped", "failed": "Failed", "crashed": "Crashed"}
 
@@ -68,7 +69,7 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if run.error:
                 return str(run.error)
-            return str(run.path)
+            return str(run.model or "–") if column == 2 else str(run.path)
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= 4:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         if role == Qt.ItemDataRole.UserRole:
@@ -80,8 +81,8 @@ class RunsModel(QAbstractTableModel):
             return run.name
         if column == 1:
             return STATE_TEXT.get(run.state, str(run.state).capitalize())
-        if column == 2:
-            return str(run.model or "–")
+        if column == 2:  # the model's own name; the hub owner or the folder is in the tooltip
+            return str(run.model or "–").rstrip("/").rsplit("/", 1)[-1]
         if column == 3:
             return _short_path(run.dataset)
         if column == 4:
@@ -141,10 +142,14 @@ class RunsPage(QWidget):
         self.table.setShowGrid(False)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(30)
+        # Every column stays on screen in a small window: the short ones fit their contents, and the run name and
+        # the model (long, but their ends say the most) share the rest, elided in the middle; tooltips hold all.
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        for column in WIDE_COLUMNS:
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
         header.setHighlightSections(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.doubleClicked.connect(lambda _: self.open_action())
         self.table.activated.connect(lambda _: self.open_action())
         self.stack.addWidget(self.empty)

@@ -1,17 +1,18 @@
 """Try: one prompt, answered by the base model and by the tuned one side by side as they stream, each
-scored by the run's reward functions (`grpo-studio chat RUN --json`)."""
+scored by the run's reward functions.
+
+The first Generate starts `grpo-studio chat RUN --serve --json`, which loads the run's model once; every later
+Generate is one JSON request to that same process, so only the first one waits for the model. The process ends
+when the page is left, the run changes or the app quits (it also exits by itself when its stdin closes).
+"""
 from __future__ import annotations
 
-from pathlib import Path
+from PySide6.QtGui import QHideEvent, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtWidgets import (QApplication, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit, QPlainTextEdit,
+                               QPushButton, QSpinBox, QWidget)
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit, QPlainTextEdit, QPushButton,
-                               QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
-
-from grpo_studio.gui.cli_job import CliJob, error_text
-from grpo_studio.gui.run_choice import RunChoice
-from grpo_studio.gui.widgets import Card, EmptyState, ErrorPanel, fmt_number, label, page_header, page_layout
+from grpo_studio.gui.adapter_page import AdapterPage
+from grpo_studio.gui.widgets import Card, fmt_number, label, page_header, page_layout
 
 SIDES = ("base", "tuned")
 
@@ -21,6 +22,7 @@ class AnswerPanel(Card):
         super().__init__(title, subtitle)
         self.text = QPlainTextEdit(readOnly=True)
         self.text.setPlaceholderText("The answer streams in here.")
+        self.text.setMinimumHeight(120)
         self.rewards = label("", "Muted", wrap=True)
         self.body.addWidget(self.text, 1)
         self.body.addWidget(self.rewards)
@@ -44,23 +46,14 @@ class AnswerPanel(Card):
         self.rewards.setText(f"<b>Reward {fmt_number(total, 2)}</b>" + (" · " + " · ".join(parts) if parts else ""))
 
 
-class TryPage(QWidget):
-    status_event = Signal(str)
-    show_runs_action = Signal()
-
+class TryPage(AdapterPage):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.runs_dir: Path | None = None
-        self.job: CliJob | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.stack = QStackedWidget()
-        outer.addWidget(self.stack)
-        self.empty = EmptyState("No trained model yet", "Try compares the base model with your tuned one on a "
-                                "prompt of your own. Finish (or stop) a run first.", "Open Runs")
-        self.empty.action_event.connect(self.show_runs_action)
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(self._build())
+        self.generating = False
+        super().__init__("No trained model yet", "Try compares the base model with your tuned one on a prompt of "
+                         "your own. Finish (or stop) a run first.", parent)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.stop_engine)
 
     def _build(self) -> QWidget:
         view = QWidget()
@@ -70,7 +63,6 @@ class TryPage(QWidget):
         ask = Card()
         form = QFormLayout()
         form.setVerticalSpacing(8)
-        self.run = RunChoice()
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("A question like the ones in the training data, e.g. 7+5=")
         self.prompt.setMaximumHeight(90)
@@ -92,7 +84,8 @@ class TryPage(QWidget):
         options.addStretch(1)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("Primary")
-        self.generate_button.setToolTip("Ctrl+Return")
+        self.generate_button.setToolTip("Ctrl+Return. The first one loads the model; it then stays loaded while "
+                                        "this page is open.")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         options.addWidget(self.stop_button)
@@ -103,7 +96,6 @@ class TryPage(QWidget):
         ask.body.addLayout(form)
         ask.body.addLayout(options)
         layout.addWidget(ask)
-        self.error_panel = ErrorPanel()
         layout.addWidget(self.error_panel)
         answers = QHBoxLayout()
         answers.setSpacing(12)
@@ -118,27 +110,14 @@ class TryPage(QWidget):
         shortcut.activated.connect(self.generate_action)
         return view
 
-    def set_runs_dir(self, runs_dir: Path | None) -> None:
-        self.runs_dir = runs_dir
-        self.reload()
-
-    def reload(self) -> None:
-        self.run.reload(self.runs_dir)
-        self.stack.setCurrentIndex(1 if self.run.count() else 0)
-
-    def select_run(self, run_dir: str) -> None:
-        self.reload()
-        self.run.select(run_dir)
-
-    def arguments(self) -> list[str]:
-        args = ["chat", self.run.run_dir() or "", "--prompt", self.prompt.toPlainText().strip(),
-                "--max-new-tokens", str(self.max_tokens.value()), "--temperature", f"{self.temperature.value():g}"]
-        if self.answer.text().strip():
-            args += ["--answer", self.answer.text().strip()]
-        return args + ["--json"]
+    def request(self) -> dict:
+        """The Generate request for the engine (see engine/chat_serve.py)."""
+        answer = self.answer.text().strip()
+        return {"cmd": "generate", "prompt": self.prompt.toPlainText().strip(), "answer": answer or None,
+                "max_new_tokens": self.max_tokens.value(), "temperature": round(self.temperature.value(), 4)}
 
     def generate_action(self) -> None:
-        if self.job is not None or not self.run.run_dir():
+        if self.generating or not self.run.run_dir():
             return
         if not self.prompt.toPlainText().strip():
             self.status_event.emit("Write a prompt first")
@@ -147,17 +126,38 @@ class TryPage(QWidget):
         self.error_panel.hide()
         for panel in self.panels.values():
             panel.clear()
-        self.job = CliJob(self.arguments(), self)
-        self.job.line_event.connect(self._line)
-        self.job.finished_event.connect(self._finished)
-        self.job.start()
-        self.generate_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self.status_event.emit("Loading the model and generating…")
+        loading = self.job is None
+        if loading:
+            self.start_job(["chat", self.run.run_dir() or "", "--serve", "--json"])
+        self.job.send(self.request())
+        self._set_generating(True)
+        self.status_event.emit("Loading the model, then generating…" if loading else "Generating…")
 
     def stop_action(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+        if self.job is not None and self.generating:
+            self.job.send({"cmd": "stop"})
+
+    def stop_engine(self) -> None:
+        """Let the model go (the page is left, the run changed, the app quits)."""
+        job, self.job = self.job, None
+        if job is not None:
+            job.close()
+        self._set_generating(False)
+
+    def _set_generating(self, generating: bool) -> None:
+        self.generating = generating
+        self.generate_button.setEnabled(not generating)
+        self.stop_button.setEnabled(generating)
+
+    def _run_changed(self, run_dir: str) -> None:
+        if self.job is not None and self.job.args[1:2] != [run_dir]:
+            self.stop_engine()
+
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt's name
+        # Leaving the page frees the model; a minimised window (a spontaneous hide) keeps it.
+        if not event.spontaneous():
+            self.stop_engine()
+        super().hideEvent(event)
 
     def _line(self, message: dict) -> None:
         kind, side = message.get("type"), message.get("side")
@@ -165,6 +165,11 @@ class TryPage(QWidget):
             self.panels[side].append(str(message.get("text", "")))
         elif kind == "answer" and side in self.panels:
             self.panels[side].show_answer(message)
+        elif kind == "ready":
+            self.status_event.emit("Model loaded; generating…")
+        elif kind == "done":
+            self._set_generating(False)
+            self.status_event.emit("Stopped" if message.get("stopped") else "Done")
         elif kind == "log":  # progress notes ("loading the model", "not scored: no answer given")
             self.status_event.emit(str(message.get("message", "")))
         elif kind == "error":
@@ -172,13 +177,10 @@ class TryPage(QWidget):
                                         str(message.get("hint") or ""))
 
     def _finished(self, code: int, last: object, stderr: str) -> None:
-        self.job = None
-        self.generate_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        if code == 0:
-            self.status_event.emit("Done")
+        """The engine process ended on its own: it could not load the model, or it crashed."""
+        was_generating = self.generating
+        self._set_generating(False)
+        if code == 0 and not was_generating:
             return
-        if not self.error_panel.isVisible():
-            message, hint = error_text(last if isinstance(last, dict) else None, stderr, code)
-            self.error_panel.show_error("crash", message, hint)
+        self.show_failure("crash", code, last, stderr)
         self.status_event.emit("Generation failed")

@@ -1,14 +1,27 @@
-"""The VRAM preview under the New run form: GRPO Studio's peak memory as stacked components, the naive
-TRL-style total beside it, the GPU's free memory as a line, the verdict in its colour, and the suggestion that
-would make the run fit with a button that applies it."""
+"""The memory preview under the New run form, saying what is true on this machine:
+
+- a GPU run: GRPO Studio's peak VRAM as stacked components, the naive TRL-style total beside it, the GPU's free
+  memory as a line, the verdict in its colour, and the suggestion that would make the run fit (with Apply);
+- a CPU run (the demo, or device: cpu): the RAM the engine process will need against this machine's free RAM;
+- a real model with no NVIDIA GPU here: which GPU it needs. No bar then: a GPU slice that cannot exist on this
+  machine would read as if it did.
+"""
 from __future__ import annotations
+
+import math
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from grpo_studio.engine.estimate import COMPONENT_LABELS, FIT_FRACTION
 from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import fmt_bytes, label
+
+GIB = 1 << 30
+# What the engine process holds before any model: PyTorch, transformers, peft. Measured as the CPU demo's RSS,
+# 603-628 MiB over a whole run (torch 2.13 CPU build; tests/data/demo_events.jsonl), of which the model is < 1 MiB.
+ENGINE_RAM = 640 << 20
 
 # The engine's generation and training working sets take turns; the bar stacks the persistent parts and
 # the phase that sets the peak.
@@ -19,7 +32,7 @@ PARTS = [("weights", "Base weights"), ("lora_and_optimizer", "LoRA + optimizer")
          ("kv_cache", "KV cache"), ("generation_workspace", "Generation"),
          ("inference_weights", "Inference copy"), ("cuda_overhead", "CUDA context")]
 PART_COLORS = ["#4f46e5", "#0891b2", "#d97706", "#f59e0b", "#db2777", "#16a34a", "#65a30d", "#7c3aed", "#64748b"]
-VERDICT_TEXT = {"fits": "Fits", "tight": "Tight", "too_big": "Too big", "no_gpu": "No GPU found"}
+VERDICT_TEXT = {"fits": "Fits", "tight": "Tight", "too_big": "Too big"}
 
 
 def peak_components(plan: dict) -> dict[str, int]:
@@ -31,6 +44,23 @@ def peak_components(plan: dict) -> dict[str, int]:
         for key in PHASE_PARTS[other]:
             components.pop(key, None)
     return components
+
+
+def cpu_parts(plan: dict) -> dict[str, int]:
+    """The peak's components that exist in a CPU run (no CUDA context there)."""
+    return {k: v for k, v in peak_components(plan).items() if k != "cuda_overhead" and v > 0}
+
+
+def needed_gpu_gb(total: int) -> int:
+    """The smallest card size, in whole GB, on which `total` bytes fit with the estimate's safety margin."""
+    return max(1, math.ceil(total / FIT_FRACTION / GIB))
+
+
+def available_ram() -> dict:
+    import psutil  # here, not at start-up: the window shows before any estimate
+
+    memory = psutil.virtual_memory()
+    return {"total": memory.total, "available": memory.available}
 
 
 class BarCanvas(QWidget):
@@ -152,27 +182,64 @@ class VramBar(QWidget):
         self.legend.setText("")
         self._set_suggestion(None)
 
-    def set_result(self, result: dict) -> None:
+    def set_result(self, result: dict, *, runs_on_cpu: bool = False, ram: dict | None = None) -> None:
+        """Show an estimate; `runs_on_cpu` for the demo without a GPU or device: cpu, judged against `ram`
+        ({total, available} in bytes; this machine's by default)."""
         self.result = result
+        if runs_on_cpu:
+            self._show_cpu_run(result, ram or available_ram())
+        elif result.get("gpu"):
+            self._show_gpu_run(result)
+        else:
+            self._show_needs_gpu(result)
+
+    def _show_verdict(self, text: str, color: str) -> None:
+        self.verdict.setText(text)
+        self.verdict.setStyleSheet(f"color: {color};")
+        self.canvas.hide()
+        self._set_suggestion(None)
+
+    def _show_cpu_run(self, result: dict, ram: dict) -> None:
+        c = theme.current()
+        parts = cpu_parts(result["plans"]["grpo_studio"])
+        need = ENGINE_RAM + sum(parts.values())
+        free = int(ram.get("available") or 0)
+        verdict, color = (("Fits in RAM", c.good) if need <= FIT_FRACTION * free else
+                          ("Tight", c.warn) if need <= free else ("Too big for the RAM", c.bad))
+        self._show_verdict(verdict, color)
+        self.detail.setText(f"Trains on the CPU: the engine needs about {fmt_bytes(need)} of RAM, with "
+                            f"{fmt_bytes(free)} free of {fmt_bytes(ram.get('total'))}. No GPU is used.")
+        self.legend.setText(f"PyTorch and its libraries {fmt_bytes(ENGINE_RAM)} · the model and its training "
+                            f"state {fmt_bytes(sum(parts.values()))} ("
+                            + ", ".join(f"{COMPONENT_LABELS.get(k, k)} {fmt_bytes(v)}" for k, v in parts.items())
+                            + ")")
+
+    def _show_needs_gpu(self, result: dict) -> None:
+        c = theme.current()
+        ours, naive = result["plans"]["grpo_studio"], result["plans"]["naive"]
+        self._show_verdict("Needs an NVIDIA GPU", c.bad)
+        self.detail.setText(f"No NVIDIA GPU found on this machine. This run needs one with ≥ "
+                            f"{needed_gpu_gb(ours['total'])} GB (estimated peak {fmt_bytes(ours['total'])}; naive "
+                            f"TRL-style training: {fmt_bytes(naive['total'])}). Only the demo trains on the CPU.")
+        parts = peak_components(ours)
+        self.legend.setText("On that GPU: " + ", ".join(f"{text} {fmt_bytes(parts[key])}"
+                                                       for key, text in PARTS if parts.get(key)))
+
+    def _show_gpu_run(self, result: dict) -> None:
         c = theme.current()
         ours, naive = result["plans"]["grpo_studio"], result["plans"]["naive"]
         gpu, verdict = result.get("gpu"), result.get("verdict", "no_gpu")
         color = {"fits": c.good, "tight": c.warn, "too_big": c.bad}.get(verdict, c.muted)
         self.verdict.setText(VERDICT_TEXT.get(verdict, verdict))
         self.verdict.setStyleSheet(f"color: {color};")
-        total = fmt_bytes(ours["total"])
-        if gpu:
-            self.detail.setText(f"peak {total} on {gpu.get('name', 'the GPU')} with {fmt_bytes(gpu.get('free'))} "
-                                f"free of {fmt_bytes(gpu.get('total'))} (red line) · naive TRL-style "
-                                f"training: {fmt_bytes(naive['total'])}")
-        else:
-            self.detail.setText(f"peak {total} of GPU memory; no NVIDIA GPU detected, so the run uses the "
-                                f"CPU (fine for the demo) · naive: {fmt_bytes(naive['total'])}")
+        self.detail.setText(f"peak {fmt_bytes(ours['total'])} on {gpu.get('name', 'the GPU')} with "
+                            f"{fmt_bytes(gpu.get('free'))} free of {fmt_bytes(gpu.get('total'))} (red line) · "
+                            f"naive TRL-style training: {fmt_bytes(naive['total'])}")
         parts = peak_components(ours)
         self.canvas.set_data(parts, ours["total"], naive["total"], gpu)
         self.canvas.show()
-        items = [f"<span style='color:{color_}'>■</span> {text} {fmt_bytes(parts[key])}"
-                 for (key, text), color_ in zip(PARTS, PART_COLORS) if parts.get(key)]
+        items = [f"<span style='color:{color_}'>■</span>&nbsp;" + f"{text} {fmt_bytes(parts[key])}".replace(" ", "&nbsp;")
+                 for (key, text), color_ in zip(PARTS, PART_COLORS) if parts.get(key)]  # each item wraps whole
         if ours.get("host_ram"):
             items.append(f"+ {fmt_bytes(ours['host_ram'])} CPU RAM for offloaded activations")
         self.legend.setText(" &nbsp; ".join(items))

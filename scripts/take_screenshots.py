@@ -1,9 +1,11 @@
 """Screenshots of every screen of the real app window, for the README and for looking at the app as a
 newcomer would. Run under a display (Xvfb is enough):
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [--theme light|dark]
+    xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python scripts/take_screenshots.py [--theme light|dark]
+        [--sizes 1600x1000,1000x700] [--pages new_run,monitor,...] [--out DIR]
 
-Writes resources/screenshots/{new_run,monitor,runs,tray_menu,error,export,try}.png. First it trains the
+Writes resources/screenshots/{new_run,monitor,monitor_samples,error,runs,tray_menu,export,try}.png at the first
+size and NAME_WxH.png at every other size (the window is resized and each page taken again). First it trains the
 real demo (about 20 s on 2 CPU cores) into a temp runs folder: that finished run is the one Runs, Export and
 Try show, and Export and Try run the real `grpo-studio export` / `chat` on it. The other runs around it (live,
 stopped, crashed, failed with an out-of-memory error) replay tests/data/*.jsonl with their times moved to
@@ -100,11 +102,27 @@ def total_steps_in(run: Path) -> int:
     return int(json.loads((run / "status.json").read_text()).get("step") or 1)
 
 
+PAGES = ("new_run", "monitor", "error", "runs", "tray_menu", "export", "try")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--theme", default="light", choices=["light", "dark"])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--sizes", default="1600x1000,1000x700",
+                        help="window sizes, comma-separated; the first one gets the plain names the README uses")
+    parser.add_argument("--pages", default=",".join(PAGES), help=f"which screens, comma-separated ({', '.join(PAGES)})")
     args = parser.parse_args()
+    sizes = [parse_size(text) for text in args.sizes.split(",") if text.strip()]
+    pages = [name.strip() for name in args.pages.split(",") if name.strip()]
+    unknown = sorted(set(pages) - set(PAGES))
+    if unknown:
+        parser.error(f"unknown pages: {', '.join(unknown)} (choose from {', '.join(PAGES)})")
     temp = Path(tempfile.mkdtemp(prefix="grpo-studio-shots-"))
     prepare_env(temp)
     from PySide6.QtGui import QIcon
@@ -113,16 +131,18 @@ def main() -> int:
     from grpo_studio.gui import theme
     from grpo_studio.gui.main_window import MainWindow
     from grpo_studio.gui.settings import AppSettings
+    from grpo_studio.gui.wheel_guard import install_wheel_guard
     from grpo_studio.gui.widgets import icon_path
 
     app = QApplication(sys.argv[:1])
+    install_wheel_guard(app)
     app.setApplicationName("GRPO Studio")
     settings = AppSettings()
     settings.theme = args.theme
     theme.apply(app, args.theme)
     runs = make_runs(temp / "runs")
     window = MainWindow(settings, QIcon(icon_path()))
-    window.resize(1360, 900)
+    window.resize(*sizes[0])
     window.show()
     window.start_background()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -140,19 +160,37 @@ def main() -> int:
             app.processEvents()
             time.sleep(0.02)
 
-    def shot(name: str, widget=None) -> None:
-        settle(0.4)
-        path = args.out / f"{name}{suffix}.png"
-        (widget or window).grab().save(str(path))
-        print(f"wrote {path}")
+    for number, size in enumerate(sizes):
+        window.resize(*size)
+        settle(0.6)
+        size_suffix = "" if number == 0 else f"_{size[0]}x{size[1]}"
 
-    # New run: the 12 GB preset on a 12 GB card, with the VRAM bar.
+        def shot(name: str, widget=None) -> None:
+            settle(0.4)
+            path = args.out / f"{name}{size_suffix}{suffix}.png"
+            (widget or window).grab().save(str(path))
+            print(f"wrote {path}")
+
+        first = number == 0  # the commands run once; later sizes show the same results
+        for page in pages:
+            SCREENS[page](window, runs, shot, settle, until, first)
+
+    window.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+    return 0
+
+
+def new_run_screen(window, runs, shot, settle, until, first) -> None:
+    """The 12 GB preset on a 12 GB card, with the VRAM bar."""
     window.show_page(0)
-    window.new_run._preset_chosen(3)
-    until(lambda: window.new_run.vram.result is not None and window.new_run.vram.result["model"]["name"] != "demo")
+    if first:
+        window.new_run._preset_chosen(3)
+        until(lambda: window.new_run.vram.result is not None and window.new_run.vram.result["model"]["name"] != "demo")
     shot("new_run")
 
-    # Monitor mid-run: the live demo run (this process is its "engine", so the controls are active).
+
+def monitor_screen(window, runs, shot, settle, until, first) -> None:
+    """Mid-run: the live demo run (this process is its "engine", so the controls are active)."""
     live = runs["live"]
     window.open_run(str(live))
     until(lambda: window.monitor.data.step >= total_steps_in(live))  # all recorded steps replayed
@@ -163,19 +201,24 @@ def main() -> int:
     shot("monitor_samples")
     window.monitor.tabs.setCurrentIndex(0)
 
-    # An engine error as the user sees it.
+
+def error_screen(window, runs, shot, settle, until, first) -> None:
+    """An engine error as the user sees it."""
     window.open_run(str(runs["oom"]))
     until(lambda: window.monitor.data.done is not None)
     window.monitor._refresh()
     shot("error")
 
-    # Runs.
+
+def runs_screen(window, runs, shot, settle, until, first) -> None:
     window.show_page(2)
     window.runs.refresh()
     window.runs.select(runs["finished"])
     shot("runs")
 
-    # Tray menu (rendered as the menu the tray opens).
+
+def tray_screen(window, runs, shot, settle, until, first) -> None:
+    """The tray menu, rendered as the menu the tray opens."""
     window.active.poll()
     menu = window.tray.rebuild_menu()
     menu.popup(window.mapToGlobal(window.rect().center()))
@@ -188,27 +231,33 @@ def main() -> int:
         first_run.hide()
     menu.hide()
 
-    # Export: the real command on the real demo run (GGUF q8_0 + merged model folder).
+
+def export_screen(window, runs, shot, settle, until, first) -> None:
+    """The real command on the real demo run (GGUF q8_0 + merged model folder)."""
     window.show_page(3)
-    window.export.select_run(str(runs["finished"]))
-    window.export.outtype.setCurrentText("q8_0")
-    window.export.merged.setChecked(True)
-    window.export.export_action()
-    until(lambda: window.export.job is None, seconds=120)
+    if first:
+        window.export.select_run(str(runs["finished"]))
+        window.export.outtype.setCurrentText("q8_0")
+        window.export.merged.setChecked(True)
+        window.export.export_action()
+        until(lambda: window.export.job is None, seconds=120)
     shot("export")
 
-    # Try: base vs tuned on the real demo run.
+
+def try_screen(window, runs, shot, settle, until, first) -> None:
+    """Base vs tuned on the real demo run (the page's chat engine loads the model on the first Generate)."""
     window.show_page(4)
-    window.try_page.select_run(str(runs["finished"]))
-    window.try_page.prompt.setPlainText("7+5=")
-    window.try_page.answer.setText("12")
-    window.try_page.generate_action()
-    until(lambda: window.try_page.job is None, seconds=120)
+    if first:
+        window.try_page.select_run(str(runs["finished"]))
+        window.try_page.prompt.setPlainText("7+5=")
+        window.try_page.answer.setText("12")
+        window.try_page.generate_action()
+        until(lambda: not window.try_page.generating, seconds=120)
     shot("try")
 
-    window.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-    return 0
+
+SCREENS = {"new_run": new_run_screen, "monitor": monitor_screen, "error": error_screen, "runs": runs_screen,
+           "tray_menu": tray_screen, "export": export_screen, "try": try_screen}
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """`grpo-studio chat` and `grpo-studio export` as the app drives them: JSON lines, adapter on vs off."""
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,61 @@ def test_export_cli_merged_only_and_errors(tmp_path, capsys):
     assert code == 8 and lines[-1]["type"] == "error"
     assert "convert_hf_to_gguf.py" in lines[-1]["hint"]
     assert not (run / "exports").exists()  # refused before writing anything
+
+
+def test_chat_serve_loads_once_for_two_prompts_and_answers_as_one_shot(tmp_path, capsys, monkeypatch):
+    """The Try page's engine: two generates over stdin, one model load, the same answers as `chat`."""
+    import io
+
+    from grpo_studio.engine import chat as chat_module
+
+    run = make_run(tmp_path, dataset={"question_column": "question"})
+    loads = []
+    real_load = chat_module.load_model
+    monkeypatch.setattr(chat_module, "load_model", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    requests = [{"cmd": "generate", "prompt": "What is 2 + 3?", "max_new_tokens": 12, "answer": "5"},
+                {"cmd": "generate", "prompt": "", "max_new_tokens": 12},  # unreadable: an error, then on
+                {"prompt": "What is 4 + 4?", "max_new_tokens": 12, "temperature": 0}]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(json.dumps(r) + "\n" for r in requests)))
+    code, lines = cli_json(capsys, "chat", run, "--serve")
+    assert code == 0 and len(loads) == 1
+    assert [m["type"] for m in lines if m["type"] in ("ready", "done", "error")] == \
+        ["ready", "done", "error", "done", "done"]
+    first, rest = lines[:lines.index({"type": "done"}) + 1], lines[lines.index({"type": "done"}) + 1:]
+    second = rest[rest.index({"type": "done"}) + 1:]
+    _, alone = cli_json(capsys, "chat", run, "--prompt", "What is 4 + 4?", "--max-new-tokens", 12)
+    assert {s: a["text"] for s, a in answers(second).items()} == {s: a["text"] for s, a in answers(alone).items()}
+    assert answers(first)["tuned"]["rewards"]["math_correct"] in (0.0, 1.0)  # the answer was used
+
+
+def test_chat_serve_stop_reaches_the_answer_in_progress(tmp_path):
+    """A stop read while a request is being answered marks that request (not the next one) as stopped."""
+    from grpo_studio.engine.chat_serve import RequestInbox
+
+    reader, writer = os.pipe()
+    inbox = RequestInbox(open(reader, encoding="utf-8"))
+    with open(writer, "w", encoding="utf-8") as stream:
+        stream.write(json.dumps({"prompt": "a"}) + "\n" + json.dumps({"cmd": "stop"}) + "\n")
+        stream.flush()
+        items = iter(inbox)
+        number, _ = next(items)
+        deadline = time.monotonic() + 5
+        while not inbox.stopped(number) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert inbox.stopped(number)
+        stream.write(json.dumps({"prompt": "b"}) + "\n")
+    number, request = next(items)
+    assert request["prompt"] == "b" and not inbox.stopped(number)
+    assert next(items, None) is None  # the end of stdin ends the loop
+
+
+def test_a_stopped_answer_ends_after_the_side_in_progress(tmp_path):
+    from grpo_studio.engine.chat import ChatSession
+
+    run = make_run(tmp_path)
+    lines: list[dict] = []
+    session = ChatSession(run, emit=lines.append)
+    session.answer("What is 2 + 3?", emit=lines.append, max_new_tokens=12, should_stop=lambda: True)
+    assert lines[-1] == {"type": "done", "stopped": True}
+    assert list(answers(lines)) == ["base"]
+    assert sum(m["type"] == "token" for m in lines) <= 1  # cut after the first token

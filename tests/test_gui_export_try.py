@@ -75,7 +75,8 @@ def test_export_without_runs_shows_empty_state(qtbot, tmp_path, monkeypatch):
     assert page.stack.currentIndex() == 0
 
 
-def test_try_streams_both_sides_with_rewards(qtbot, tmp_path, finished_run):
+def test_try_keeps_one_engine_for_two_generates(qtbot, tmp_path, finished_run):
+    """Two Generates, one `chat --serve` process (one model load); each request carries its own prompt."""
     page = TryPage()
     qtbot.addWidget(page)
     page.set_runs_dir(finished_run.parent)
@@ -84,11 +85,48 @@ def test_try_streams_both_sides_with_rewards(qtbot, tmp_path, finished_run):
     page.prompt.setPlainText("7+5=")
     page.answer.setText("12")
     page.generate_action()
-    qtbot.waitUntil(lambda: page.job is None, timeout=10000)
-    assert page.panels["base"].text.toPlainText() == "The answer is 11"
-    assert page.panels["tuned"].text.toPlainText() == "<answer>12</answer>"
+    qtbot.waitUntil(lambda: not page.generating, timeout=10000)
+    assert page.panels["base"].text.toPlainText() == "base: 7+5="
     assert "Reward 1.00" in page.panels["tuned"].rewards.text()
     assert "math_correct 0.00" in page.panels["base"].rewards.text()
-    args = calls(tmp_path)[-1]
-    assert args[:4] == ["chat", str(finished_run), "--prompt", "7+5="]
-    assert args[args.index("--answer") + 1] == "12"
+    engine = page.job
+    assert engine is not None and engine.running()  # still there, model loaded
+    page.prompt.setPlainText("2+2=")
+    page.answer.setText("")
+    page.generate_action()
+    qtbot.waitUntil(lambda: not page.generating, timeout=10000)
+    assert page.panels["tuned"].text.toPlainText() == "tuned: 2+2="
+    assert "Reward 0.00" in page.panels["tuned"].rewards.text()
+    assert page.job is engine
+    assert calls(tmp_path) == [["chat", str(finished_run), "--serve", "--json"]]
+    page.stop_engine()
+    qtbot.waitUntil(lambda: not engine.running(), timeout=5000)  # closing its stdin ends it
+
+
+def test_try_stop_keeps_the_engine_and_a_new_run_replaces_it(qtbot, tmp_path, finished_run):
+    page = TryPage()
+    qtbot.addWidget(page)
+    page.set_runs_dir(finished_run.parent)
+    page.prompt.setPlainText("slow")
+    page.generate_action()
+    qtbot.waitUntil(lambda: len(page.panels["base"].text.toPlainText()) >= 3, timeout=10000)
+    assert page.stop_button.isEnabled()
+    page.stop_action()
+    qtbot.waitUntil(lambda: not page.generating, timeout=5000)
+    engine = page.job
+    assert engine.running() and page.generate_button.isEnabled()
+    page._run_changed("/another/run")  # the run choice moved: that model is let go
+    assert page.job is None
+    qtbot.waitUntil(lambda: not engine.running(), timeout=5000)
+
+
+def test_try_engine_failure_is_a_panel(qtbot, tmp_path, finished_run, monkeypatch):
+    monkeypatch.setenv("FAKE_CLI_FAIL", "1")
+    page = TryPage()
+    qtbot.addWidget(page)
+    page.set_runs_dir(finished_run.parent)
+    page.prompt.setPlainText("7+5=")
+    page.generate_action()
+    qtbot.waitUntil(lambda: page.job is None, timeout=10000)
+    assert not page.error_panel.isHidden() and "no adapter" in page.error_panel.message.text()
+    assert page.generate_button.isEnabled() and not page.generating

@@ -31,7 +31,7 @@ def test_demo_shows_the_vram_bar_and_can_start(page):
     assert result["verdict"] == "fits"
     assert page.vram.verdict.text() == "Fits"
     assert page.vram.canvas.ours_total == result["plans"]["grpo_studio"]["total"] > 0
-    assert "Base weights" in page.vram.legend.text()
+    assert "Base weights" in page.vram.legend.text().replace("&nbsp;", " ")
     assert page.is_ready()
 
 
@@ -146,3 +146,109 @@ def test_try_rewards_shows_each_function(page, qtbot):
     headers = [dialog.table.horizontalHeaderItem(i).text() for i in range(dialog.table.columnCount())]
     assert headers == ["Prompt", "Completion", "math_correct", "format_strict", "Total"]
     dialog.close()
+
+
+def test_the_gpu_is_announced_through_a_public_signal(page):
+    seen = []
+    page.gpu_event.connect(seen.append)
+    page._gpu_done(None)
+    assert seen == [None] and page.gpu is None
+
+
+@pytest.fixture
+def cpu_page(qtbot, tmp_path, monkeypatch, runs_dir):
+    """The page on a machine without an NVIDIA GPU."""
+    monkeypatch.setenv("GRPO_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("GRPO_STUDIO_GPU", "none")
+    monkeypatch.setenv("GRPO_STUDIO_CLI", f"{sys.executable} {FAKE_CLI}")
+    widget = NewRunPage(AppSettings())
+    qtbot.addWidget(widget)
+    widget._gpu_done(None)
+    qtbot.waitUntil(lambda: widget.vram.result is not None, timeout=5000)
+    return widget
+
+
+def shown_text(page) -> str:
+    return " ".join((page.vram.verdict.text(), page.vram.detail.text(), page.vram.legend.text()))
+
+
+def test_cpu_only_demo_shows_ram_not_a_gpu(cpu_page):
+    text = shown_text(cpu_page)
+    assert cpu_page.vram.verdict.text() == "Fits in RAM"
+    assert "of RAM" in text and "PyTorch" in text
+    assert "CUDA" not in text and "GPU memory" not in text
+    assert cpu_page.vram.canvas.isHidden()  # no bar with a GPU slice that cannot exist here
+    from grpo_studio.gui.vram_bar import ENGINE_RAM
+    plan = cpu_page.vram.result["plans"]["grpo_studio"]
+    cpu_page.vram.set_result(cpu_page.vram.result, runs_on_cpu=True, ram={"total": 1 << 30,
+                                                                             "available": ENGINE_RAM})
+    assert cpu_page.vram.verdict.text() == "Too big for the RAM" and plan["total"] > 0
+
+
+def test_cpu_only_real_model_says_which_gpu_it_needs(cpu_page, qtbot):
+    cpu_page._preset_chosen(3)  # 12 GB GPU: a real model
+    qtbot.waitUntil(lambda: cpu_page.vram.result is not None and cpu_page.vram.result["model"]["name"] != "demo",
+                    timeout=5000)
+    from grpo_studio.gui.vram_bar import needed_gpu_gb
+    total = cpu_page.vram.result["plans"]["grpo_studio"]["total"]
+    assert cpu_page.vram.verdict.text() == "Needs an NVIDIA GPU"
+    assert f"needs one with ≥ {needed_gpu_gb(total)} GB" in cpu_page.vram.detail.text()
+    assert "fine for the demo" not in shown_text(cpu_page) and cpu_page.vram.canvas.isHidden()
+    assert needed_gpu_gb(11 << 30) == 13 and needed_gpu_gb(1) == 1
+
+
+def demo_reward_listed(page) -> bool:
+    from grpo_studio.engine.demo import demo_format_reward
+    return any(r["name"] == demo_format_reward() for r in page.collect()["rewards"])
+
+
+def test_leaving_the_demo_takes_its_settings_out(page, qtbot, tmp_path):
+    assert demo_reward_listed(page)
+    page.hyper.editors["grpo.num_generations"].widget.setValue(6)  # the user's own change stays
+    qtbot.waitUntil(lambda: page.collect()["grpo"]["num_generations"] == 6 and not page._timer.isActive(),
+                    timeout=3000)
+    statuses = []
+    page.status_event.connect(statuses.append)
+    page.model.combo.setCurrentText("Qwen/Qwen2.5-1.5B-Instruct")
+    qtbot.waitUntil(lambda: not demo_reward_listed(page), timeout=3000)
+    data = page.collect()
+    assert data["optim"]["learning_rate"] != 2e-3 and data["grpo"]["max_completion_length"] > 6
+    assert data["dtype"] == "auto" and data["grpo"]["num_generations"] == 6
+    assert statuses and "Left the demo" in statuses[-1]
+    page._preset_chosen(2)  # a GPU preset afterwards: still no demo reward
+    assert not demo_reward_listed(page)
+    page.model.combo.setCurrentText("demo")  # and back: the demo gets its own settings again
+    qtbot.waitUntil(lambda: demo_reward_listed(page), timeout=3000)
+    assert page.collect()["optim"]["learning_rate"] == 2e-3
+
+
+def test_a_gpu_preset_from_the_demo_drops_the_demo_reward(page):
+    page._preset_chosen(2)
+    assert page.collect()["model"] != "demo" and not demo_reward_listed(page)
+
+
+def test_a_restored_model_says_it_was_restored(page, qtbot):
+    page.model.combo.setCurrentText("Qwen/Qwen2.5-1.5B-Instruct")
+    qtbot.waitUntil(lambda: page.vram.result is not None and page.vram.result["model"]["name"] != "demo",
+                    timeout=5000)
+    qtbot.waitUntil(lambda: page.is_ready(), timeout=5000)  # a valid config is what gets remembered
+    again = NewRunPage(page.settings)
+    qtbot.addWidget(again)
+    assert again.collect()["model"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert again.restored_note.isVisibleTo(again) and "Restored" in again.restored_note.text()
+    assert "Qwen/Qwen2.5-1.5B-Instruct" in again.restored_note.text()
+    again._preset_chosen(1)  # Demo (CPU): starts over, the note goes
+    assert not again.restored_note.isVisibleTo(again) and again.collect()["model"] == "demo"
+    fresh = NewRunPage(page.settings)  # the demo itself restored: nothing to say
+    qtbot.addWidget(fresh)
+    assert not fresh.restored_note.isVisibleTo(fresh)
+
+
+def test_training_steps_tooltip_names_a_field_that_exists(page):
+    steps, epochs = page.hyper.editors["max_steps"], page.hyper.editors["num_train_epochs"]
+    assert "Epochs" in steps.widget.toolTip() and "epochs)" not in steps.widget.toolTip()
+    assert not epochs.isEnabled()  # a step count is set: epochs do not count
+    steps.widget.setValue(steps.widget.minimum())  # 'auto'
+    assert steps.value() is None and epochs.isEnabled()
+    epochs.widget.setValue(2.0)
+    assert page.collect()["num_train_epochs"] == 2.0 and page.collect()["max_steps"] is None

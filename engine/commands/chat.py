@@ -2,6 +2,7 @@
 
 With --json: {"type": "token", "side": "base"|"tuned", "text"} ..., {"type": "answer", "side", "text",
 "rewards": {fn: float|null}, "reward": float|null} per side, then {"type": "done"}; errors as for export.
+With --serve --json the model stays loaded and answers requests read from stdin (engine/chat_serve.py).
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ ORDER = 65
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="RUN_DIR|ADAPTER_DIR", help="a run folder, a checkpoint or an adapter folder")
-    parser.add_argument("--prompt", required=True, help="the question (rendered with the run's system prompt and "
-                                                        "chat template, as in training)")
+    parser.add_argument("--prompt", help="the question (rendered with the run's system prompt and chat template, "
+                                         "as in training); required unless --serve")
     parser.add_argument("--answer", help="reference answer, for reward functions that need one (math_correct)")
     parser.add_argument("--max-new-tokens", type=int, metavar="N",
                         help="longest answer (default: the run's max_completion_length)")
@@ -24,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sampling temperature (default 0: greedy, the same answer every time)")
     parser.add_argument("--base", metavar="DIR", help="the base model's folder, when the adapter's own reference "
                                                       "to it is not on this machine")
+    parser.add_argument("--serve", action="store_true", help="keep the model loaded and answer JSON requests read "
+                                                             "from stdin, one per line (for the app; needs --json)")
     parser.add_argument("--json", action="store_true", help="print JSON lines (for the app)")
 
 
@@ -55,8 +58,22 @@ def _text_view(emit_json: Callable[[dict], None], args: argparse.Namespace) -> C
 def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.commands.export import json_lines
 
+    from grpo_studio.engine.errors import ConfigError
+
+    if args.serve and not args.json:
+        raise ConfigError("--serve speaks JSON lines", "add --json")
+    if not args.serve and not args.prompt:
+        raise ConfigError("--prompt is required", "give the question with --prompt TEXT")
+
     def body(emit: Callable[[dict], None]) -> int:
         from grpo_studio.engine.chat import chat
+
+        if args.serve:
+            import sys
+
+            from grpo_studio.engine.chat_serve import serve
+
+            return serve(args.path, emit=emit, requests=sys.stdin, base_dir=args.base)
 
         view = emit if args.json else _text_view(emit, args)
         chat(args.path, args.prompt, emit=view, max_new_tokens=args.max_new_tokens, temperature=args.temperature,

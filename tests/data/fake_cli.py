@@ -51,6 +51,8 @@ def main(argv: list[str]) -> int:
             ollama = f"ollama create my-model -f {modelfile}"
         out({"type": "result", "files": files, "ollama_command": ollama})
         return 0
+    if command == "chat" and "--serve" in argv:
+        return fake_chat_serve()
     if command == "chat":
         for side, text in (("base", ["The", " answer", " is", " 11"]), ("tuned", ["<answer>", "12", "</answer>"])):
             for piece in text:
@@ -75,6 +77,32 @@ def main(argv: list[str]) -> int:
         return fake_train(argv)
     print(f"error: unknown command {command}", file=sys.stderr)
     return 2
+
+
+def fake_chat_serve() -> int:
+    """`chat --serve`: "loads" once, then answers each JSON request from stdin until stdin ends. The answer
+    repeats the request's prompt, so a test can tell the requests apart; prompt "slow" streams until a stop."""
+    out({"type": "log", "message": "loading the adapter"})
+    out({"type": "ready"})
+    while line := sys.stdin.readline():
+        request = json.loads(line)
+        if request.get("cmd") == "stop":
+            continue
+        prompt = request["prompt"]
+        if prompt == "slow":  # tokens until the app sends stop (read between tokens)
+            import select
+            while not select.select([sys.stdin], [], [], 0.05)[0]:
+                out({"type": "token", "side": "base", "text": "."})
+            sys.stdin.readline()
+            out({"type": "answer", "side": "base", "text": "...", "rewards": {}, "reward": None})
+            out({"type": "done", "stopped": True})
+            continue
+        for side, text in (("base", f"base: {prompt}"), ("tuned", f"tuned: {prompt}")):
+            out({"type": "token", "side": side, "text": text})
+            reward = 1.0 if side == "tuned" and request.get("answer") else 0.0
+            out({"type": "answer", "side": side, "text": text, "rewards": {"math_correct": reward}, "reward": reward})
+        out({"type": "done"})
+    return 0
 
 
 def fake_train(argv: list[str]) -> int:
