@@ -26,15 +26,31 @@ from typing import Callable, NamedTuple
 
 import torch
 
-# How each loss type spreads the token losses into one number: the weight of a token is mask / normaliser.
-# grpo: mean over each sequence's tokens, then mean over sequences; bnpo: mean over all tokens;
-# dr_grpo: sum / (B · max_completion_length); dapo: sum / number of completion tokens.
+class LossNormaliser(NamedTuple):
+    """How a loss type turns the masked token losses into one number (the weight of a token is mask /
+    normaliser). `per_token` says whether that normaliser counts tokens, which is what decides how the
+    loop weights micro-batches (by their tokens, or by their sequences) so they add up to the full batch."""
+    kind: str  # "sequence_mean" | "all_tokens" | "fixed_length"
+    per_token: bool
+    description: str
+
+
+# The one table of loss types (the loop reads `per_token` from here too).
 LOSS_TYPES = {
-    "grpo": "per-sequence mean, then mean over sequences",
-    "bnpo": "mean over all completion tokens",
-    "dr_grpo": "sum / (batch size * max_completion_length)",
-    "dapo": "sum / number of completion tokens",
+    "grpo": LossNormaliser("sequence_mean", False, "per-sequence mean, then mean over sequences"),
+    "bnpo": LossNormaliser("all_tokens", True, "mean over all completion tokens"),
+    "dr_grpo": LossNormaliser("fixed_length", False, "sum / (batch size * max_completion_length)"),
+    "dapo": LossNormaliser("all_tokens", True, "sum / number of completion tokens"),
 }
+
+# Where the importance ratio is taken: per token (GRPO), or per sequence as the exp of the mean token
+# log-ratio (GSPO), the same ratio for every token of a completion.
+IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
+
+
+def normalises_per_token(loss_type: str) -> bool:
+    return LOSS_TYPES[loss_type].per_token
+
 
 # Rows per chunk on the torch path are chosen so one chunk's fp32 logits stay near this many bytes.
 _CHUNK_BYTES = 16 << 20
@@ -44,7 +60,9 @@ class GRPOLossOutput(NamedTuple):
     loss: torch.Tensor  # scalar, differentiable w.r.t. hidden (and weight when it requires grad)
     logps: torch.Tensor  # [B, T] fp32 per-token log-probs, detached
     kl: torch.Tensor  # scalar: mean per-token KL(ref || policy) over completion tokens; 0 without ref_logps
-    clip_ratio: torch.Tensor  # scalar: fraction of completion tokens where the clip was active (TRL's region)
+    clip_ratio: torch.Tensor  # scalar: share of completion tokens (of sequences, at sequence level) where the
+    #                           clip was active (TRL's region)
+    entropy: torch.Tensor | None = None  # scalar: mean entropy of logits / T over completion tokens, when asked
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,8 @@ class _LossSpec:
     epsilon_high: float
     temperature: float
     chunk_rows: int
+    sequence_level: bool = False
+    length: int = 1  # completion tokens per row of the batch (T): flat index // length = sequence
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -78,9 +98,13 @@ def _check_logprob_args(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.T
 
 
 def _check_loss_args(hidden, weight, ids, mask, advantages, old_logps, ref_logps, beta, epsilon_low,
-                     epsilon_high, loss_type, max_completion_length, temperature, chunk_size) -> None:
+                     epsilon_high, loss_type, max_completion_length, temperature, chunk_size,
+                     importance_sampling_level="token") -> None:
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"unknown loss_type {loss_type!r}; choose one of {sorted(LOSS_TYPES)}")
+    if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
+        raise ValueError(f"unknown importance_sampling_level {importance_sampling_level!r}; choose token "
+                         "(GRPO) or sequence (GSPO)")
     if loss_type == "dr_grpo" and (max_completion_length is None or max_completion_length < 1):
         raise ValueError("loss_type 'dr_grpo' divides by batch size * max_completion_length: "
                          "pass max_completion_length (a positive int)")
@@ -114,39 +138,65 @@ def _chunk_rows(chunk_size: int | None, vocab: int) -> int:
 
 class _TokenTerms(NamedTuple):
     loss: torch.Tensor  # per-token loss before masking and normalising
-    dloss: torch.Tensor  # its derivative w.r.t. the token's log-prob
+    dpolicy: torch.Tensor  # derivative of the clipped policy term w.r.t. the log importance ratio
+    dkl: torch.Tensor | None  # derivative of beta * KL w.r.t. the token's log-prob (None without a KL term)
     clipped: torch.Tensor  # bool: the clipped branch won the min (no policy gradient), as TRL counts it
     kl: torch.Tensor | None  # per-token k3 KL estimate to the reference, when ref log-probs are given
 
 
-def _token_terms(logp, old, ref, adv, spec: _LossSpec) -> _TokenTerms:
-    # ratio = exp(logp - old); on-policy (old None) it is exactly 1 with d ratio / d logp = 1.
-    ratio = torch.ones_like(logp) if old is None else torch.exp(logp - old)
+def _token_terms(log_ratio, logp, ref, adv, spec: _LossSpec) -> _TokenTerms:
+    """TRL's terms from the log importance ratio (per token, or the sequence's mean broadcast to its tokens).
+    On-policy the log-ratio is exactly 0 (TRL's logp - logp.detach()): ratio 1, d ratio / d log-ratio 1."""
+    ratio = torch.exp(log_ratio)
     lo, hi = 1.0 - spec.epsilon_low, 1.0 + spec.epsilon_high
     loss = -torch.minimum(ratio * adv, ratio.clamp(lo, hi) * adv)
     # The clipped term is strictly the smaller one exactly when (ratio > hi, A > 0) or (ratio < lo, A < 0);
-    # there it is constant in logp. Everywhere else the unclipped term's derivative -A * ratio applies
+    # there it is constant in the ratio. Everywhere else the unclipped term's derivative -A * ratio applies
     # (at a tie both branches have that same derivative).
     clipped = ((ratio < lo) & (adv < 0)) | ((ratio > hi) & (adv > 0))
-    dloss = torch.where(clipped, torch.zeros_like(ratio), -adv * ratio)
-    kl = None
+    dpolicy = torch.where(clipped, torch.zeros_like(ratio), -adv * ratio)
+    kl = dkl = None
     if ref is not None:
         diff = ref - logp
         kl = torch.exp(diff) - diff - 1.0
         if spec.beta != 0.0:
             loss = loss + spec.beta * kl
-            dloss = dloss + spec.beta * (1.0 - torch.exp(diff))
-    return _TokenTerms(loss, dloss, clipped, kl)
+            dkl = spec.beta * (1.0 - torch.exp(diff))
+    return _TokenTerms(loss, dpolicy, dkl, clipped, kl)
 
 
 def _token_weights(mask: torch.Tensor, loss_type: str, max_completion_length: int | None) -> torch.Tensor:
     """Weight of each token in the final loss: mask / the loss type's normaliser."""
-    batch = mask.shape[0]
-    if loss_type == "grpo":
+    batch, kind = mask.shape[0], LOSS_TYPES[loss_type].kind
+    if kind == "sequence_mean":
         return mask / (batch * mask.sum(-1, keepdim=True).clamp(min=1.0))
-    if loss_type == "dr_grpo":
+    if kind == "fixed_length":
         return mask / float(batch * max_completion_length)
-    return mask / mask.sum().clamp(min=1.0)  # bnpo and dapo: same within one batch
+    return mask / mask.sum().clamp(min=1.0)
+
+
+def _policy_weights(mask: torch.Tensor, weights: torch.Tensor, sequence_level: bool) -> torch.Tensor:
+    """How much a token's log-prob moves the policy term: its own weight at token level; at sequence level
+    the ratio is exp(mean log-ratio), so every token carries 1/length of its sequence's summed weight."""
+    if not sequence_level:
+        return weights
+    return weights.sum(-1, keepdim=True) * mask / mask.sum(-1, keepdim=True).clamp(min=1.0)
+
+
+def _sequence_log_ratio(log_ratio: torch.Tensor, mask: torch.Tensor, length: int) -> torch.Tensor:
+    """GSPO's log importance weight, the masked mean log-ratio of each sequence, broadcast to its tokens
+    (flat [B * T] in, flat out)."""
+    per_row = (log_ratio * mask).view(-1, length).sum(-1) / mask.view(-1, length).sum(-1).clamp(min=1.0)
+    return per_row.repeat_interleave(length)
+
+
+def _log_ratio(logp, old, mask, spec: _LossSpec, rows: slice = slice(None)) -> torch.Tensor:
+    if old is None:
+        return torch.zeros_like(logp)
+    if spec.sequence_level:  # needs every row of each sequence: the callers pass all rows
+        return _sequence_log_ratio(torch.where(mask != 0, logp - old, torch.zeros_like(logp)), mask,
+                                   spec.length)
+    return logp - old[rows]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -171,12 +221,25 @@ def _uses_triton(t: torch.Tensor) -> bool:
     return True
 
 
+class _PassResult(NamedTuple):
+    logp: torch.Tensor  # [N] fp32 log-probs of the ids
+    entropy: torch.Tensor | None  # [N] fp32 entropy of each row's softmax, when asked for
+    grad_h: torch.Tensor | None
+    grad_w: torch.Tensor | None
+
+
+# Columns per slice when the torch path sums p·log p for the entropy (bounds that temporary's size).
+_ENTROPY_COLUMNS = 4096
+
+
 def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float,
-                chunk_rows: int, coef_fn: CoefFn | None = None, need_h: bool = False, need_w: bool = False):
+                chunk_rows: int, coef_fn: CoefFn | None = None, need_h: bool = False, need_w: bool = False,
+                need_entropy: bool = False) -> _PassResult:
     """Log-probs of `ids` for every row and, with coef_fn, the gradients of sum(coef * logp)."""
     n_rows, vocab = h2d.shape[0], weight.shape[0]
     fp32 = weight.dtype == torch.float32
     logp = torch.empty(n_rows, dtype=torch.float32, device=h2d.device)
+    entropy = torch.empty(n_rows, dtype=torch.float32, device=h2d.device) if need_entropy else None
     grad_h = torch.empty_like(h2d) if need_h else None
     grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
     # One [chunk, V] fp32 buffer, allocated once and reused by every chunk: allocating it per chunk lets
@@ -197,6 +260,10 @@ def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temp
         z.sub_(top).exp_()
         sum_exp = z.sum(1, keepdim=True)
         logp[rows] = (picked - top - sum_exp.log()).squeeze(1)
+        if need_entropy:  # H = log S - sum(e log e) / S with e = exp(z - max), S = sum(e)
+            e_log_e = sum(torch.special.xlogy(z[:, c:c + _ENTROPY_COLUMNS], z[:, c:c + _ENTROPY_COLUMNS]).sum(1)
+                          for c in range(0, vocab, _ENTROPY_COLUMNS))
+            entropy[rows] = sum_exp.log().squeeze(1) - e_log_e / sum_exp.squeeze(1)
         if coef_fn is None or not (need_h or need_w):
             continue
         # d sum(coef * logp) / dz = coef / temperature * (onehot(id) - softmax(z)), built in z's buffer.
@@ -214,33 +281,53 @@ def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temp
                 grad_h[rows] = z.to(weight.dtype) @ weight
         if need_w:
             grad_w.addmm_(z.T, h if fp32 else h.float())
-    return logp, grad_h, grad_w
+    return _PassResult(logp, entropy, grad_h, grad_w)
 
 
-def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False):
+def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False,
+          need_entropy=False, coef_needs_all_rows=False) -> _PassResult:
+    """coef_needs_all_rows: the coefficient of a row depends on other rows' log-probs (GSPO's sequence
+    ratio with old log-probs), so the log-probs come first and the gradients in a second sweep; Triton
+    works that way anyway, the torch path then rebuilds each chunk's logits once more."""
+    wants_grad = coef_fn is not None and (need_h or need_w)
     if _uses_triton(h2d):
         from . import grpo_loss_triton
 
-        logp, lse = grpo_loss_triton.logprobs(h2d, weight, ids, temperature)
-        if coef_fn is None or not (need_h or need_w):
-            return logp, None, None
+        logp, lse, entropy = grpo_loss_triton.logprobs(h2d, weight, ids, temperature)
+        if not wants_grad:
+            return _PassResult(logp, entropy, None, None)
         coef = coef_fn(logp, slice(None))
         grad_h, grad_w = grpo_loss_triton.grads(h2d, weight, ids, lse, coef, temperature, need_h, need_w)
-        return logp, grad_h, grad_w
-    return _torch_pass(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w)
+        return _PassResult(logp, entropy, grad_h, grad_w)
+    if wants_grad and coef_needs_all_rows:
+        first = _torch_pass(h2d, weight, ids, temperature, chunk_rows, need_entropy=need_entropy)
+        coef = coef_fn(first.logp, slice(None))
+        second = _torch_pass(h2d, weight, ids, temperature, chunk_rows, lambda _logp, rows: coef[rows],
+                             need_h, need_w)
+        return _PassResult(first.logp, first.entropy, second.grad_h, second.grad_w)
+    return _torch_pass(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w, need_entropy)
 
 
-def _loss_from_logps(logp, old, ref, adv, weights, mask, spec):
+def _loss_from_logps(logp, old, ref, adv, weights, mask, spec: _LossSpec):
     """Loss value and the two metrics from the (flat, detached) log-probs."""
-    terms = _token_terms(logp, old, ref, adv, spec)
+    terms = _token_terms(_log_ratio(logp, old, mask, spec), logp, ref, adv, spec)
     on = mask != 0
     zero = torch.zeros((), dtype=torch.float32, device=logp.device)
     # where(), not a product: a padding token's terms may be inf, and inf * 0 would poison the sum.
     loss = torch.where(on, terms.loss * weights, zero).sum()
     count = mask.sum().clamp(min=1.0)
-    clip_ratio = torch.where(on, terms.clipped.float() * mask, zero).sum() / count
+    if spec.sequence_level:  # one ratio per sequence: TRL counts clipped sequences over all sequences
+        clip_ratio = terms.clipped.view(-1, spec.length)[:, 0].float().mean()
+    else:
+        clip_ratio = torch.where(on, terms.clipped.float() * mask, zero).sum() / count
     kl = zero if terms.kl is None else torch.where(on, terms.kl * mask, zero).sum() / count
     return loss, kl, clip_ratio
+
+
+def _masked_mean(values: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    if values is None:
+        return torch.full((), float("nan"), device=mask.device)
+    return torch.where(mask != 0, values, torch.zeros_like(values)).sum() / mask.sum().clamp(min=1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -249,24 +336,29 @@ def _loss_from_logps(logp, old, ref, adv, weights, mask, spec):
 
 class _GRPOLossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, ids, mask, adv, weights, old, ref, spec: _LossSpec):
+    def forward(ctx, hidden, weight, ids, mask, adv, weights, policy_weights, old, ref, spec: _LossSpec,
+                need_entropy: bool):
         h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
 
         def coef_fn(logp_rows: torch.Tensor, rows: slice) -> torch.Tensor:
-            terms = _token_terms(logp_rows, None if old is None else old[rows],
-                                 None if ref is None else ref[rows], adv[rows], spec)
-            return torch.where(mask[rows] != 0, terms.dloss * weights[rows], torch.zeros_like(logp_rows))
+            log_ratio = _log_ratio(logp_rows, old, mask, spec, rows)
+            terms = _token_terms(log_ratio, logp_rows, None if ref is None else ref[rows], adv[rows], spec)
+            coef = terms.dpolicy * policy_weights[rows]
+            if terms.dkl is not None:
+                coef = coef + terms.dkl * weights[rows]
+            return torch.where(mask[rows] != 0, coef, torch.zeros_like(logp_rows))
 
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        logp, grad_h, grad_w = _pass(h2d, weight, ids, spec.temperature, spec.chunk_rows,
-                                     coef_fn, need_h, need_w)
-        loss, kl, clip_ratio = _loss_from_logps(logp, old, ref, adv, weights, mask, spec)
+        result = _pass(h2d, weight, ids, spec.temperature, spec.chunk_rows, coef_fn, need_h, need_w,
+                       need_entropy, coef_needs_all_rows=spec.sequence_level and old is not None)
+        loss, kl, clip_ratio = _loss_from_logps(result.logp, old, ref, adv, weights, mask, spec)
+        entropy = _masked_mean(result.entropy, mask)
         # Kept as attributes, not saved tensors, so backward can hand them over without a copy.
-        ctx.grads = (grad_h, grad_w)
+        ctx.grads = (result.grad_h, result.grad_w)
         ctx.meta = (hidden.shape, hidden.dtype, weight.dtype)
-        logps = logp.view(hidden.shape[:2])
-        ctx.mark_non_differentiable(logps, kl, clip_ratio)
-        return loss, logps, kl, clip_ratio
+        logps = result.logp.view(hidden.shape[:2])
+        ctx.mark_non_differentiable(logps, kl, clip_ratio, entropy)
+        return loss, logps, kl, clip_ratio, entropy
 
     @staticmethod
     def backward(ctx, grad_loss, *_unused):
@@ -281,7 +373,7 @@ class _GRPOLossFunction(torch.autograd.Function):
             grad_h = grad_h.mul_(grad_loss.to(grad_h.dtype)).view(shape).to(hidden_dtype)
         if grad_w is not None:
             grad_w = grad_w.mul_(grad_loss).to(weight_dtype)
-        return grad_h, grad_w, None, None, None, None, None, None, None
+        return grad_h, grad_w, None, None, None, None, None, None, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -293,24 +385,32 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
               old_logps: torch.Tensor | None = None, ref_logps: torch.Tensor | None = None,
               beta: float = 0.0, epsilon_low: float = 0.2, epsilon_high: float = 0.2,
               loss_type: str = "dapo", max_completion_length: int | None = None,
-              temperature: float = 1.0, chunk_size: int | None = None) -> GRPOLossOutput:
+              temperature: float = 1.0, chunk_size: int | None = None,
+              importance_sampling_level: str = "token", with_entropy: bool = False) -> GRPOLossOutput:
     """TRL's GRPO loss from hidden states [B, T, H] and lm_head weight [V, H], never building [B, T, V].
 
     old_logps None means on-policy (ratio 1, gradient still flows). kl is reported whenever ref_logps is
     given (it enters the loss only when beta > 0). chunk_size = rows per chunk on the torch path.
+    importance_sampling_level "sequence" is GSPO: one ratio per completion, exp of its mean log-ratio.
+    with_entropy adds the mean entropy of the sampled positions' distributions (from the same pass).
+    Truncated completions are left out of the loss (TRL's mask_truncated_completions) by zeroing their
+    rows of completion_mask.
     """
     _check_loss_args(hidden, weight, completion_ids, completion_mask, advantages, old_logps, ref_logps,
-                     beta, epsilon_low, epsilon_high, loss_type, max_completion_length, temperature, chunk_size)
-    spec = _LossSpec(float(beta), float(epsilon_low), float(epsilon_high), float(temperature),
-                     _chunk_rows(chunk_size, weight.shape[0]))
+                     beta, epsilon_low, epsilon_high, loss_type, max_completion_length, temperature, chunk_size,
+                     importance_sampling_level)
     batch, length = completion_ids.shape
+    sequence_level = importance_sampling_level == "sequence"
+    spec = _LossSpec(float(beta), float(epsilon_low), float(epsilon_high), float(temperature),
+                     _chunk_rows(chunk_size, weight.shape[0]), sequence_level, max(length, 1))
     mask = completion_mask.to(torch.float32)
-    weights = _token_weights(mask, loss_type, max_completion_length).reshape(-1)
+    weights = _token_weights(mask, loss_type, max_completion_length)
+    policy_weights = _policy_weights(mask, weights, sequence_level).reshape(-1)
+    weights = weights.reshape(-1)
     flat = dict(
         ids=completion_ids.reshape(-1).long(),
         mask=mask.reshape(-1),
         adv=advantages.to(torch.float32)[:, None].expand(batch, length).reshape(-1),
-        weights=weights,
         old=None if old_logps is None else old_logps.detach().to(torch.float32).reshape(-1),
         ref=None if ref_logps is None else ref_logps.detach().to(torch.float32).reshape(-1),
     )
@@ -318,13 +418,16 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
     if not wants_grad:
         with torch.no_grad():
             h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-            logp, _, _ = _pass(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows)
-            loss, kl, clip = _loss_from_logps(logp, flat["old"], flat["ref"], flat["adv"], weights,
+            result = _pass(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows,
+                           need_entropy=with_entropy)
+            loss, kl, clip = _loss_from_logps(result.logp, flat["old"], flat["ref"], flat["adv"], weights,
                                               flat["mask"], spec)
-        return GRPOLossOutput(loss, logp.view(batch, length), kl, clip)
-    out = _GRPOLossFunction.apply(hidden, weight, flat["ids"], flat["mask"], flat["adv"], weights,
-                                  flat["old"], flat["ref"], spec)
-    return GRPOLossOutput(*out)
+        entropy = _masked_mean(result.entropy, flat["mask"]) if with_entropy else None
+        return GRPOLossOutput(loss, result.logp.view(batch, length), kl, clip, entropy)
+    loss, logps, kl, clip, entropy = _GRPOLossFunction.apply(
+        hidden, weight, flat["ids"], flat["mask"], flat["adv"], weights, policy_weights, flat["old"],
+        flat["ref"], spec, with_entropy)
+    return GRPOLossOutput(loss, logps, kl, clip, entropy if with_entropy else None)
 
 
 @torch.no_grad()
@@ -333,6 +436,6 @@ def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor
     """Per-token log-probs [B, T] (fp32, no grad) of `ids` under logits hidden·Wᵀ / temperature."""
     _check_logprob_args(hidden, weight, ids, temperature, chunk_size)
     h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-    logp, _, _ = _pass(h2d, weight, ids.reshape(-1).long(), float(temperature),
-                       _chunk_rows(chunk_size, weight.shape[0]))
-    return logp.view(ids.shape)
+    result = _pass(h2d, weight, ids.reshape(-1).long(), float(temperature),
+                   _chunk_rows(chunk_size, weight.shape[0]))
+    return result.logp.view(ids.shape)
