@@ -32,6 +32,8 @@ OFFLOAD = ("auto", "on", "off")
 DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 OVERLONG = ("truncate", "drop")
+IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
+MULTI_OBJECTIVE_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 
 
 def _f(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
@@ -88,6 +90,18 @@ class GRPOSettings:
     num_iterations: int = _f(1, range=(1, 16), help="Optimisation passes per generated batch (TRL's mu).")
     chunk_size: int | None = _f(None, range=(1, 1_000_000), help="Rows per chunk in the fused loss "
                                                                  "(None = automatic).")
+    # Algorithm options (issue 14): TRL's names; dynamic sampling is DAPO's (TRL has no such knob).
+    importance_sampling_level: str = _f("token", choices=IMPORTANCE_SAMPLING_LEVELS, help="Policy ratio per "
+                                        "token (GRPO) or per completion (GSPO: exp of the mean log-ratio).")
+    mask_truncated_completions: bool = _f(False, help="Leave completions cut at max_completion_length out "
+                                                      "of the loss (they never reached an answer).")
+    multi_objective_aggregation: str = _f("sum_then_normalize", choices=MULTI_OBJECTIVE_AGGREGATIONS,
+                                          help="Weighted sum of the rewards, then group advantages; or each "
+                                               "reward normalised in its group first, then summed.")
+    dynamic_sampling: bool = _f(False, help="Drop groups whose rewards are all equal (no learning signal) "
+                                            "and generate for fresh prompts instead (DAPO).")
+    max_resample_times: int = _f(3, range=(0, 100), help="With dynamic_sampling: rounds of fresh prompts "
+                                                         "per step before training on what is there.")
 
 
 @dataclass

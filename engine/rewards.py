@@ -3,7 +3,8 @@
 Semantics are TRL's GRPOTrainer's, so a TRL reward function moves over unchanged: each function is called
 once per batch as `f(prompts=..., completions=..., completion_ids=..., **{column: [value per sample]})`
 and returns one float per sample, or None where it does not apply; the total is the weighted sum over
-functions skipping the Nones (TRL's nansum). A function that raises, returns the wrong number of values,
+functions skipping the Nones (TRL's nansum), and None where every function returned None (TRL's
+"unscorable": left out of its group's statistics, advantage 0). A function that raises, returns the wrong number of values,
 NaN or something that is not a number stops the run with a RewardError naming the function and the sample.
 Torch-free (the GUI's "try rewards" runs without it).
 """
@@ -17,7 +18,7 @@ import math
 import numbers
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,8 +45,11 @@ class RewardFunction:
 
 @dataclass
 class RewardScores:
-    total: list[float]  # weighted sum per sample, skipping None (0.0 when no function applies)
+    total: list[float | None]  # weighted sum per sample, skipping None (None when no function applies)
     per_function: dict[str, list[float | None]]
+    # name -> per sample, True where the function failed on it (a guard that keeps the run going records
+    # these; a failure that stops the run never gets here). Empty = no failures.
+    failures: dict[str, list[bool]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -167,9 +171,11 @@ def score_completions(functions: list[RewardFunction], prompts: list, completion
     per_function: dict[str, list[float | None]] = {}
     for rf in functions:
         per_function[rf.name] = _call(rf, prompts, completions, completion_ids, kwargs)
-    total = [sum(rf.weight * per_function[rf.name][i] for rf in functions if per_function[rf.name][i] is not None)
-             for i in range(n)]
-    return RewardScores(total=[float(t) for t in total], per_function=per_function)
+    total: list[float | None] = []
+    for i in range(n):
+        applied = [rf.weight * per_function[rf.name][i] for rf in functions if per_function[rf.name][i] is not None]
+        total.append(float(sum(applied)) if applied else None)
+    return RewardScores(total=total, per_function=per_function)
 
 
 def as_conversation(prompts: list, completions: list) -> list:
