@@ -310,7 +310,8 @@ class Trainer:
         """Gradient accumulation over the micro-batches, clip, one optimizer + LR step."""
         grpo, weight = self.config.grpo, policy_model.lm_head_weight(self.model)
         loss_sum = kl_sum = clip_sum = entropy_sum = 0.0
-        tokens = sum(mb.completion_mask.sum().item() for mb in micro) or 1.0
+        counted = sum(mb.completion_mask.sum().item() for mb in micro)
+        tokens = counted or 1.0
         for mb in micro:
             out = grpo_loss(self._completion_hidden(mb), weight, mb.completion_ids, mb.completion_mask,
                             mb.advantages, old_logps=mb.old_logps, ref_logps=mb.ref_logps, beta=grpo.beta,
@@ -331,7 +332,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return UpdateResult(loss_sum, kl_sum, clip_sum, float(norm), lr, entropy_sum if with_entropy else None)
+        entropy = entropy_sum if with_entropy and counted else None  # no token in the loss: nothing measured
+        return UpdateResult(loss_sum, kl_sum, clip_sum, float(norm), lr, entropy)
 
     # ------------------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Path:
