@@ -114,7 +114,11 @@ def train_and_measure(task: Path, args: argparse.Namespace, seed: int, dynamic: 
     rounds = sum((m["signal"].get("dynamic_sampling") or {}).get("rounds", 0) for m in metrics)
     return {"final_reward": sum(final) / len(final), "steps": trainer.step, "wall_s": round(wall, 2),
             "extra_generation_rounds": rounds,
-            "first_step_zero_spread_groups": metrics[0]["signal"]["zero_spread_groups"] if metrics else None}
+            "zero_spread_groups_first_5_steps": _mean([m["signal"]["zero_spread_groups"] for m in metrics[:5]])}
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _summary(runs: list[dict]) -> dict:
