@@ -38,7 +38,7 @@ from grpo_studio.engine.rewards import RewardScores, load_reward_functions, scor
 from grpo_studio.engine.rollout import Rollout, generate
 from grpo_studio.engine.runs import RunPaths
 from grpo_studio.kernels import grpo_loss, token_logprobs
-from grpo_studio.kernels.grpo_loss import normalises_per_token
+from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
 Emit = Callable[..., Any]
 

@@ -237,6 +237,16 @@ def test_chunks_never_build_full_logits(monkeypatch):
     assert len(seen) >= 3 * 7 and max(seen) <= 6 * 50
 
 
+def test_the_config_offers_exactly_the_kernels_loss_types_and_levels():
+    """engine/config.py stays torch-free, so it names the choices itself; they must be the kernel's."""
+    from grpo_studio.engine import config
+    from grpo_studio.kernels import grpo_loss_args
+
+    assert set(config.LOSS_TYPES) == set(grpo_loss_args.LOSS_TYPES)
+    assert set(config.IMPORTANCE_SAMPLING_LEVELS) == set(grpo_loss_args.IMPORTANCE_SAMPLING_LEVELS)
+    assert {t for t, n in grpo_loss_args.LOSS_TYPES.items() if n.per_token} == {"bnpo", "dapo"}
+
+
 def test_default_chunk_bounds_logit_bytes():
     rows = grpo_loss_module._chunk_rows(None, 128256)
     assert 1 <= rows and rows * 128256 * 4 <= 2 * grpo_loss_module._CHUNK_BYTES
