@@ -70,6 +70,10 @@ class DatasetConfig:
 class RewardSpec:
     name: str = _f("math_correct", help="A built-in reward name or 'path/to/file.py:function'.")
     weight: float = _f(1.0, help="Weight in the summed reward (TRL's reward_weights).")
+    # A reward model instead of a function (issue 14): `{model: ID-or-folder, weight: 1.0}`.
+    model: str | None = _f(None, help="A sequence-classification reward model (a cached hub id or a folder); "
+                                      "its first logit for prompt + completion is the reward.")
+    load_in_4bit: bool = _f(False, help="Load the reward model in 4-bit NF4 (CUDA only).")
 
 
 @dataclass
@@ -276,6 +280,8 @@ def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: lis
 
 def _reward_shorthand(value: Any) -> Any:
     """`rewards: [math_correct, {name: format_strict, weight: 0.5}]`: a bare string means weight 1."""
+    if isinstance(value, dict) and value.get("model") and "name" not in value:
+        return {**value, "name": f"model:{value['model']}"}  # a reward model is named after itself
     return {"name": value} if isinstance(value, str) else value
 
 

@@ -34,6 +34,7 @@ from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
 from grpo_studio.engine.memory import memory_fields
 from grpo_studio.engine.optim import build_optimizer, lr_factor
 from grpo_studio.engine.prompt_sampler import PromptSampler
+from grpo_studio.engine.reward_model import RewardModel
 from grpo_studio.engine.rewards import RewardScores, load_reward_functions, score_completions
 from grpo_studio.engine.rollout import Rollout, generate
 from grpo_studio.engine.runs import RunPaths
@@ -136,6 +137,9 @@ class Trainer:
         self.model, self.device = self.policy.model, self.policy.device
         self.model.train()
         self.params = policy_model.trainable_parameters(self.model)
+        for rf in self.reward_functions:
+            if isinstance(rf.fn, RewardModel):  # reward models run on the training device
+                rf.fn.to_device(self.device)
 
     def _setup_optimizer(self) -> None:
         optim = self.config.optim

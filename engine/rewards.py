@@ -63,7 +63,11 @@ def load_reward_functions(specs: list[RewardSpec], *, max_completion_length: int
     built-in `length` penalty's limit (the run's grpo.max_completion_length)."""
     loaded: list[RewardFunction] = []
     for spec in specs:
-        if ":" in spec.name and spec.name.rpartition(":")[0].endswith(".py"):
+        if spec.model:
+            from grpo_studio.engine.reward_model import RewardModel
+
+            fn = RewardModel(spec.model, load_in_4bit=spec.load_in_4bit)
+        elif ":" in spec.name and spec.name.rpartition(":")[0].endswith(".py"):
             path, _, function = spec.name.rpartition(":")
             fn = _load_from_file(path, function, base_dir)
         else:
