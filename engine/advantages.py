@@ -1,30 +1,35 @@
-"""Group-relative advantages, as in TRL's GRPOTrainer (sum-then-normalise).
+"""Group-relative advantages, as in TRL's GRPOTrainer, for both of its multi-objective aggregations.
 
+sum_then_normalize (the default): reward = weighted sum of the reward functions (skipping None), then
 advantage = (reward - mean of its group) / (std + 1e-4), with the std taken over the group
-(scale_rewards="group"), over the whole batch ("batch"), or not divided at all ("none"). Stds are unbiased
-(Bessel) and NaN-aware: a completion no reward function could score (NaN) is left out of its group's
-statistics and gets advantage 0.
+(scale_rewards="group"), over the whole batch ("batch"), or not divided at all ("none").
+normalize_then_sum: each function's rewards are first normalised within the group ((r - mean) / (std +
+1e-4)), the normalised values are weighted and summed, and that sum is normalised over the batch
+(scale_rewards does not apply, as in TRL).
+
+Stds are unbiased (Bessel) and NaN-aware: a None becomes NaN and is left out of the statistics; a
+completion no reward function could score gets advantage 0.
 """
 from __future__ import annotations
 
 import torch
 
 EPS = 1e-4
+AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 
 
-def _nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+def _nanstd(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> torch.Tensor:
     if dim is None:
         x, dim = x.reshape(-1), 0
     mean = torch.nanmean(x, dim=dim, keepdim=True)
-    count = (~torch.isnan(x)).sum(dim=dim).to(x.dtype)
-    var = torch.nansum((x - mean) ** 2, dim=dim) / (count - 1).clamp(min=1)
+    count = (~torch.isnan(x)).sum(dim=dim, keepdim=keepdim).to(x.dtype)
+    var = torch.nansum((x - mean) ** 2, dim=dim, keepdim=keepdim) / (count - 1).clamp(min=1)
     return var.sqrt()
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale_rewards: str = "group") -> torch.Tensor:
     """rewards [N] (N = prompts x group_size, each group contiguous) -> advantages [N]."""
-    if rewards.numel() % group_size:
-        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    _check_groups(rewards.shape[0], group_size)
     rewards = rewards.float()
     grouped = rewards.view(-1, group_size)
     mean = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
@@ -36,3 +41,32 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale_rewards: str 
     elif scale_rewards != "none":
         raise ValueError(f"scale_rewards must be group, batch or none, not {scale_rewards!r}")
     return torch.nan_to_num(advantages, nan=0.0)
+
+
+def weighted_total(per_function: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """[N, K] rewards (NaN = None) -> [N] weighted sums skipping NaN; NaN where every function gave None."""
+    total = torch.nansum(per_function.float() * weights.float(), dim=1)
+    return total.masked_fill(torch.isnan(per_function).all(dim=1), float("nan"))
+
+
+def aggregate_advantages(per_function: torch.Tensor, weights: torch.Tensor, group_size: int,
+                         scale_rewards: str = "group",
+                         aggregation: str = "sum_then_normalize") -> torch.Tensor:
+    """per_function [N, K] (NaN where a function returned None), weights [K] -> advantages [N]."""
+    _check_groups(per_function.shape[0], group_size)
+    if aggregation == "sum_then_normalize":
+        return group_advantages(weighted_total(per_function, weights), group_size, scale_rewards)
+    if aggregation != "normalize_then_sum":
+        raise ValueError(f"multi_objective_aggregation must be one of {', '.join(AGGREGATIONS)}, "
+                         f"not {aggregation!r}")
+    grouped = per_function.float().view(-1, group_size, per_function.shape[1])
+    mean = torch.nanmean(grouped, dim=1, keepdim=True)
+    normalised = ((grouped - mean) / (_nanstd(grouped, dim=1, keepdim=True) + EPS)).view_as(per_function)
+    summed = weighted_total(normalised, weights)
+    advantages = (summed - torch.nanmean(summed)) / (_nanstd(summed) + EPS)
+    return torch.nan_to_num(advantages, nan=0.0)
+
+
+def _check_groups(count: int, group_size: int) -> None:
+    if count % group_size:
+        raise ValueError(f"{count} rewards do not split into groups of {group_size}")

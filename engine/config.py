@@ -33,6 +33,8 @@ OFFLOAD = ("auto", "on", "off")
 DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 OVERLONG = ("truncate", "drop")
+IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
+MULTI_OBJECTIVE_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 
 
 def _f(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
@@ -69,6 +71,10 @@ class DatasetConfig:
 class RewardSpec:
     name: str = _f("math_correct", help="A built-in reward name or 'path/to/file.py:function'.")
     weight: float = _f(1.0, help="Weight in the summed reward (TRL's reward_weights).")
+    # A reward model instead of a function (issue 14): `{model: ID-or-folder, weight: 1.0}`.
+    model: str | None = _f(None, help="A sequence-classification reward model (a cached hub id or a folder); "
+                                      "its first logit for prompt + completion is the reward.")
+    load_in_4bit: bool = _f(False, help="Load the reward model in 4-bit NF4 (CUDA only).")
 
 
 @dataclass
@@ -89,6 +95,18 @@ class GRPOSettings:
     num_iterations: int = _f(1, range=(1, 16), help="Optimisation passes per generated batch (TRL's mu).")
     chunk_size: int | None = _f(None, range=(1, 1_000_000), help="Rows per chunk in the fused loss "
                                                                  "(None = automatic).")
+    # Algorithm options (issue 14): TRL's names; dynamic sampling is DAPO's (TRL has no such knob).
+    importance_sampling_level: str = _f("token", choices=IMPORTANCE_SAMPLING_LEVELS, help="Policy ratio per "
+                                        "token (GRPO) or per completion (GSPO: exp of the mean log-ratio).")
+    mask_truncated_completions: bool = _f(False, help="Leave completions cut at max_completion_length out "
+                                                      "of the loss (they never reached an answer).")
+    multi_objective_aggregation: str = _f("sum_then_normalize", choices=MULTI_OBJECTIVE_AGGREGATIONS,
+                                          help="Weighted sum of the rewards, then group advantages; or each "
+                                               "reward normalised in its group first, then summed.")
+    dynamic_sampling: bool = _f(False, help="Drop groups whose rewards are all equal (no learning signal) "
+                                            "and generate for fresh prompts instead (DAPO).")
+    max_resample_times: int = _f(3, range=(0, 100), help="With dynamic_sampling: rounds of fresh prompts "
+                                                         "per step before training on what is there.")
 
 
 @dataclass
@@ -282,6 +300,8 @@ def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: lis
 
 def _reward_shorthand(value: Any) -> Any:
     """`rewards: [math_correct, {name: format_strict, weight: 0.5}]`: a bare string means weight 1."""
+    if isinstance(value, dict) and value.get("model") and "name" not in value:
+        return {**value, "name": f"model:{value['model']}"}  # a reward model is named after itself
     return {"name": value} if isinstance(value, str) else value
 
 

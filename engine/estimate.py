@@ -37,6 +37,7 @@ COMPONENT_LABELS = {
     "generation_workspace": "generation workspace",
     "inference_weights": "separate inference copy",
     "cuda_overhead": "CUDA context",
+    "reward_models": "reward models",  # 0 unless the config names one
 }
 
 
@@ -73,12 +74,12 @@ def estimate_run(config: TrainConfig, model_config: dict | None = None, gpu: dic
         gpu = detect_gpu()
     arch = Arch.from_config(model_config)
     settings = settings_from_config(config)
-    ours = grpo_studio_plan(arch, settings)
+    ours = with_reward_models(grpo_studio_plan(arch, settings), config, settings)
     verdict = _verdict(ours["total"], gpu)
     return {
         "model": _model_summary(model_config, arch),
         "settings": _settings_summary(config, settings),
-        "plans": {"grpo_studio": ours, "naive": naive_plan(arch, settings)},
+        "plans": {"grpo_studio": ours, "naive": with_reward_models(naive_plan(arch, settings), config, settings)},
         "gpu": dict(gpu) if gpu else None,
         "verdict": verdict,
         "suggestions": suggestions(config, arch, gpu) if verdict in ("tight", "too_big") else [],
@@ -92,6 +93,16 @@ def needs_offload(config: TrainConfig, gpu: dict, model_config: dict | None = No
     model_config = model_config if model_config is not None else load_model_config(config.model)
     settings = dataclasses.replace(settings_from_config(config), offload=False)
     return grpo_studio_plan(Arch.from_config(model_config), settings)["total"] > FIT_FRACTION * gpu["free"]
+
+
+def with_reward_models(plan: dict, config: TrainConfig, settings: Settings) -> dict:
+    """Reward models stay loaded on the training device (in either plan): their memory adds to the persistent
+    part."""
+    from grpo_studio.engine.reward_model import memory_bytes
+
+    extra = sum(memory_bytes(load_model_config(spec.model), spec.load_in_4bit, settings.dtype_bytes,
+                             settings.seq_len) for spec in config.rewards if spec.model)
+    return {**plan, "components": {**plan["components"], "reward_models": extra}, "total": plan["total"] + extra}
 
 
 def _verdict(total: int, gpu: dict | None) -> str:

@@ -2,7 +2,8 @@
 
     setup:  seed → tokenizer → data and rewards (checked before any weights load) → model + LoRA →
             optimizer + LR schedule → newest checkpoint when resuming
-    step:   sample prompts → generate G completions each → score rewards → group advantages →
+    step:   sample prompts → generate G completions each → score rewards [dynamic sampling: drop groups
+            with equal rewards, draw fresh prompts] → group advantages [truncated completions masked] →
             [old log-probs when num_iterations > 1] [reference log-probs, adapter off, when beta > 0] →
             micro-batches: hidden states → fused GRPO loss → backward (gradient accumulation) →
             clip → optimizer step → LR step → events
@@ -18,75 +19,29 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
 
 from grpo_studio.engine import checkpoint as ckpt
 from grpo_studio.engine import model as policy_model
-from grpo_studio.engine.advantages import group_advantages
+from grpo_studio.engine.advantages import aggregate_advantages
 from grpo_studio.engine.config import TrainConfig
 from grpo_studio.engine.control import Control
+from grpo_studio.engine.diagnostics import step_signal
+from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
 from grpo_studio.engine.memory import memory_fields
+from grpo_studio.engine.optim import build_optimizer, lr_factor
+from grpo_studio.engine.prompt_sampler import PromptSampler
+from grpo_studio.engine.reward_model import RewardModel
+from grpo_studio.engine.rewards import RewardScores, load_reward_functions, score_completions
 from grpo_studio.engine.rollout import Rollout, generate
 from grpo_studio.engine.runs import RunPaths
 from grpo_studio.kernels import grpo_loss, token_logprobs
+from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
 Emit = Callable[..., Any]
-
-
-class PromptSampler:
-    """Shuffled passes over the dataset (a fresh permutation per epoch from the seed); its position is
-    part of every checkpoint, so a resumed run sees exactly the prompts an uninterrupted one would."""
-
-    def __init__(self, size: int, batch: int, seed: int) -> None:
-        self.size, self.batch, self.seed = size, batch, seed
-        self.epoch, self.index = 0, 0
-        self._order = self._permutation(0)
-
-    def _permutation(self, epoch: int) -> list[int]:
-        return torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
-
-    def next(self) -> list[int]:
-        picked = []
-        while len(picked) < self.batch:
-            if self.index == self.size:
-                self.epoch, self.index = self.epoch + 1, 0
-                self._order = self._permutation(self.epoch)
-            take = min(self.batch - len(picked), self.size - self.index)
-            picked += self._order[self.index:self.index + take]
-            self.index += take
-        return picked
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.index = int(state["epoch"]), int(state["index"])
-        self._order = self._permutation(self.epoch)
-
-
-def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    o = config.optim
-    kwargs = dict(lr=o.learning_rate, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay)
-    if o.optimizer == "adamw_8bit":
-        import bitsandbytes as bnb
-
-        return bnb.optim.AdamW8bit(params, **kwargs)
-    return torch.optim.AdamW(params, **kwargs)
-
-
-def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
-    """Hugging Face's schedules: linear warmup from 0, then constant, linear decay to 0, or cosine to 0."""
-    if step < warmup:
-        return step / max(1, warmup)
-    if kind == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    if kind == "linear":
-        return max(0.0, 1.0 - progress)
-    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
 def seed_everything(seed: int) -> None:
@@ -107,6 +62,24 @@ class MicroBatch:
     ref_logps: torch.Tensor | None = None
 
 
+class UpdateResult(NamedTuple):
+    """What one optimizer update measured (the step reports the mean over its num_iterations updates)."""
+    loss: float
+    kl: float
+    clip_ratio: float
+    grad_norm: float
+    lr: float
+    entropy: float | None  # mean token entropy; measured in a step's first update only (the sampling policy)
+
+
+def mean_update(results: list[UpdateResult]) -> UpdateResult:
+    def mean(values: list) -> float | None:
+        present = [v for v in values if v is not None]
+        return sum(present) / len(present) if present else None
+
+    return UpdateResult(*(mean(list(values)) for values in zip(*results)))
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, paths: RunPaths, emit: Emit, control: Control | None = None) -> None:
         self.config, self.paths, self.emit = config, paths, emit
@@ -114,44 +87,67 @@ class Trainer:
         self.step = 0
         self.total_steps = config.max_steps or 0
         self.last_saved_step = -1
+        # set by setup(): data and rewards, then the model, then the optimizer
+        self.tokenizer: Any = None
+        self.examples: list = []
+        self.sampler: PromptSampler | None = None
+        self.reward_functions: list = []
+        self.reward_weights: torch.Tensor | None = None
+        self.policy: policy_model.PolicyModel | None = None
+        self.model: torch.nn.Module | None = None
+        self.device: torch.device | None = None
+        self.params: list[torch.nn.Parameter] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
+        seed_everything(self.config.seed)
+        self.emit("phase", phase="loading_model")
+        folder, base_name = policy_model.resolve_model_path(self.config.model)
+        self.tokenizer = policy_model.load_tokenizer(folder)
+        self._setup_data()  # before any weights load: a data or reward problem fails fast
+        self._setup_model(folder, base_name)
+        self._setup_optimizer()
+        if resume:
+            self._resume()
+
+    def _setup_data(self) -> None:
         from grpo_studio.engine.data import load_examples
-        from grpo_studio.engine.rewards import load_reward_functions
 
         config = self.config
-        seed_everything(config.seed)
-        self.emit("phase", phase="loading_model")
-        folder, base_name = policy_model.resolve_model_path(config.model)
-        tokenizer = policy_model.load_tokenizer(folder)
-        examples, report = load_examples(config, tokenizer)  # the answer column also arrives as `answer`
-        self.examples = examples
+        # the answer column also arrives as `answer`
+        self.examples, report = load_examples(config, self.tokenizer)
         self.reward_functions = load_reward_functions(
             config.rewards, max_completion_length=config.grpo.max_completion_length,
             timeout_s=config.reward_timeout_s)
+        self.reward_weights = torch.tensor([rf.weight for rf in self.reward_functions], dtype=torch.float32)
         self.emit("log", level="info", message=report.summary())
         for warning in report.warnings:
             self.emit("log", level="warning", message=warning)
+        if not config.max_steps:
+            self.total_steps = max(1, math.ceil(config.num_train_epochs * len(self.examples)
+                                                / config.batch.prompts_per_step))
+        self.sampler = PromptSampler(len(self.examples), config.batch.prompts_per_step, config.seed)
 
-        self.policy = policy_model.load_policy(config, folder, base_name, tokenizer)
+    def _setup_model(self, folder: Path, base_name: str) -> None:
+        self.policy = policy_model.load_policy(self.config, folder, base_name, self.tokenizer)
         policy_model.set_torch_threads(self.policy.model, self.policy.device)
         for note in self.policy.notes:
             self.emit("log", level="info", message=note)
-        self.model, self.tokenizer, self.device = self.policy.model, tokenizer, self.policy.device
+        self.model, self.device = self.policy.model, self.policy.device
         self.model.train()
         self.params = policy_model.trainable_parameters(self.model)
-        self.optimizer = build_optimizer(self.params, config)
-        if not config.max_steps:
-            self.total_steps = max(1, math.ceil(config.num_train_epochs * len(examples)
-                                                / config.batch.prompts_per_step))
-        updates = self.total_steps * config.grpo.num_iterations
-        o = config.optim
+        for rf in self.reward_functions:
+            if isinstance(rf.fn, RewardModel):  # reward models run on the training device
+                rf.fn.to_device(self.device)
+
+    def _setup_optimizer(self) -> None:
+        optim = self.config.optim
+        self.optimizer = build_optimizer(self.params, self.config)
+        updates = self.total_steps * self.config.grpo.num_iterations
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, o.warmup_steps, updates, o.lr_scheduler_type))
-        self.sampler = PromptSampler(len(examples), config.batch.prompts_per_step, config.seed)
-        if resume:
-            self._resume()
+            self.optimizer, lambda s: lr_factor(s, optim.warmup_steps, updates, optim.lr_scheduler_type))
 
     def _resume(self) -> None:
         ckpt.remove_partial(self.paths.checkpoints)
@@ -204,68 +200,91 @@ class Trainer:
     def train_step(self) -> int:
         """One batch of prompts: generate, score, and μ optimizer updates. Returns the tokens processed."""
         config, grpo = self.config, self.config.grpo
-        indices = self.sampler.next()
-        batch = [self.examples[i] for i in indices]
         G = grpo.num_generations
-
-        self.emit("phase", phase="generating", step=self.step)
-        rollout = generate(self.model, self.tokenizer, [e.prompt_ids for e in batch], num_generations=G,
-                           max_completion_length=grpo.max_completion_length, temperature=grpo.temperature,
-                           top_p=grpo.top_p, batch_size=config.batch.generation_batch_size, device=self.device)
-
-        self.emit("phase", phase="scoring", step=self.step)
-        scores, rewards = self._score(indices, rollout)
-        advantages = group_advantages(rewards, G, grpo.scale_rewards).to(self.device)
+        if grpo.dynamic_sampling:
+            batch, drawn, resampling = fill_with_signal(self._sample_and_score, config.batch.prompts_per_step, G,
+                                                        grpo.max_resample_times, self.tokenizer.pad_token_id)
+        else:
+            batch, resampling = self._sample_and_score(), None
+            drawn = [batch]
+        rollout, scores = batch.rollout, batch.scores
+        advantages = aggregate_advantages(self._reward_table(scores), self.reward_weights, G, grpo.scale_rewards,
+                                          grpo.multi_objective_aggregation).to(self.device)
 
         self.emit("phase", phase="optimizing", step=self.step)
-        micro = self._micro_batches(rollout, advantages)
+        mask = rollout.completion_mask
+        if grpo.mask_truncated_completions and rollout.truncated is not None:  # TRL: out of loss and attention
+            mask = mask * (~rollout.truncated).to(mask.dtype)[:, None]
+        micro = self._micro_batches(rollout, mask, advantages)
         if grpo.num_iterations > 1 or grpo.beta > 0:
             self._fixed_logps(micro)
-        for _ in range(grpo.num_iterations):
-            loss, kl, clip, grad_norm, lr = self._update(micro)
+        update = mean_update([self._update(micro, with_entropy=i == 0) for i in range(grpo.num_iterations)])
 
-        lengths = rollout.completion_mask.sum(1).float()
+        # Rewards and the signal are measured on the first draw of prompts: with dynamic sampling the trained
+        # batch is chosen for its spread, so its reward would not say how well the model does.
+        first = drawn[0]
+        rewards = _reward_tensor(first.scores.total)
+        lengths = first.rollout.completion_mask.sum(1).float()
+        truncated = [] if first.rollout.truncated is None else first.rollout.truncated.tolist()
+        signal = step_signal(first.scores.total, G, first.scores.per_function, truncated, first.scores.failures)
+        signal["entropy"] = update.entropy
+        if resampling is not None:
+            signal["dynamic_sampling"] = resampling.as_dict()
         self.emit("metrics", step=self.step, reward=_nanmean(rewards), reward_std=_nanstd(rewards),
-                  rewards={name: _stats(values) for name, values in scores.per_function.items()},
-                  loss=loss, kl=kl if grpo.beta > 0 else None,  # no reference pass, nothing measured
-                  clip_ratio=clip,
+                  rewards={name: _stats(values) for name, values in first.scores.per_function.items()},
+                  loss=update.loss, kl=update.kl if grpo.beta > 0 else None,  # no reference pass, nothing measured
+                  clip_ratio=update.clip_ratio,
                   completion_length={"mean": lengths.mean().item(), "max": int(lengths.max().item())},
-                  lr=lr, grad_norm=grad_norm)
+                  lr=update.lr, grad_norm=update.grad_norm, signal=signal)
         self.emit("memory", step=self.step, **memory_fields(self.device, self.policy.offload))
         every = config.log_samples_every
         if every and self.step % every == 0:
             i = (self.step * 7) % rollout.size  # vary the sample without touching any RNG
-            example = batch[i // G]
+            example = self.examples[batch.indices[i // G]]
             self.emit("sample", step=self.step, prompt=example.prompt_text, completion=rollout.texts[i],
                       rewards={name: values[i] for name, values in scores.per_function.items()},
                       reward=scores.total[i])
-        return int(rollout.prompt_mask.sum() + rollout.completion_mask.sum())
+        return sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)
 
     # ----------------------------------------------------------------------------------- step pieces
-    def _score(self, indices: list[int], rollout: Rollout):
-        from grpo_studio.engine.rewards import score_completions
+    def _sample_and_score(self) -> ScoredBatch:
+        indices = self.sampler.next()
+        rollout = self._generate(indices)
+        self.emit("phase", phase="scoring", step=self.step)
+        return ScoredBatch(indices, rollout, self._score(indices, rollout))
 
-        G = self.config.grpo.num_generations
+    def _generate(self, indices: list[int]) -> Rollout:
+        config, grpo = self.config, self.config.grpo
         batch = [self.examples[i] for i in indices]
-        prompts = [e.prompt for e in batch for _ in range(G)]
-        chat = not isinstance(batch[0].prompt, str)
-        completions = [[{"role": "assistant", "content": t}] for t in rollout.texts] if chat else rollout.texts
+        G = grpo.num_generations
+        self.emit("phase", phase="generating", step=self.step)
+        return generate(self.model, self.tokenizer, [e.prompt_ids for e in batch], num_generations=G,
+                        max_completion_length=grpo.max_completion_length, temperature=grpo.temperature,
+                        top_p=grpo.top_p, batch_size=config.batch.generation_batch_size, device=self.device)
+
+    def _score(self, indices: list[int], rollout: Rollout) -> RewardScores:
+        G = self.config.grpo.num_generations
+        prompts = [self.examples[i].prompt for i in indices for _ in range(G)]
         ids = [row[:n].tolist() for row, n in zip(rollout.completion_ids, rollout.completion_mask.sum(1))]
         columns = [self.examples[i].columns for i in indices for _ in range(G)]
-        scores = score_completions(self.reward_functions, prompts, completions, ids, columns)
-        rewards = torch.tensor([math.nan if r is None else float(r) for r in scores.total], dtype=torch.float32)
-        return scores, rewards
+        # score_completions hands chat prompts' completions over as messages (TRL's shape)
+        return score_completions(self.reward_functions, prompts, rollout.texts, ids, columns)
 
-    def _micro_batches(self, rollout: Rollout, advantages: torch.Tensor) -> list[MicroBatch]:
+    def _reward_table(self, scores: RewardScores) -> torch.Tensor:
+        """[N, K] rewards per completion and function, NaN where a function returned None."""
+        columns = [_reward_tensor(scores.per_function[rf.name]) for rf in self.reward_functions]
+        return torch.stack(columns, dim=1)
+
+    def _micro_batches(self, rollout: Rollout, mask: torch.Tensor, advantages: torch.Tensor) -> list[MicroBatch]:
         config = self.config
         size, total = config.batch.micro_batch_size, rollout.size
-        tokens = rollout.completion_mask.sum().clamp(min=1).item()
-        per_token = config.grpo.loss_type in ("dapo", "bnpo")
+        tokens = mask.sum().clamp(min=1).item()
+        per_token = normalises_per_token(config.grpo.loss_type)
         out = []
         for start in range(0, total, size):
             rows = slice(start, min(start + size, total))
             p_ids, p_mask = rollout.prompt_ids[rows], rollout.prompt_mask[rows]
-            c_ids, c_mask = rollout.completion_ids[rows], rollout.completion_mask[rows]
+            c_ids, c_mask = rollout.completion_ids[rows], mask[rows]
             first = int(p_mask.any(0).long().argmax())  # drop all-padding columns on either side
             width = max(1, int(c_mask.sum(1).max()))
             p_ids, p_mask, c_ids, c_mask = p_ids[:, first:], p_mask[:, first:], c_ids[:, :width], c_mask[:, :width]
@@ -293,29 +312,34 @@ class Trainer:
                     mb.ref_logps = token_logprobs(self._completion_hidden(mb), weight, mb.completion_ids,
                                                   grpo.temperature, grpo.chunk_size)
 
-    def _update(self, micro: list[MicroBatch]) -> tuple[float, float, float, float, float]:
+    def _update(self, micro: list[MicroBatch], with_entropy: bool = False) -> UpdateResult:
         """Gradient accumulation over the micro-batches, clip, one optimizer + LR step."""
         grpo, weight = self.config.grpo, policy_model.lm_head_weight(self.model)
-        loss_sum = kl_sum = clip_sum = 0.0
-        tokens = sum(mb.completion_mask.sum().item() for mb in micro) or 1.0
+        loss_sum = kl_sum = clip_sum = entropy_sum = 0.0
+        counted = sum(mb.completion_mask.sum().item() for mb in micro)
+        tokens = counted or 1.0
         for mb in micro:
             out = grpo_loss(self._completion_hidden(mb), weight, mb.completion_ids, mb.completion_mask,
                             mb.advantages, old_logps=mb.old_logps, ref_logps=mb.ref_logps, beta=grpo.beta,
                             epsilon_low=grpo.epsilon_low, epsilon_high=grpo.epsilon_high,
                             loss_type=grpo.loss_type, max_completion_length=grpo.max_completion_length,
-                            temperature=grpo.temperature, chunk_size=grpo.chunk_size)
+                            temperature=grpo.temperature, chunk_size=grpo.chunk_size,
+                            importance_sampling_level=grpo.importance_sampling_level, with_entropy=with_entropy)
             (out.loss * mb.weight).backward()
             share = mb.completion_mask.sum().item() / tokens
             loss_sum += out.loss.item() * mb.weight
             kl_sum += out.kl.item() * share
             clip_sum += out.clip_ratio.item() * share
+            if with_entropy:
+                entropy_sum += out.entropy.item() * share
         max_norm = self.config.optim.max_grad_norm
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf"))
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum, kl_sum, clip_sum, float(norm), lr
+        entropy = entropy_sum if with_entropy and counted else None  # no token in the loss: nothing measured
+        return UpdateResult(loss_sum, kl_sum, clip_sum, float(norm), lr, entropy)
 
     # ------------------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Path:
@@ -343,6 +367,10 @@ class Trainer:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def _reward_tensor(values: list[float | None]) -> torch.Tensor:
+    return torch.tensor([math.nan if v is None else float(v) for v in values], dtype=torch.float32)
+
+
 def _nanmean(x: torch.Tensor) -> float | None:
     value = torch.nanmean(x).item()
     return None if math.isnan(value) else value

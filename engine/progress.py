@@ -14,6 +14,8 @@ from typing import IO
 
 from tqdm import tqdm
 
+from grpo_studio.engine.signal_hints import HintWatcher
+
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
@@ -30,6 +32,7 @@ class ProgressPrinter:
         self.bar: tqdm | None = None
         self.reward: float | None = None
         self.eta: float | None = None
+        self.hints = HintWatcher()  # each learning-signal hint is said once, when it first holds
 
     def handle(self, event: dict) -> None:
         kind = event.get("type")
@@ -40,6 +43,8 @@ class ProgressPrinter:
             self._write("loading model and data...")
         elif kind == "metrics":
             self.reward = event.get("reward")
+            for hint in self.hints.update(event):
+                self._write(f"hint: {hint.text}")
         elif kind == "progress":
             self._progress(event)
         elif kind == "checkpoint":

@@ -21,6 +21,8 @@ import re
 import threading
 from typing import Any, Callable
 
+from grpo_studio.engine.answer_text import plain_to_latex, sentence_answer
+
 RewardFn = Callable[..., list]
 
 # ---------------------------------------------------------------------------------------------------------
@@ -59,7 +61,8 @@ def _last_boxed(text: str) -> str | None:
 
 def extract_answer(text: str, answer_tag: str = "answer") -> str | None:
     """The final answer in a completion: the last \\boxed{}, else the last <answer>...</answer>, else what
-    follows the last `####`, else the last number. None when there is none."""
+    follows the last `####`, else the answer a sentence announces ("The answer is 2^(n-1)."), else the last
+    number. None when there is none."""
     boxed = _last_boxed(text)
     if boxed is not None:
         return boxed
@@ -69,6 +72,9 @@ def extract_answer(text: str, answer_tag: str = "answer") -> str | None:
     if "####" in text:
         tail = text.rsplit("####", 1)[1].strip()
         return tail.splitlines()[0].strip() if tail else None
+    stated = sentence_answer(text)
+    if stated is not None:
+        return stated
     numbers = _NUMBER.findall(text)
     return numbers[-1] if numbers else None
 
@@ -125,8 +131,8 @@ def _math_verify(predicted: str, reference: str) -> bool:
 
 
 def _latex(text: str) -> str:
-    """Give math-verify's LaTeX extractor something it anchors on."""
-    return text if "$" in text or "\\boxed" in text else f"${text}$"
+    """Give math-verify's LaTeX extractor something it anchors on (plain-text math written as LaTeX)."""
+    return text if "$" in text or "\\boxed" in text else f"${plain_to_latex(text)}$"
 
 
 # ---------------------------------------------------------------------------------------------------------

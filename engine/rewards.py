@@ -3,7 +3,8 @@
 Semantics are TRL's GRPOTrainer's, so a TRL reward function moves over unchanged: each function is called
 once per batch as `f(prompts=..., completions=..., completion_ids=..., **{column: [value per sample]})`
 and returns one float per sample, or None where it does not apply; the total is the weighted sum over
-functions skipping the Nones (TRL's nansum). A function that raises, returns the wrong number of values,
+functions skipping the Nones (TRL's nansum), and None where every function returned None (TRL's
+"unscorable": left out of its group's statistics, advantage 0). A function that raises, returns the wrong number of values,
 NaN or something that is not a number stops the run with a RewardError naming the function and the sample.
 Every call goes through user_code.call_guarded: sys.exit in a reward, a call past reward_timeout_s and
 floods of printing are handled there.
@@ -19,7 +20,7 @@ import math
 import numbers
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,8 +49,11 @@ class RewardFunction:
 
 @dataclass
 class RewardScores:
-    total: list[float]  # weighted sum per sample, skipping None (0.0 when no function applies)
+    total: list[float | None]  # weighted sum per sample, skipping None (None when no function applies)
     per_function: dict[str, list[float | None]]
+    # name -> per sample, True where the function failed on it (a guard that keeps the run going records
+    # these; a failure that stops the run never gets here). Empty = no failures.
+    failures: dict[str, list[bool]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -65,7 +69,11 @@ def load_reward_functions(specs: list[RewardSpec], *, max_completion_length: int
     of a function from a file (reward_timeout_s); see user_code.py."""
     loaded: list[RewardFunction] = []
     for spec in specs:
-        if ":" in spec.name and spec.name.rpartition(":")[0].endswith(".py"):
+        if spec.model:
+            from grpo_studio.engine.reward_model import RewardModel
+
+            fn = RewardModel(spec.model, load_in_4bit=spec.load_in_4bit)
+        elif ":" in spec.name and spec.name.rpartition(":")[0].endswith(".py"):
             path, _, function = spec.name.rpartition(":")
             fn, limit = _load_from_file(path, function, base_dir), timeout_s
         else:  # our own code: called inline, so math-verify keeps its signal-based timeout
@@ -173,9 +181,11 @@ def score_completions(functions: list[RewardFunction], prompts: list, completion
     per_function: dict[str, list[float | None]] = {}
     for rf in functions:
         per_function[rf.name] = _call(rf, prompts, completions, completion_ids, kwargs)
-    total = [sum(rf.weight * per_function[rf.name][i] for rf in functions if per_function[rf.name][i] is not None)
-             for i in range(n)]
-    return RewardScores(total=[float(t) for t in total], per_function=per_function)
+    total: list[float | None] = []
+    for i in range(n):
+        applied = [rf.weight * per_function[rf.name][i] for rf in functions if per_function[rf.name][i] is not None]
+        total.append(float(sum(applied)) if applied else None)
+    return RewardScores(total=total, per_function=per_function)
 
 
 def as_conversation(prompts: list, completions: list) -> list:

@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from grpo_studio.engine import runs as run_store
 from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.signal_hints import PlateauWatch
 
 ACTIVE = ("starting", "running", "paused")
 POLL_MS = 2000
@@ -17,13 +18,15 @@ POLL_MS = 2000
 
 class ActiveRuns(QObject):
     runs_event = Signal(list)               # RunSummary of active runs
-    notice_event = Signal(str, str, str)    # kind (finished | stopped | error | checkpoint), title, text
+    notice_event = Signal(str, str, str)    # kind (finished | stopped | error | checkpoint | plateau), title, text
 
-    def __init__(self, runs_dir_getter, parent: QObject | None = None) -> None:
+    def __init__(self, runs_dir_getter, parent: QObject | None = None, plateau_steps_getter=None) -> None:
         super().__init__(parent)
         self._runs_dir = runs_dir_getter
+        self._plateau_steps = plateau_steps_getter or (lambda: 0)
         self.active: list = []
         self._offsets: dict[str, int] = {}
+        self._plateaus: dict[str, PlateauWatch] = {}
         self._timer = QTimer(self, interval=POLL_MS)
         self._timer.timeout.connect(self.poll)
 
@@ -48,8 +51,10 @@ class ActiveRuns(QObject):
                 continue
             for event in self._new_events(key, events_file):
                 self._notice(run.name, event)
+                self._watch_plateau(key, run.name, event)
             if run.state not in ACTIVE:
                 del self._offsets[key]  # ended: its last events were just read
+                self._plateaus.pop(key, None)
         self.active = active
         self.runs_event.emit(active)
 
@@ -71,6 +76,17 @@ class ActiveRuns(QObject):
             if isinstance(event, dict):
                 events.append(event)
         return events
+
+    def _watch_plateau(self, key: str, name: str, event: dict) -> None:
+        patience = self._plateau_steps()
+        if event.get("type") != "metrics" or patience <= 0:
+            return
+        watch = self._plateaus.get(key)
+        if watch is None or watch.patience != patience:
+            watch = self._plateaus[key] = PlateauWatch(patience)
+        text = watch.update(event)
+        if text:
+            self.notice_event.emit("plateau", f"Reward stalled · {name}", text)
 
     def _notice(self, name: str, event: dict) -> None:
         kind = event.get("type")

@@ -39,7 +39,7 @@ class MainWindow(QMainWindow):
         self.resize(1280, 860)
         self.setMinimumSize(QSize(980, 640))
         self.bridge = EngineBridge(self)
-        self.active = ActiveRuns(lambda: self.settings.runs_dir, self)
+        self.active = ActiveRuns(lambda: self.settings.runs_dir, self, lambda: self.settings.plateau_steps)
         self.tray = Tray(self.bridge, settings, icon, self)
 
         self.new_run = NewRunPage(settings)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPla
                                QTableWidgetItem, QTabWidget, QTextBrowser, QVBoxLayout, QWidget)
 
 from grpo_studio.gui.engine_bridge import EngineBridge, RunFollower, engine_alive
+from grpo_studio.gui.learning_signal import LearningSignalCard
 from grpo_studio.gui.run_data import RunData
 from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_duration, fmt_number, label, open_folder,
                                      page_header, page_layout)
@@ -112,6 +113,8 @@ class MonitorPage(QWidget):
 
         self.error_panel = ErrorPanel()
         layout.addWidget(self.error_panel)
+        self.signal_card = LearningSignalCard()
+        layout.addWidget(self.signal_card)
 
         self.tabs = QTabWidget()
         from grpo_studio.gui.charts import ChartGrid
@@ -175,6 +178,7 @@ class MonitorPage(QWidget):
         self.log_view.clear()
         self._log_shown = 0
         self.error_panel.hide()
+        self.signal_card.clear()
         self.title.setText(self.run_dir.name)
         self.subtitle.setText(_describe(self.run_dir))
         self.live = expect_start or engine_alive(self.run_dir)
@@ -196,6 +200,7 @@ class MonitorPage(QWidget):
 
     def events_event_response(self, events: list) -> None:
         self.data.apply(events)
+        self.signal_card.apply(events)
         self._dirty = True
 
     def _mode_event_response(self, mode: str) -> None:
@@ -259,6 +264,7 @@ class MonitorPage(QWidget):
             self.error_panel.show_error(data.error["kind"], data.error["message"], data.error.get("hint", ""))
         else:
             self.error_panel.hide()
+        self.signal_card.refresh()
         self._refresh_samples()
         self._refresh_log()
 

@@ -11,6 +11,7 @@ from PySide6.QtCore import QSettings
 from grpo_studio.engine.runs import default_runs_dir
 
 SETTINGS_ENV = "GRPO_STUDIO_SETTINGS"
+DEFAULT_PLATEAU_STEPS = 50
 
 
 class AppSettings:
@@ -61,6 +62,18 @@ class AppSettings:
     @notifications.setter
     def notifications(self, on: bool) -> None:
         self.store.setValue("notifications", bool(on))
+
+    @property
+    def plateau_steps(self) -> int:
+        """Notify when a run's mean reward has not improved for this many steps (0 = never)."""
+        try:
+            return max(0, int(self._get("plateau_steps", DEFAULT_PLATEAU_STEPS)))
+        except (TypeError, ValueError):
+            return DEFAULT_PLATEAU_STEPS
+
+    @plateau_steps.setter
+    def plateau_steps(self, steps: int) -> None:
+        self.store.setValue("plateau_steps", max(0, int(steps)))
 
     @property
     def told_about_tray(self) -> bool:

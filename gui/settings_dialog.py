@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from grpo_studio.engine.runs import default_runs_dir
 from grpo_studio.gui.settings import AppSettings
@@ -49,11 +49,17 @@ class SettingsDialog(QDialog):
         self.theme.setCurrentIndex(list(THEME_TEXT).index(settings.theme))
         self.notifications = QCheckBox("Notify when a run finishes, fails or saves a checkpoint")
         self.notifications.setChecked(settings.notifications)
+        self.plateau_steps = QSpinBox(minimum=0, maximum=100_000, value=settings.plateau_steps)
+        self.plateau_steps.setSpecialValueText("never")
+        self.plateau_steps.setSuffix(" steps")
         form.addRow("Runs folder", _folder_row(self.runs_dir, "Choose the runs folder", self))
         form.addRow("", label("New runs are created here; the Runs page lists this folder.", "Muted", wrap=True))
         form.addRow("Hugging Face cache", _folder_row(self.hf_cache, "Choose the Hugging Face cache", self))
         form.addRow("Theme", self.theme)
         form.addRow("Notifications", self.notifications)
+        form.addRow("Reward plateau", self.plateau_steps)
+        form.addRow("", label("Notify when a run's mean reward has not improved for this many steps.", "Muted",
+                              wrap=True))
         layout.addLayout(form)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -69,4 +75,5 @@ class SettingsDialog(QDialog):
         self.settings.hf_cache = self.hf_cache.text().strip() or None
         self.settings.theme = self.theme.currentData()
         self.settings.notifications = self.notifications.isChecked()
+        self.settings.plateau_steps = self.plateau_steps.value()
         self.settings.sync()

@@ -30,8 +30,10 @@ PHASE_PARTS = {"generation": ("kv_cache", "generation_workspace"),
 PARTS = [("weights", "Base weights"), ("lora_and_optimizer", "LoRA + optimizer"),
          ("activations", "Activations"), ("recompute", "Recompute"), ("logits", "GRPO loss"),
          ("kv_cache", "KV cache"), ("generation_workspace", "Generation"),
-         ("inference_weights", "Inference copy"), ("cuda_overhead", "CUDA context")]
-PART_COLORS = ["#4f46e5", "#0891b2", "#d97706", "#f59e0b", "#db2777", "#16a34a", "#65a30d", "#7c3aed", "#64748b"]
+         ("inference_weights", "Inference copy"), ("cuda_overhead", "CUDA context"),
+         ("reward_models", "Reward models")]
+PART_COLORS = ["#4f46e5", "#0891b2", "#d97706", "#f59e0b", "#db2777", "#16a34a", "#65a30d", "#7c3aed", "#64748b",
+               "#be123c"]
 VERDICT_TEXT = {"fits": "Fits", "tight": "Tight", "too_big": "Too big"}
 
 

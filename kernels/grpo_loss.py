@@ -1,8 +1,8 @@
 """Fused GRPO loss: from last hidden states and the lm_head weight straight to TRL's GRPO loss, without
 ever building the `[B, T, V]` logits.
 
-Read top to bottom:
-1. the loss variants and argument checks (a bad call fails before any compute),
+Read top to bottom (the loss variants and argument checks, run before any compute, are grpo_loss_args.py):
+1. the output and the chunk size,
 2. the per-token GRPO terms (TRL's formula and its derivative w.r.t. the token log-prob),
 3. the chunked torch pass (CPU and any device without Triton): for each chunk of rows it builds that chunk's
    logits, takes an fp32 log-sum-exp, and, when gradients are wanted, turns the same buffer into the
@@ -16,7 +16,9 @@ On CUDA (and under `TRITON_INTERPRET=1`) the same pass runs as Triton kernels: s
 Math. With z = h·Wᵀ / temperature, logp = z[id] − logsumexp(z). Every GRPO term depends on the logits only
 through logp, so dLoss/dz = g · (onehot(id) − softmax(z)) with g = dLoss/dlogp for that token; g needs only
 that token's logp and normalisers known from the mask up front, which is what lets one pass per chunk
-produce the log-probs and the gradients together.
+produce the log-probs and the gradients together. GSPO's sequence-level ratio with old log-probs is the
+exception (a token's g depends on its whole sequence's log-probs): the log-probs come first, then the
+gradients in a second sweep.
 """
 from __future__ import annotations
 
@@ -26,15 +28,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-# How each loss type spreads the token losses into one number: the weight of a token is mask / normaliser.
-# grpo: mean over each sequence's tokens, then mean over sequences; bnpo: mean over all tokens;
-# dr_grpo: sum / (B · max_completion_length); dapo: sum / number of completion tokens.
-LOSS_TYPES = {
-    "grpo": "per-sequence mean, then mean over sequences",
-    "bnpo": "mean over all completion tokens",
-    "dr_grpo": "sum / (batch size * max_completion_length)",
-    "dapo": "sum / number of completion tokens",
-}
+from .grpo_loss_args import LOSS_TYPES, check_logprob_args, check_loss_args
 
 # Rows per chunk on the torch path are chosen so one chunk's fp32 logits stay near this many bytes.
 _CHUNK_BYTES = 16 << 20
@@ -44,7 +38,9 @@ class GRPOLossOutput(NamedTuple):
     loss: torch.Tensor  # scalar, differentiable w.r.t. hidden (and weight when it requires grad)
     logps: torch.Tensor  # [B, T] fp32 per-token log-probs, detached
     kl: torch.Tensor  # scalar: mean per-token KL(ref || policy) over completion tokens; 0 without ref_logps
-    clip_ratio: torch.Tensor  # scalar: fraction of completion tokens where the clip was active (TRL's region)
+    clip_ratio: torch.Tensor  # scalar: share of completion tokens (of sequences, at sequence level) where the
+    #                           clip was active (TRL's region)
+    entropy: torch.Tensor | None = None  # scalar: mean entropy of logits / T over completion tokens, when asked
 
 
 @dataclass(frozen=True)
@@ -54,52 +50,8 @@ class _LossSpec:
     epsilon_high: float
     temperature: float
     chunk_rows: int
-
-
-# ---------------------------------------------------------------------------------------------------------
-# 1. Argument checks
-# ---------------------------------------------------------------------------------------------------------
-
-def _check_logprob_args(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor,
-                        temperature: float, chunk_size: int | None) -> None:
-    if hidden.dim() != 3:
-        raise ValueError(f"hidden must be [B, T, H], got shape {tuple(hidden.shape)}")
-    if weight.dim() != 2 or weight.shape[1] != hidden.shape[2]:
-        raise ValueError(f"weight must be [V, H] with H = {hidden.shape[2]} (hidden's last dim), "
-                         f"got shape {tuple(weight.shape)}")
-    if tuple(ids.shape) != tuple(hidden.shape[:2]):
-        raise ValueError(f"completion ids must be [B, T] = {tuple(hidden.shape[:2])}, got {tuple(ids.shape)}")
-    if ids.is_floating_point():
-        raise ValueError("completion ids must be an integer tensor")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int (rows per chunk) or None, got {chunk_size!r}")
-
-
-def _check_loss_args(hidden, weight, ids, mask, advantages, old_logps, ref_logps, beta, epsilon_low,
-                     epsilon_high, loss_type, max_completion_length, temperature, chunk_size) -> None:
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"unknown loss_type {loss_type!r}; choose one of {sorted(LOSS_TYPES)}")
-    if loss_type == "dr_grpo" and (max_completion_length is None or max_completion_length < 1):
-        raise ValueError("loss_type 'dr_grpo' divides by batch size * max_completion_length: "
-                         "pass max_completion_length (a positive int)")
-    _check_logprob_args(hidden, weight, ids, temperature, chunk_size)
-    bt = tuple(hidden.shape[:2])
-    if tuple(mask.shape) != bt:
-        raise ValueError(f"completion_mask must be [B, T] = {bt}, got {tuple(mask.shape)}")
-    if tuple(advantages.shape) != bt[:1]:
-        raise ValueError(f"advantages must be [B] = ({bt[0]},), got {tuple(advantages.shape)}")
-    for name, t in (("old_logps", old_logps), ("ref_logps", ref_logps)):
-        if t is not None and tuple(t.shape) != bt:
-            raise ValueError(f"{name} must be [B, T] = {bt}, got {tuple(t.shape)}")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
-    if beta > 0 and ref_logps is None:
-        raise ValueError("beta > 0 adds a KL penalty to the reference model: pass ref_logps "
-                         "(token_logprobs of the reference weights) or set beta=0")
-    if epsilon_low < 0 or epsilon_high < 0:
-        raise ValueError(f"epsilon_low and epsilon_high must be >= 0, got {epsilon_low}, {epsilon_high}")
+    sequence_level: bool = False
+    length: int = 1  # completion tokens per row of the batch (T): flat index // length = sequence
 
 
 def _chunk_rows(chunk_size: int | None, vocab: int) -> int:
@@ -114,39 +66,65 @@ def _chunk_rows(chunk_size: int | None, vocab: int) -> int:
 
 class _TokenTerms(NamedTuple):
     loss: torch.Tensor  # per-token loss before masking and normalising
-    dloss: torch.Tensor  # its derivative w.r.t. the token's log-prob
+    dpolicy: torch.Tensor  # derivative of the clipped policy term w.r.t. the log importance ratio
+    dkl: torch.Tensor | None  # derivative of beta * KL w.r.t. the token's log-prob (None without a KL term)
     clipped: torch.Tensor  # bool: the clipped branch won the min (no policy gradient), as TRL counts it
     kl: torch.Tensor | None  # per-token k3 KL estimate to the reference, when ref log-probs are given
 
 
-def _token_terms(logp, old, ref, adv, spec: _LossSpec) -> _TokenTerms:
-    # ratio = exp(logp - old); on-policy (old None) it is exactly 1 with d ratio / d logp = 1.
-    ratio = torch.ones_like(logp) if old is None else torch.exp(logp - old)
+def _token_terms(log_ratio, logp, ref, adv, spec: _LossSpec) -> _TokenTerms:
+    """TRL's terms from the log importance ratio (per token, or the sequence's mean broadcast to its tokens).
+    On-policy the log-ratio is exactly 0 (TRL's logp - logp.detach()): ratio 1, d ratio / d log-ratio 1."""
+    ratio = torch.exp(log_ratio)
     lo, hi = 1.0 - spec.epsilon_low, 1.0 + spec.epsilon_high
     loss = -torch.minimum(ratio * adv, ratio.clamp(lo, hi) * adv)
     # The clipped term is strictly the smaller one exactly when (ratio > hi, A > 0) or (ratio < lo, A < 0);
-    # there it is constant in logp. Everywhere else the unclipped term's derivative -A * ratio applies
+    # there it is constant in the ratio. Everywhere else the unclipped term's derivative -A * ratio applies
     # (at a tie both branches have that same derivative).
     clipped = ((ratio < lo) & (adv < 0)) | ((ratio > hi) & (adv > 0))
-    dloss = torch.where(clipped, torch.zeros_like(ratio), -adv * ratio)
-    kl = None
+    dpolicy = torch.where(clipped, torch.zeros_like(ratio), -adv * ratio)
+    kl = dkl = None
     if ref is not None:
         diff = ref - logp
         kl = torch.exp(diff) - diff - 1.0
         if spec.beta != 0.0:
             loss = loss + spec.beta * kl
-            dloss = dloss + spec.beta * (1.0 - torch.exp(diff))
-    return _TokenTerms(loss, dloss, clipped, kl)
+            dkl = spec.beta * (1.0 - torch.exp(diff))
+    return _TokenTerms(loss, dpolicy, dkl, clipped, kl)
 
 
 def _token_weights(mask: torch.Tensor, loss_type: str, max_completion_length: int | None) -> torch.Tensor:
     """Weight of each token in the final loss: mask / the loss type's normaliser."""
-    batch = mask.shape[0]
-    if loss_type == "grpo":
+    batch, kind = mask.shape[0], LOSS_TYPES[loss_type].kind
+    if kind == "sequence_mean":
         return mask / (batch * mask.sum(-1, keepdim=True).clamp(min=1.0))
-    if loss_type == "dr_grpo":
+    if kind == "fixed_length":
         return mask / float(batch * max_completion_length)
-    return mask / mask.sum().clamp(min=1.0)  # bnpo and dapo: same within one batch
+    return mask / mask.sum().clamp(min=1.0)
+
+
+def _policy_weights(mask: torch.Tensor, weights: torch.Tensor, sequence_level: bool) -> torch.Tensor:
+    """How much a token's log-prob moves the policy term: its own weight at token level; at sequence level
+    the ratio is exp(mean log-ratio), so every token carries 1/length of its sequence's summed weight."""
+    if not sequence_level:
+        return weights
+    return weights.sum(-1, keepdim=True) * mask / mask.sum(-1, keepdim=True).clamp(min=1.0)
+
+
+def _sequence_log_ratio(log_ratio: torch.Tensor, mask: torch.Tensor, length: int) -> torch.Tensor:
+    """GSPO's log importance weight, the masked mean log-ratio of each sequence, broadcast to its tokens
+    (flat [B * T] in, flat out)."""
+    per_row = (log_ratio * mask).view(-1, length).sum(-1) / mask.view(-1, length).sum(-1).clamp(min=1.0)
+    return per_row.repeat_interleave(length)
+
+
+def _log_ratio(logp, old, mask, spec: _LossSpec, rows: slice = slice(None)) -> torch.Tensor:
+    if old is None:
+        return torch.zeros_like(logp)
+    if spec.sequence_level:  # needs every row of each sequence: the callers pass all rows
+        return _sequence_log_ratio(torch.where(mask != 0, logp - old, torch.zeros_like(logp)), mask,
+                                   spec.length)
+    return logp - old[rows]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -171,12 +149,25 @@ def _uses_triton(t: torch.Tensor) -> bool:
     return True
 
 
+class _PassResult(NamedTuple):
+    logp: torch.Tensor  # [N] fp32 log-probs of the ids
+    entropy: torch.Tensor | None  # [N] fp32 entropy of each row's softmax, when asked for
+    grad_h: torch.Tensor | None
+    grad_w: torch.Tensor | None
+
+
+# Columns per slice when the torch path sums p·log p for the entropy (bounds that temporary's size).
+_ENTROPY_COLUMNS = 4096
+
+
 def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float,
-                chunk_rows: int, coef_fn: CoefFn | None = None, need_h: bool = False, need_w: bool = False):
+                chunk_rows: int, coef_fn: CoefFn | None = None, need_h: bool = False, need_w: bool = False,
+                need_entropy: bool = False) -> _PassResult:
     """Log-probs of `ids` for every row and, with coef_fn, the gradients of sum(coef * logp)."""
     n_rows, vocab = h2d.shape[0], weight.shape[0]
     fp32 = weight.dtype == torch.float32
     logp = torch.empty(n_rows, dtype=torch.float32, device=h2d.device)
+    entropy = torch.empty(n_rows, dtype=torch.float32, device=h2d.device) if need_entropy else None
     grad_h = torch.empty_like(h2d) if need_h else None
     grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
     # One [chunk, V] fp32 buffer, allocated once and reused by every chunk: allocating it per chunk lets
@@ -197,6 +188,10 @@ def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temp
         z.sub_(top).exp_()
         sum_exp = z.sum(1, keepdim=True)
         logp[rows] = (picked - top - sum_exp.log()).squeeze(1)
+        if need_entropy:  # H = log S - sum(e log e) / S with e = exp(z - max), S = sum(e)
+            e_log_e = sum(torch.special.xlogy(z[:, c:c + _ENTROPY_COLUMNS], z[:, c:c + _ENTROPY_COLUMNS]).sum(1)
+                          for c in range(0, vocab, _ENTROPY_COLUMNS))
+            entropy[rows] = sum_exp.log().squeeze(1) - e_log_e / sum_exp.squeeze(1)
         if coef_fn is None or not (need_h or need_w):
             continue
         # d sum(coef * logp) / dz = coef / temperature * (onehot(id) - softmax(z)), built in z's buffer.
@@ -214,33 +209,53 @@ def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temp
                 grad_h[rows] = z.to(weight.dtype) @ weight
         if need_w:
             grad_w.addmm_(z.T, h if fp32 else h.float())
-    return logp, grad_h, grad_w
+    return _PassResult(logp, entropy, grad_h, grad_w)
 
 
-def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False):
+def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False,
+          need_entropy=False, coef_needs_all_rows=False) -> _PassResult:
+    """coef_needs_all_rows: the coefficient of a row depends on other rows' log-probs (GSPO's sequence
+    ratio with old log-probs), so the log-probs come first and the gradients in a second sweep; Triton
+    works that way anyway, the torch path then rebuilds each chunk's logits once more."""
+    wants_grad = coef_fn is not None and (need_h or need_w)
     if _uses_triton(h2d):
         from . import grpo_loss_triton
 
-        logp, lse = grpo_loss_triton.logprobs(h2d, weight, ids, temperature)
-        if coef_fn is None or not (need_h or need_w):
-            return logp, None, None
+        logp, lse, entropy = grpo_loss_triton.logprobs(h2d, weight, ids, temperature)
+        if not wants_grad:
+            return _PassResult(logp, entropy, None, None)
         coef = coef_fn(logp, slice(None))
         grad_h, grad_w = grpo_loss_triton.grads(h2d, weight, ids, lse, coef, temperature, need_h, need_w)
-        return logp, grad_h, grad_w
-    return _torch_pass(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w)
+        return _PassResult(logp, entropy, grad_h, grad_w)
+    if wants_grad and coef_needs_all_rows:
+        first = _torch_pass(h2d, weight, ids, temperature, chunk_rows, need_entropy=need_entropy)
+        coef = coef_fn(first.logp, slice(None))
+        second = _torch_pass(h2d, weight, ids, temperature, chunk_rows, lambda _logp, rows: coef[rows],
+                             need_h, need_w)
+        return _PassResult(first.logp, first.entropy, second.grad_h, second.grad_w)
+    return _torch_pass(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w, need_entropy)
 
 
-def _loss_from_logps(logp, old, ref, adv, weights, mask, spec):
+def _loss_from_logps(logp, old, ref, adv, weights, mask, spec: _LossSpec):
     """Loss value and the two metrics from the (flat, detached) log-probs."""
-    terms = _token_terms(logp, old, ref, adv, spec)
+    terms = _token_terms(_log_ratio(logp, old, mask, spec), logp, ref, adv, spec)
     on = mask != 0
     zero = torch.zeros((), dtype=torch.float32, device=logp.device)
     # where(), not a product: a padding token's terms may be inf, and inf * 0 would poison the sum.
     loss = torch.where(on, terms.loss * weights, zero).sum()
     count = mask.sum().clamp(min=1.0)
-    clip_ratio = torch.where(on, terms.clipped.float() * mask, zero).sum() / count
+    if spec.sequence_level:  # one ratio per sequence: TRL counts clipped sequences over all sequences
+        clip_ratio = terms.clipped.view(-1, spec.length)[:, 0].float().mean()
+    else:
+        clip_ratio = torch.where(on, terms.clipped.float() * mask, zero).sum() / count
     kl = zero if terms.kl is None else torch.where(on, terms.kl * mask, zero).sum() / count
     return loss, kl, clip_ratio
+
+
+def _masked_mean(values: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    if values is None:
+        return torch.full((), float("nan"), device=mask.device)
+    return torch.where(mask != 0, values, torch.zeros_like(values)).sum() / mask.sum().clamp(min=1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -249,24 +264,29 @@ def _loss_from_logps(logp, old, ref, adv, weights, mask, spec):
 
 class _GRPOLossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, ids, mask, adv, weights, old, ref, spec: _LossSpec):
+    def forward(ctx, hidden, weight, ids, mask, adv, weights, policy_weights, old, ref, spec: _LossSpec,
+                need_entropy: bool):
         h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
 
         def coef_fn(logp_rows: torch.Tensor, rows: slice) -> torch.Tensor:
-            terms = _token_terms(logp_rows, None if old is None else old[rows],
-                                 None if ref is None else ref[rows], adv[rows], spec)
-            return torch.where(mask[rows] != 0, terms.dloss * weights[rows], torch.zeros_like(logp_rows))
+            log_ratio = _log_ratio(logp_rows, old, mask, spec, rows)
+            terms = _token_terms(log_ratio, logp_rows, None if ref is None else ref[rows], adv[rows], spec)
+            coef = terms.dpolicy * policy_weights[rows]
+            if terms.dkl is not None:
+                coef = coef + terms.dkl * weights[rows]
+            return torch.where(mask[rows] != 0, coef, torch.zeros_like(logp_rows))
 
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        logp, grad_h, grad_w = _pass(h2d, weight, ids, spec.temperature, spec.chunk_rows,
-                                     coef_fn, need_h, need_w)
-        loss, kl, clip_ratio = _loss_from_logps(logp, old, ref, adv, weights, mask, spec)
+        result = _pass(h2d, weight, ids, spec.temperature, spec.chunk_rows, coef_fn, need_h, need_w,
+                       need_entropy, coef_needs_all_rows=spec.sequence_level and old is not None)
+        loss, kl, clip_ratio = _loss_from_logps(result.logp, old, ref, adv, weights, mask, spec)
+        entropy = _masked_mean(result.entropy, mask)
         # Kept as attributes, not saved tensors, so backward can hand them over without a copy.
-        ctx.grads = (grad_h, grad_w)
+        ctx.grads = (result.grad_h, result.grad_w)
         ctx.meta = (hidden.shape, hidden.dtype, weight.dtype)
-        logps = logp.view(hidden.shape[:2])
-        ctx.mark_non_differentiable(logps, kl, clip_ratio)
-        return loss, logps, kl, clip_ratio
+        logps = result.logp.view(hidden.shape[:2])
+        ctx.mark_non_differentiable(logps, kl, clip_ratio, entropy)
+        return loss, logps, kl, clip_ratio, entropy
 
     @staticmethod
     def backward(ctx, grad_loss, *_unused):
@@ -281,7 +301,7 @@ class _GRPOLossFunction(torch.autograd.Function):
             grad_h = grad_h.mul_(grad_loss.to(grad_h.dtype)).view(shape).to(hidden_dtype)
         if grad_w is not None:
             grad_w = grad_w.mul_(grad_loss).to(weight_dtype)
-        return grad_h, grad_w, None, None, None, None, None, None, None
+        return grad_h, grad_w, None, None, None, None, None, None, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -293,24 +313,32 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
               old_logps: torch.Tensor | None = None, ref_logps: torch.Tensor | None = None,
               beta: float = 0.0, epsilon_low: float = 0.2, epsilon_high: float = 0.2,
               loss_type: str = "dapo", max_completion_length: int | None = None,
-              temperature: float = 1.0, chunk_size: int | None = None) -> GRPOLossOutput:
+              temperature: float = 1.0, chunk_size: int | None = None,
+              importance_sampling_level: str = "token", with_entropy: bool = False) -> GRPOLossOutput:
     """TRL's GRPO loss from hidden states [B, T, H] and lm_head weight [V, H], never building [B, T, V].
 
     old_logps None means on-policy (ratio 1, gradient still flows). kl is reported whenever ref_logps is
     given (it enters the loss only when beta > 0). chunk_size = rows per chunk on the torch path.
+    importance_sampling_level "sequence" is GSPO: one ratio per completion, exp of its mean log-ratio.
+    with_entropy adds the mean entropy of the sampled positions' distributions (from the same pass).
+    Truncated completions are left out of the loss (TRL's mask_truncated_completions) by zeroing their
+    rows of completion_mask.
     """
-    _check_loss_args(hidden, weight, completion_ids, completion_mask, advantages, old_logps, ref_logps,
-                     beta, epsilon_low, epsilon_high, loss_type, max_completion_length, temperature, chunk_size)
-    spec = _LossSpec(float(beta), float(epsilon_low), float(epsilon_high), float(temperature),
-                     _chunk_rows(chunk_size, weight.shape[0]))
+    check_loss_args(hidden, weight, completion_ids, completion_mask, advantages, old_logps, ref_logps,
+                     beta, epsilon_low, epsilon_high, loss_type, max_completion_length, temperature, chunk_size,
+                     importance_sampling_level)
     batch, length = completion_ids.shape
+    sequence_level = importance_sampling_level == "sequence"
+    spec = _LossSpec(float(beta), float(epsilon_low), float(epsilon_high), float(temperature),
+                     _chunk_rows(chunk_size, weight.shape[0]), sequence_level, max(length, 1))
     mask = completion_mask.to(torch.float32)
-    weights = _token_weights(mask, loss_type, max_completion_length).reshape(-1)
+    weights = _token_weights(mask, loss_type, max_completion_length)
+    policy_weights = _policy_weights(mask, weights, sequence_level).reshape(-1)
+    weights = weights.reshape(-1)
     flat = dict(
         ids=completion_ids.reshape(-1).long(),
         mask=mask.reshape(-1),
         adv=advantages.to(torch.float32)[:, None].expand(batch, length).reshape(-1),
-        weights=weights,
         old=None if old_logps is None else old_logps.detach().to(torch.float32).reshape(-1),
         ref=None if ref_logps is None else ref_logps.detach().to(torch.float32).reshape(-1),
     )
@@ -318,21 +346,24 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
     if not wants_grad:
         with torch.no_grad():
             h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-            logp, _, _ = _pass(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows)
-            loss, kl, clip = _loss_from_logps(logp, flat["old"], flat["ref"], flat["adv"], weights,
+            result = _pass(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows,
+                           need_entropy=with_entropy)
+            loss, kl, clip = _loss_from_logps(result.logp, flat["old"], flat["ref"], flat["adv"], weights,
                                               flat["mask"], spec)
-        return GRPOLossOutput(loss, logp.view(batch, length), kl, clip)
-    out = _GRPOLossFunction.apply(hidden, weight, flat["ids"], flat["mask"], flat["adv"], weights,
-                                  flat["old"], flat["ref"], spec)
-    return GRPOLossOutput(*out)
+        entropy = _masked_mean(result.entropy, flat["mask"]) if with_entropy else None
+        return GRPOLossOutput(loss, result.logp.view(batch, length), kl, clip, entropy)
+    loss, logps, kl, clip, entropy = _GRPOLossFunction.apply(
+        hidden, weight, flat["ids"], flat["mask"], flat["adv"], weights, policy_weights, flat["old"],
+        flat["ref"], spec, with_entropy)
+    return GRPOLossOutput(loss, logps, kl, clip, entropy if with_entropy else None)
 
 
 @torch.no_grad()
 def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor,
                    temperature: float = 1.0, chunk_size: int | None = None) -> torch.Tensor:
     """Per-token log-probs [B, T] (fp32, no grad) of `ids` under logits hidden·Wᵀ / temperature."""
-    _check_logprob_args(hidden, weight, ids, temperature, chunk_size)
+    check_logprob_args(hidden, weight, ids, temperature, chunk_size)
     h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-    logp, _, _ = _pass(h2d, weight, ids.reshape(-1).long(), float(temperature),
-                       _chunk_rows(chunk_size, weight.shape[0]))
-    return logp.view(ids.shape)
+    result = _pass(h2d, weight, ids.reshape(-1).long(), float(temperature),
+                   _chunk_rows(chunk_size, weight.shape[0]))
+    return result.logp.view(ids.shape)

@@ -4,7 +4,8 @@ Two kernels, both tiling rows x vocabulary and computing each logits tile on the
 weight (tl.dot over H blocks, fp32 accumulation), so no logits ever reach memory:
 
 - `_logprob_kernel`, one program per block of rows: walks the vocabulary block by block keeping an online
-  max / sum-exp per row and picks out the chosen token's logit -> log-sum-exp and log-prob per row.
+  max / sum-exp / sum of exp·(z - max) per row and picks out the chosen token's logit -> log-sum-exp,
+  log-prob and entropy per row.
 - `_grad_kernel`, one program per (row block, vocab block): rebuilds its logits tile, forms the gradient
   w.r.t. those logits, coef / T * (onehot(id) - softmax), and multiplies it straight back into the hidden
   gradient (tile @ W) and the weight gradient (tileᵀ @ h), atomically added into fp32 buffers.
@@ -52,7 +53,8 @@ def _logits_tile(h_ptr, w_ptr, rows, cols, row_ok, col_ok, H, stride_h, stride_w
 
 @triton.autotune(configs=_configs(), key=["H", "V"])
 @triton.jit
-def _logprob_kernel(h_ptr, w_ptr, ids_ptr, lse_ptr, logp_ptr, N, V, H, stride_h, stride_w, inv_temp,
+def _logprob_kernel(h_ptr, w_ptr, ids_ptr, lse_ptr, logp_ptr, entropy_ptr, N, V, H, stride_h, stride_w,
+                    inv_temp,
                     BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_K: tl.constexpr,
                     PRECISION: tl.constexpr):
     rows = (tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -60,6 +62,7 @@ def _logprob_kernel(h_ptr, w_ptr, ids_ptr, lse_ptr, logp_ptr, N, V, H, stride_h,
     ids = tl.load(ids_ptr + rows, mask=row_ok, other=0)
     run_max = tl.full((BLOCK_N,), float("-inf"), dtype=tl.float32)
     run_sum = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    run_ez = tl.zeros((BLOCK_N,), dtype=tl.float32)  # sum of exp(z - run_max) * (z - run_max)
     picked = tl.zeros((BLOCK_N,), dtype=tl.float32)
     for v0 in range(0, V, BLOCK_V):
         cols = (v0 + tl.arange(0, BLOCK_V)).to(tl.int64)
@@ -69,11 +72,20 @@ def _logprob_kernel(h_ptr, w_ptr, ids_ptr, lse_ptr, logp_ptr, N, V, H, stride_h,
         z = tl.where(col_ok[None, :], z, float("-inf"))
         picked += tl.sum(tl.where(cols[None, :] == ids[:, None], z, 0.0), axis=1)
         new_max = tl.maximum(run_max, tl.max(z, axis=1))
-        run_sum = run_sum * tl.exp(run_max - new_max) + tl.sum(tl.exp(z - new_max[:, None]), axis=1)
+        # Rescaling to the new max: exp(z - m') (z - m') summed over old columns is
+        # exp(m - m') * (run_ez + (m - m') * run_sum); the first block has nothing to rescale.
+        shift = tl.where(run_max == float("-inf"), 0.0, run_max - new_max)
+        scale = tl.exp(shift)
+        d = z - new_max[:, None]
+        e = tl.where(col_ok[None, :], tl.exp(d), 0.0)
+        run_ez = scale * (run_ez + shift * run_sum) + tl.sum(tl.where(col_ok[None, :], e * d, 0.0), axis=1)
+        run_sum = run_sum * scale + tl.sum(e, axis=1)
         run_max = new_max
     lse = run_max + tl.log(run_sum)
     tl.store(lse_ptr + rows, lse, mask=row_ok)
     tl.store(logp_ptr + rows, picked - lse, mask=row_ok)
+    # H = -sum p log p = log S - sum(e (z - max)) / S
+    tl.store(entropy_ptr + rows, tl.log(run_sum) - run_ez / run_sum, mask=row_ok)
 
 
 @triton.autotune(configs=_configs(), key=["H", "V"], reset_to_zero=["grad_h_ptr", "grad_w_ptr"])
@@ -129,19 +141,20 @@ _FILTER_EPS = {torch.bfloat16: 2.0 ** -12, torch.float16: 2.0 ** -12}
 
 
 def logprobs(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float):
-    """(logp, lse): fp32 [N] log-probs of ids and log-sum-exp of each row's logits / temperature."""
+    """(logp, lse, entropy): fp32 [N] log-probs of ids, log-sum-exp and entropy of each row's
+    softmax(logits / temperature)."""
     h2d, weight, ids = h2d.contiguous(), weight.contiguous(), ids.contiguous()
     n_rows, hidden = h2d.shape
     vocab = weight.shape[0]
     logp = torch.empty(n_rows, dtype=torch.float32, device=h2d.device)
-    lse = torch.empty_like(logp)
+    lse, entropy = torch.empty_like(logp), torch.empty_like(logp)
     if n_rows:
         def grid(meta):
             return (triton.cdiv(n_rows, meta["BLOCK_N"]),)
 
-        _logprob_kernel[grid](h2d, weight, ids, lse, logp, n_rows, vocab, hidden, h2d.stride(0),
+        _logprob_kernel[grid](h2d, weight, ids, lse, logp, entropy, n_rows, vocab, hidden, h2d.stride(0),
                               weight.stride(0), 1.0 / temperature, PRECISION=_precision(h2d.dtype))
-    return logp, lse
+    return logp, lse, entropy
 
 
 def grads(h2d, weight, ids, lse, coef, temperature, need_h: bool, need_w: bool):

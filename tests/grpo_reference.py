@@ -12,13 +12,17 @@ def reference_logprobs(hidden, weight, ids, temperature=1.0):
 
 def reference_grpo_loss(hidden, weight, ids, mask, advantages, *, old_logps=None, ref_logps=None, beta=0.0,
                         epsilon_low=0.2, epsilon_high=0.2, loss_type="dapo", max_completion_length=None,
-                        temperature=1.0):
-    """Returns (loss, logps, kl, clip_ratio) with autograd through hidden / weight."""
+                        temperature=1.0, importance_sampling_level="token", with_entropy=False):
+    """Returns (loss, logps, kl, clip_ratio, entropy) with autograd through hidden / weight (entropy: the
+    masked mean entropy of softmax(logits / T), as TRL logs it; None unless with_entropy)."""
     logps = reference_logprobs(hidden, weight, ids, temperature)
     mask = mask.float()
     adv = advantages.float().unsqueeze(1)
     old = logps.detach() if old_logps is None else old_logps
-    coef_1 = torch.exp(logps - old)
+    log_ratio = logps - old
+    if importance_sampling_level == "sequence":  # GSPO: one ratio per sequence, [B, 1]
+        log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    coef_1 = torch.exp(log_ratio)
     coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
     per_token_loss = -torch.min(coef_1 * adv, coef_2 * adv)
     kl = torch.zeros(())
@@ -39,5 +43,13 @@ def reference_grpo_loss(hidden, weight, ids, mask, advantages, *, old_logps=None
         raise ValueError(loss_type)
     is_low = (coef_1 < 1 - epsilon_low) & (adv < 0)
     is_high = (coef_1 > 1 + epsilon_high) & (adv > 0)
-    clip_ratio = ((is_low | is_high).float() * mask).sum() / mask.sum().clamp(min=1.0)
-    return loss, logps.detach(), kl, clip_ratio.detach()
+    if importance_sampling_level == "sequence":  # TRL: clipped sequences over all sequences
+        clip_ratio = (is_low | is_high).float().mean()
+    else:
+        clip_ratio = ((is_low | is_high).float() * mask).sum() / mask.sum().clamp(min=1.0)
+    entropy = None
+    if with_entropy:  # a second [B, T, V] pass, only when asked (the benchmark's "naive" skips it)
+        log_probs = torch.log_softmax((hidden @ weight.T).float() / temperature, dim=-1)
+        entropies = -(log_probs.exp() * log_probs).sum(-1).detach()
+        entropy = (entropies * mask).sum() / mask.sum().clamp(min=1.0)
+    return loss, logps.detach(), kl, clip_ratio.detach(), entropy

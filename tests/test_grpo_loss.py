@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import math
 
 import pytest
 import torch
@@ -54,6 +55,10 @@ def check_against_reference(inputs, chunk_size=None, **kwargs):
     assert isinstance(ours, GRPOLossOutput)
     for name, a, e in zip(("loss", "logps", "kl", "clip_ratio"), ours, expected):
         assert_close(a, e, name)
+    if kwargs.get("with_entropy"):
+        assert_close(ours.entropy, expected[4], "entropy")
+    else:
+        assert ours.entropy is None
     for name, a, e in zip(("grad hidden", "grad weight"), ours_grads, ref_grads):
         assert_close(a, e, name)
     return ours
@@ -78,6 +83,55 @@ def test_matches_trl_reference(loss_type, beta, with_old):
         assert 0 < out.clip_ratio < 1
     else:
         assert out.clip_ratio == 0
+
+
+GSPO_CASES = list(itertools.product(["grpo", "dapo", "dr_grpo"], [0.0, 0.1], [True, False]))
+
+
+@pytest.mark.parametrize("loss_type,beta,with_old", GSPO_CASES)
+def test_sequence_level_ratio_matches_trl_gspo(loss_type, beta, with_old):
+    """GSPO: ratio = exp(masked mean log-ratio) per sequence; on-policy TRL's logp - logp.detach()."""
+    inputs = make_inputs(batch=4, length=6, seed=40 + len(loss_type) + with_old)
+    hidden, weight, ids, mask, adv, old, ref = inputs
+    # A drift that is large on average per sequence, so the sequence-level clip bites on some rows.
+    old = old + torch.tensor([0.5, -0.5, 0.05, 0.0])[:, None]
+    out = check_against_reference(
+        (hidden, weight, ids, mask, adv, old, ref), chunk_size=5, loss_type=loss_type, beta=beta,
+        epsilon_low=3e-4, epsilon_high=4e-4, importance_sampling_level="sequence",
+        old_logps=old if with_old else None, ref_logps=ref if beta else None,
+        max_completion_length=9 if loss_type == "dr_grpo" else None)
+    if with_old:
+        assert 0 < out.clip_ratio < 1
+        token_level = grpo_loss(hidden, weight, ids, mask, adv, old_logps=old, loss_type=loss_type,
+                                max_completion_length=9, epsilon_low=3e-4, epsilon_high=4e-4)
+        assert not torch.isclose(token_level.loss, out.loss)  # the level really changes the objective
+
+
+def test_truncated_completions_masked_out_match_trl():
+    """mask_truncated_completions: TRL zeroes a truncated completion's mask; the loss, its gradients and
+    the normalisers then ignore that row."""
+    hidden, weight, ids, mask, adv, old, ref = make_inputs(batch=4, length=6, seed=50)
+    truncated = torch.tensor([True, False, True, False])
+    masked = mask * (~truncated).float()[:, None]
+    for loss_type in ("grpo", "dapo"):
+        out = check_against_reference((hidden, weight, ids, masked, adv, old, ref), loss_type=loss_type,
+                                      old_logps=old)
+        hidden.grad = None
+        out = grpo_loss(hidden, weight, ids, masked, adv, old_logps=old, loss_type=loss_type)
+        grad_h, = torch.autograd.grad(out.loss, [hidden])
+        assert torch.all(grad_h[truncated] == 0) and grad_h[~truncated].abs().sum() > 0
+
+
+@pytest.mark.parametrize("temperature,chunk_size,vocab", [(1.0, 4, 37), (0.7, None, 9000)])
+def test_entropy_of_the_sampled_positions_matches_full_softmax(temperature, chunk_size, vocab):
+    """Entropy from the chunked pass (vocab over one entropy slice included) equals -sum p log p."""
+    inputs = make_inputs(batch=3, length=5, hidden_size=8, vocab=vocab, seed=60)
+    out = check_against_reference(inputs, chunk_size=chunk_size, temperature=temperature, with_entropy=True,
+                                  old_logps=inputs[5])
+    assert 0 < out.entropy < math.log(vocab)
+    with torch.no_grad():
+        again = grpo_loss(*inputs[:5], temperature=temperature, with_entropy=True)
+    assert_close(again.entropy, out.entropy, "no-grad entropy")
 
 
 @pytest.mark.parametrize("temperature", [0.7, 1.3])
@@ -183,6 +237,16 @@ def test_chunks_never_build_full_logits(monkeypatch):
     assert len(seen) >= 3 * 7 and max(seen) <= 6 * 50
 
 
+def test_the_config_offers_exactly_the_kernels_loss_types_and_levels():
+    """engine/config.py stays torch-free, so it names the choices itself; they must be the kernel's."""
+    from grpo_studio.engine import config
+    from grpo_studio.kernels import grpo_loss_args
+
+    assert set(config.LOSS_TYPES) == set(grpo_loss_args.LOSS_TYPES)
+    assert set(config.IMPORTANCE_SAMPLING_LEVELS) == set(grpo_loss_args.IMPORTANCE_SAMPLING_LEVELS)
+    assert {t for t, n in grpo_loss_args.LOSS_TYPES.items() if n.per_token} == {"bnpo", "dapo"}
+
+
 def test_default_chunk_bounds_logit_bytes():
     rows = grpo_loss_module._chunk_rows(None, 128256)
     assert 1 <= rows and rows * 128256 * 4 <= 2 * grpo_loss_module._CHUNK_BYTES
@@ -199,6 +263,7 @@ BAD_CALLS = [
     (dict(completion_mask=torch.ones(3, 8)), "completion_mask"),
     (dict(weight=torch.zeros(37, 15)), "weight"),
     (dict(epsilon_low=-0.1), "epsilon"),
+    (dict(importance_sampling_level="sentence"), "importance_sampling_level"),
 ]
 
 

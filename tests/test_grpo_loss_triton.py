@@ -32,6 +32,12 @@ CASES = {
     "odd-vocab-and-hidden": (dict(batch=2, length=5, hidden_size=20, vocab=45, seed=24), dict(old=True)),
     "single-token": (dict(batch=1, length=1, hidden_size=5, vocab=3, seed=25, pad=False), dict(old=True)),
     "rows-over-one-block": (dict(batch=3, length=13, hidden_size=8, vocab=70, seed=26), dict(old=True)),
+    "gspo-old": (dict(seed=27, seq_drift=True), dict(loss_type="grpo", old=True, epsilon_low=3e-4,
+                                                     epsilon_high=4e-4, importance_sampling_level="sequence")),
+    "gspo-on-policy-kl": (dict(seed=28), dict(loss_type="grpo", ref=True, beta=0.1,
+                                              importance_sampling_level="sequence")),
+    "entropy": (dict(batch=2, length=5, hidden_size=8, vocab=70, seed=29), dict(old=True, temperature=0.8,
+                                                                                with_entropy=True)),
 }
 
 
@@ -61,7 +67,10 @@ def run_case(name: str) -> dict:
     input_kw, loss_kw = CASES[name]
     input_kw = dict(input_kw)
     empty_row, zero_adv = input_kw.pop("empty_row", None), input_kw.pop("zero_adv", False)
+    seq_drift = input_kw.pop("seq_drift", False)
     hidden, weight, ids, mask, adv, old, ref = make_inputs(**input_kw)
+    if seq_drift:  # whole sequences drift, so GSPO's sequence-level clip bites on some of them
+        old = old + torch.tensor([0.5, -0.5, 0.05])[:, None]
     if empty_row is not None:
         mask[empty_row] = 0
     if zero_adv:
@@ -78,7 +87,10 @@ def run_case(name: str) -> dict:
     expected_grads = torch.autograd.grad(expected[0], wrt)
     temperature = kw.get("temperature", 1.0)
     names = ["loss", "logps", "kl", "clip_ratio", "grad_hidden", "grad_weight"][:4 + len(wrt)]
-    pairs = list(zip(ours, expected)) + list(zip(ours_grads, expected_grads))
+    pairs = list(zip(ours[:4], expected[:4])) + list(zip(ours_grads, expected_grads))
+    if kw.get("with_entropy"):
+        pairs.append((ours.entropy, expected[4]))
+        names.append("entropy")
     pairs.append((token_logprobs(hidden, weight, ids, temperature), reference_logprobs(hidden, weight, ids,
                                                                                          temperature)))
     names.append("token_logprobs")
@@ -112,6 +124,7 @@ def test_triton_kernel_matches_reference(interpreter_results, name):
 def test_triton_cases_exercise_clipping_and_zero_loss(interpreter_results):
     assert 0 < interpreter_results["grpo-beta0.0-oldTrue"]["clip_ratio"] < 1
     assert interpreter_results["zero-advantages"]["loss"] == 0
+    assert 0 < interpreter_results["gspo-old"]["clip_ratio"] < 1
 
 
 if __name__ == "__main__":

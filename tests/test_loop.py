@@ -9,7 +9,9 @@ from grpo_studio.engine.advantages import group_advantages
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.demo import demo_config
 from grpo_studio.engine.events import read_events
-from grpo_studio.engine.loop import PromptSampler, Trainer, lr_factor
+from grpo_studio.engine.loop import Trainer
+from grpo_studio.engine.optim import lr_factor
+from grpo_studio.engine.prompt_sampler import PromptSampler
 from grpo_studio.engine.runner import run_engine
 from grpo_studio.engine.runs import RunPaths, read_status
 from grpo_studio.kernels import grpo_loss
@@ -91,7 +93,7 @@ def test_micro_batches_add_up_to_the_full_batch(tmp_path, loss_type):
         trainer.config.batch.micro_batch_size = micro_size
         trainer.model.zero_grad(set_to_none=True)
         weight = trainer.model.get_base_model().lm_head.weight
-        for mb in trainer._micro_batches(rollout, advantages):
+        for mb in trainer._micro_batches(rollout, rollout.completion_mask, advantages):
             out = grpo_loss(trainer._completion_hidden(mb), weight, mb.completion_ids, mb.completion_mask,
                             mb.advantages, loss_type=loss_type, max_completion_length=6)
             (out.loss * mb.weight).backward()

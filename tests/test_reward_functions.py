@@ -121,3 +121,58 @@ def test_registry_has_one_line_descriptions():
     assert list(BUILTIN_REWARDS) == ["math_correct", "format_strict", "format_soft", "xml_count", "length"]
     for name, (fn, description) in BUILTIN_REWARDS.items():
         assert fn.__name__ == name and description and "\n" not in description
+
+
+# Competition-style final answers written in sentences. Both kinds of mistake are checked: a correct answer
+# stated in words must be found and compared symbolically; a different expression must never pass.
+@pytest.mark.parametrize("completion, answer", [
+    ("Each element is in or out of the subset, and the parity fixes the last one. The answer is 2^(n-1).",
+     "2^{n-1}"),
+    ("Every vertex joins n-3 others and each diagonal is counted twice, so the number of diagonals is "
+     "given by the expression n(n-3)/2.", "\\frac{n(n-3)}{2}"),
+    ("Expanding, the answer is (n^2 - 3n)/2.", "\\frac{n(n-3)}{2}"),
+    ("Therefore the final answer is sqrt(2)/2.", "\\frac{\\sqrt{2}}{2}"),
+    ("Pairing the terms, the answer is 2^floor(n/2) * floor(n/2)!.", "2^{\\lfloor n/2\\rfloor}\\lfloor n/2\\rfloor!"),
+    ("Counting the arrangements, the answer is 12 ways.", "12"),
+    ("The answer is $\\frac{3}{4}$, as the symmetry suggests.", "0.75"),
+    ("Final answer: 2**n / 2", "2^{n-1}"),
+])
+def test_math_correct_finds_answers_stated_in_sentences(completion, answer):
+    assert math_correct(["q"], [completion], answer=[answer]) == [1.0]
+
+
+@pytest.mark.parametrize("completion, answer", [
+    ("The answer is (n-1)/2! for odd n and (n/2)! for even n.", "2^{\\lfloor n/2\\rfloor}\\lfloor n/2\\rfloor!"),
+    ("The answer is (n-1)/2! for odd n and (n/2)! for even n.", "2^floor(n/2)*floor(n/2)!"),
+    ("The answer is 2^(n+1).", "2^{n-1}"),
+    ("The answer is 2^n.", "2^(n-1)"),
+    ("So the number of diagonals is given by the expression n(n-3).", "\\frac{n(n-3)}{2}"),
+    ("Hence the answer is (n-1)!", "n!"),
+    ("The answer is x^2 + 1.", "(x+1)^2"),
+    ("So the answer is 1/2 when n is even.", "\\frac{1}{3}"),
+    # the last number is 1, but the stated answer is an expression: the old last-number rule passed this
+    ("For n = 1 this gives 2^(n-1) = 1, so the answer is 2^(n-1).", "1"),
+])
+def test_math_correct_never_passes_a_different_expression(completion, answer):
+    assert math_correct(["q"], [completion], answer=[answer]) == [0.0]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The answer is 2^(n-1).", "2^(n-1)"),
+    ("It is given by the expression n(n-3)/2.", "n(n-3)/2"),
+    ("The answer is (n-1)/2! for odd n and (n/2)! for even n.", "(n-1)/2!"),  # words never reach math-verify
+    ("the answer is 1,200, since 3.5 > 2", "1,200"),
+    ("So the answer: $2^{n}$ in general", "2^{n}"),
+    ("x equals 3 and y is equal to 4, so the total is 7", "7"),  # no answer phrase: the last number
+])
+def test_extract_answer_from_sentences(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_plain_text_math_becomes_latex_math_verify_reads():
+    from grpo_studio.engine.answer_text import plain_to_latex
+
+    assert plain_to_latex("2^(n-1)") == "2^{(n-1)}"
+    assert plain_to_latex("2^floor(n/2)*floor(n/2)!") == "2^{\\lfloor n/2\\rfloor} *\\lfloor n/2\\rfloor !"
+    assert plain_to_latex("sqrt(2)*x**10") == "\\sqrt{2}*x^{10}"
+    assert plain_to_latex("\\frac{1}{2}") == "\\frac{1}{2}"  # already LaTeX: untouched

@@ -101,6 +101,7 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grpo_studio.engine.run_summary import run_summary
     from grpo_studio.engine.runner import run_engine
 
     job = resolve_job(args)
@@ -111,8 +112,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.quiet:
             print(f"run folder: {job.run_dir}")
-        return run_engine(job.config, job.run_dir, resume=job.resume, control=control, quiet=args.quiet,
+        code = run_engine(job.config, job.run_dir, resume=job.resume, control=control, quiet=args.quiet,
                           notes=job.notes)
+        if not args.quiet:
+            print(run_summary(job.run_dir), flush=True)
+        return code
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -1,0 +1,70 @@
+"""What a finished terminal run says at the end: how the reward moved (first tenth of the steps against the
+last tenth), how long it took, where the adapter is and the command to try it. Read from the run's
+events.jsonl, so it covers every segment of a resumed run. Torch-free."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from grpo_studio.engine.events import read_events
+from grpo_studio.engine.runs import RunPaths
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _training_seconds(events: list[dict]) -> float:
+    """Wall time summed over the run's segments (each from its first event to its `done`), so the hours a
+    stopped run sat waiting for `--resume` do not count."""
+    total, start = 0.0, None
+    for event in events:
+        t = event.get("time")
+        if not isinstance(t, (int, float)):
+            continue
+        if start is None:
+            start = t
+        if event.get("type") == "done":
+            total += t - start
+            start = None
+    if start is not None and events:
+        total += float(events[-1].get("time", start)) - start
+    return total
+
+
+def reward_by_step(events: list[dict]) -> dict[int, float]:
+    """Mean reward per step (the newest value of a step a resumed run repeated)."""
+    rewards: dict[int, float] = {}
+    for event in events:
+        if event.get("type") == "metrics" and isinstance(event.get("reward"), (int, float)):
+            rewards[int(event["step"])] = float(event["reward"])
+    return dict(sorted(rewards.items()))
+
+
+def run_summary(run_dir: str | Path) -> str:
+    run_dir = Path(run_dir)
+    events = list(read_events(RunPaths(run_dir).events))
+    rewards = reward_by_step(events)
+    steps = list(rewards)
+    lines = [f"summary: {len(steps)} steps in {_duration(_training_seconds(events))}"]
+    if steps:
+        tenth = max(1, len(steps) // 10)
+        first, last = steps[:tenth], steps[-tenth:]
+        mean_first = sum(rewards[s] for s in first) / len(first)
+        mean_last = sum(rewards[s] for s in last) / len(last)
+        lines.append(f"  mean reward: {mean_first:.3f} over steps {first[0]}-{first[-1]} -> {mean_last:.3f} over "
+                     f"steps {last[0]}-{last[-1]}")
+    done = next((e for e in reversed(events) if e.get("type") == "done"), None)
+    adapter = (done or {}).get("adapter")
+    if adapter:
+        lines.append(f"  adapter: {adapter}")
+        prompt = next((e.get("prompt") for e in events if e.get("type") == "sample" and e.get("prompt")), None)
+        # a sample's prompt is the rendered text: usable as --prompt only when no chat template wrapped it
+        plain = isinstance(prompt, str) and len(prompt) <= 200 and "\n" not in prompt.strip() and "<" not in prompt
+        question = prompt.strip() if plain else "YOUR QUESTION"
+        lines.append(f"  try it: grpo-studio chat {shlex.quote(str(run_dir))} --prompt {shlex.quote(question)}")
+    elif done is not None:
+        lines.append(f"  no adapter: the run {done.get('reason')}")
+    return "\n".join(lines)

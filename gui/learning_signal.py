@@ -1,0 +1,77 @@
+"""The Monitor's "Learning signal" card: what the recent steps' reward tables say about whether the run can
+learn, and what to change, in words. The advice itself is engine/signal_hints.py (the terminal prints the
+same texts); this module folds events into it and shows the result."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from PySide6.QtWidgets import QWidget
+
+from grpo_studio.engine.signal_hints import MIN_STEPS, WINDOW, Hint, signal_hints
+from grpo_studio.gui.widgets import Card, fmt_number, label
+
+WAITING = f"Measured on every step once {MIN_STEPS} steps are in."
+NO_SIGNAL = "This run's engine did not record the learning signal (a run from an older version)."
+
+
+def card_text(hints: Sequence[Hint]) -> str:
+    """The card's body: one paragraph per hint (rich text), or that nothing stands in the way."""
+    if not hints:
+        return "No problem in sight: the groups' rewards differ, completions end, every reward applies."
+    return "".join(f"<p>• {_escape(h.text)}</p>" for h in hints)
+
+
+def summary_line(metrics: Sequence[dict]) -> str:
+    """The measured shares of the last step, for the card's caption."""
+    signal = next((m["signal"] for m in reversed(metrics) if isinstance(m.get("signal"), dict)), None)
+    if signal is None:
+        return NO_SIGNAL if metrics else WAITING
+    parts = [f"identical-reward groups {_percent(signal.get('zero_spread_groups'))}",
+             f"cut off {_percent(signal.get('truncated'))}",
+             f"token entropy {fmt_number(signal.get('entropy'), 3)}"]
+    resampling = signal.get("dynamic_sampling")
+    if isinstance(resampling, dict):
+        parts.append(f"resampled rounds {resampling.get('rounds', 0)}")
+    return "Last step: " + " · ".join(parts)
+
+
+def _percent(value: object) -> str:
+    return f"{value:.0%}" if isinstance(value, (int, float)) else "–"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class LearningSignalCard(Card):
+    """Fed the same events as the Monitor (`apply`); `refresh` redraws from the last WINDOW steps."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Learning signal", parent=parent)
+        self.caption = label(WAITING, "Muted", wrap=True)
+        self.advice = label("", wrap=True)
+        self.body.addWidget(self.caption)
+        self.body.addWidget(self.advice)
+        self.clear()
+
+    def clear(self) -> None:
+        self.metrics: list[dict] = []
+        self.last_seq = -1
+        self.hints: list[Hint] = []
+        self.caption.setText(WAITING)
+        self.advice.setText("")
+
+    def apply(self, events: Sequence[dict]) -> None:
+        for event in events:
+            seq = event.get("seq", -1)
+            if isinstance(seq, int) and seq <= self.last_seq:
+                continue  # a replay overlapping what was seen
+            self.last_seq = seq if isinstance(seq, int) else self.last_seq
+            if event.get("type") == "metrics":
+                self.metrics = (self.metrics + [event])[-WINDOW:]
+
+    def refresh(self) -> None:
+        self.hints = signal_hints(self.metrics)
+        self.caption.setText(summary_line(self.metrics))
+        has_signal = sum(isinstance(m.get("signal"), dict) for m in self.metrics) >= MIN_STEPS
+        self.advice.setText(card_text(self.hints) if has_signal else "")
