@@ -26,7 +26,6 @@ FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parque
 SPLIT_WORDS = {"train": "train", "training": "train", "test": "test", "testing": "test", "eval": "test",
                "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation"}
 _SPLIT_IN_NAME = re.compile(r"(?:^|[-_.])(" + "|".join(SPLIT_WORDS) + r")(?:[-_.]|$)")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
 SUGGESTIONS = {
     "prompt_column": ("prompt", "messages", "conversation"),
     "question_column": ("question", "problem", "query", "instruction", "input"),
@@ -102,8 +101,11 @@ def _resolve(dataset: DatasetConfig) -> tuple[list[Path], str, str]:
         return [path], "json", str(path)
     path = Path(dataset.path).expanduser()
     subset = None
-    if not path.exists() and _HUB_ID.match(dataset.path) and path.suffix.lower() not in FORMATS:
-        repo, _, subset = dataset.path.partition(":")
+    if not path.exists():
+        from grpo_studio.engine.sources import resolve_name
+
+        source = resolve_name(dataset.path, "dataset")  # a hub id, else "not found (taken for a path)"
+        repo, subset = source.repo_id, source.subset
         path = _cached_hub_dataset(repo)
     if not path.exists():
         raise DataError(f"dataset not found: {dataset.path}",
@@ -130,15 +132,15 @@ def _base_split(split: str) -> str:
 
 
 def _cached_hub_dataset(repo: str) -> Path:
-    """The local snapshot folder of a hub dataset, from the cache only (this app never downloads data)."""
+    """The local snapshot folder of a hub dataset, from the cache only (a run downloads it first: engine.fetch)."""
     from huggingface_hub import snapshot_download
 
     try:
         return Path(snapshot_download(repo, repo_type="dataset", local_files_only=True))
     except Exception as exc:  # noqa: BLE001 - not cached, or a malformed id: same advice
         raise DataError(f"dataset '{repo}' is not a local path and not in the Hugging Face cache",
-                        f"download it once with `hf download --repo-type dataset {repo}`, "
-                        "or give a local file") from exc
+                        f"a training run downloads it when it starts; to look at it now, download it with "
+                        f"`grpo-studio download --dataset {repo}`, or give a local file") from exc
 
 
 def _split_of(path: Path, root: Path) -> str | None:

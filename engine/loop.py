@@ -118,10 +118,12 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
         from grpo_studio.engine.data import load_examples
+        from grpo_studio.engine.fetch import fetch_run_inputs
         from grpo_studio.engine.rewards import load_reward_functions
 
         config = self.config
         seed_everything(config.seed)
+        fetch_run_inputs(config, self.emit, lambda: self.control.stop_requested)  # hub ids not yet cached
         self.emit("phase", phase="loading_model")
         folder, base_name = policy_model.resolve_model_path(config.model)
         tokenizer = policy_model.load_tokenizer(folder)

@@ -18,6 +18,7 @@ from grpo_studio.engine.config import TrainConfig, dump_config
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.events import EventLog
+from grpo_studio.engine.hub_download import DownloadCancelled
 from grpo_studio.engine.lock import RunLock
 from grpo_studio.engine.runs import RunPaths, atomic_write_text, write_status
 from grpo_studio.engine.server import EngineServer
@@ -79,6 +80,11 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         adapter = trainer.save_adapter()
         write_status(paths, state=reason, step=trainer.step)
         events.emit("done", reason=reason, adapter=str(adapter))
+        return 0
+    except DownloadCancelled as error:  # stopped while downloading: the finished files stay in the cache
+        events.emit("log", level="info", message=error.message)
+        write_status(paths, state="stopped", step=trainer.step)
+        events.emit("done", reason="stopped", adapter=None)
         return 0
     except StudioError as error:
         return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)

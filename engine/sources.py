@@ -12,7 +12,6 @@ which of the two a name was taken for, so a typo in a folder is never reported a
 from __future__ import annotations
 
 import fnmatch
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +81,8 @@ def resolve_name(name: str, what: str = "model") -> Source:
     repo, subset = (name.partition(":")[::2]) if what == "dataset" else (name, "")
     if is_hub_id(repo):
         return Source(name, "hub", what, repo_id=repo, subset=subset or None)
-    raise _error(what, f"{what}: {name} was taken for a local path (it is not a hub id of the form "
-                       f"owner/name), and there is nothing at {path}",
+    raise _error(what, f"{what} not found: {name} (taken for a local path, since it is not a hub id of the "
+                       f"form owner/name; nothing is at {path})",
                  f"check the path, or give a hub id such as {_example(what)}")
 
 
@@ -92,21 +91,27 @@ def _example(what: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- the cache
+# huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE (HF_HOME) and HF_HUB_OFFLINE once, into its constants;
+# asking the constants keeps this module and every huggingface_hub call in agreement.
 def hub_endpoint() -> str:
-    """HF_ENDPOINT (a mirror) or the Hub, read now (huggingface_hub reads it once, at import)."""
-    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    """HF_ENDPOINT (a mirror) or the Hub."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT.rstrip("/")
 
 
 def hub_cache_dir() -> Path:
-    """The standard Hugging Face cache, with huggingface_hub's precedence: HF_HUB_CACHE, HF_HOME/hub, ~/.cache."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
+    """The standard Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE).expanduser()
 
 
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """HF_HUB_OFFLINE: air-gapped use, the cache only."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def wanted_files(source: Source, files: list[str]) -> list[str]:
