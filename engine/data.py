@@ -105,8 +105,8 @@ def _resolve(dataset: DatasetConfig) -> tuple[list[Path], str, str]:
         from grpo_studio.engine.sources import resolve_name
 
         source = resolve_name(dataset.path, "dataset")  # a hub id, else "not found (taken for a path)"
-        repo, subset = source.repo_id, source.subset
-        path = _cached_hub_dataset(repo)
+        subset = source.subset
+        path = _cached_hub_dataset(source)
     if not path.exists():
         raise DataError(f"dataset not found: {dataset.path}",
                         "give a .jsonl/.json/.csv/.parquet file, a folder of them, a hub id "
@@ -131,16 +131,16 @@ def _base_split(split: str) -> str:
     return split.split("[", 1)[0].strip() or "train"
 
 
-def _cached_hub_dataset(repo: str) -> Path:
+def _cached_hub_dataset(source) -> Path:
     """The local snapshot folder of a hub dataset, from the cache only (a run downloads it first: engine.fetch)."""
-    from huggingface_hub import snapshot_download
+    from grpo_studio.engine.sources import cached_snapshot
 
-    try:
-        return Path(snapshot_download(repo, repo_type="dataset", local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - not cached, or a malformed id: same advice
-        raise DataError(f"dataset '{repo}' is not a local path and not in the Hugging Face cache",
-                        f"a training run downloads it when it starts; to look at it now, download it with "
-                        f"`grpo-studio download --dataset {repo}`, or give a local file") from exc
+    folder = cached_snapshot(source)
+    if folder is None:
+        raise DataError(f"dataset '{source.repo_id}' is not a local path and not in the Hugging Face cache",
+                        "a training run downloads it when it starts; to look at it now, download it with "
+                        f"`grpo-studio download --dataset {source.repo_id}`, or give a local file")
+    return folder
 
 
 def _split_of(path: Path, root: Path) -> str | None:

@@ -119,7 +119,7 @@ def wanted_files(source: Source, files: list[str]) -> list[str]:
     if source.what == "dataset":
         picked = [f for f in files if f.lower().endswith(DATA_SUFFIXES) or f == "README.md"]
         if source.subset:
-            picked = [f for f in picked if f.split("/", 1)[0] == source.subset or "/" not in f]
+            picked = [f for f in picked if f.split("/", 1)[0] == source.subset or f == "README.md"]
         return picked
     top = [f for f in files if "/" not in f]
     picked = [f for f in top if any(fnmatch.fnmatch(f, p) for p in MODEL_FILES)
@@ -136,9 +136,15 @@ def cached_snapshot(source: Source, revision: str | None = None) -> Path | None:
     also needs its config.json and every weight shard, whoever downloaded it."""
     from huggingface_hub import snapshot_download
 
+    if source.what == "dataset":
+        allow = [f"{source.subset}/*"] if source.subset else ["*" + suffix for suffix in DATA_SUFFIXES]
+        ignore = None
+    else:  # the same selection as wanted_files, as huggingface_hub's (fnmatch) patterns
+        allow, ignore = list(MODEL_FILES), ["*/*", *MODEL_SKIP]
     try:
         folder = Path(snapshot_download(source.repo_id, repo_type=source.repo_type, revision=revision,
-                                        cache_dir=hub_cache_dir(), local_files_only=True))
+                                        cache_dir=hub_cache_dir(), local_files_only=True,
+                                        allow_patterns=allow, ignore_patterns=ignore))
     except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, an incomplete snapshot, a bad revision: not cached
         return None
     if source.what == "model" and not model_folder_complete(folder):

@@ -236,3 +236,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+
+# ------------------------------------------------------------------------------------------------ fixture
+def hub_env(hub: StandInHub, home) -> dict[str, str]:
+    """Environment variables that point a fresh process at the stand-in Hub and a private cache."""
+    return {"HF_ENDPOINT": hub.url, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"), "HF_HUB_OFFLINE": "0",
+            "HF_TOKEN_PATH": str(home / "token"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def point_huggingface_hub_at(hub: StandInHub, home, monkeypatch) -> None:
+    """This process too: huggingface_hub read its settings into `constants` at import, so patch those as well
+    (the test session runs with HF_HUB_OFFLINE=1; a test that talks to the stand-in turns it off here)."""
+    from huggingface_hub import constants
+
+    for name, value in hub_env(hub, home).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+try:
+    import pytest
+except ImportError:  # the benchmark uses the server without pytest
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture
+    def stand_in_hub(tmp_path, monkeypatch):
+        """A running stand-in Hub, with this process's huggingface_hub and HF cache pointed at it."""
+        hub = StandInHub().start()
+        hub.home = tmp_path / "hf"
+        point_huggingface_hub_at(hub, hub.home, monkeypatch)
+        yield hub
+        hub.stop()
