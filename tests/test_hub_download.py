@@ -30,8 +30,21 @@ def model_files(weights: int = 300_000) -> dict[str, bytes]:
             "original/consolidated.00.pth": b"p" * 5000}
 
 
+def sharded_files(first: int, second: int) -> dict[str, bytes]:
+    files = model_files()
+    files.pop("model.safetensors")
+    files["model-00001-of-00002.safetensors"] = os.urandom(first)
+    files["model-00002-of-00002.safetensors"] = os.urandom(second)
+    files["model.safetensors.index.json"] = json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}).encode()
+    return files
+
+
 def test_download_fetches_only_training_files_with_progress_events(stand_in_hub, monkeypatch):
+    from huggingface_hub import constants
+
     monkeypatch.setattr(hd, "PROGRESS_EVERY_S", 0.02)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)  # 10 MiB otherwise: one update per file
     stand_in_hub.add_repo(MODEL, model_files(1_000_000))
     stand_in_hub.bytes_per_s = 8_000_000
     events = []
@@ -43,7 +56,7 @@ def test_download_fetches_only_training_files_with_progress_events(stand_in_hub,
     phase, *progress = events
     total = sum(len(model_files(1_000_000)[name]) for name in wanted)
     assert phase["phase"] == "downloading" and phase["what"] == "model" and phase["total_bytes"] == total
-    assert len(progress) >= 3 and all(e["type"] == "progress" and e["phase"] == "downloading" for e in progress)
+    assert len(progress) >= 6 and all(e["type"] == "progress" and e["phase"] == "downloading" for e in progress)
     done = [e["downloaded_bytes"] for e in progress]
     assert done == sorted(done) and done[-1] == total and progress[-1]["eta_s"] == 0
     assert all(e["bytes_per_s"] > 0 and e["total_bytes"] == total for e in progress)
@@ -52,12 +65,7 @@ def test_download_fetches_only_training_files_with_progress_events(stand_in_hub,
 
 
 def test_a_killed_download_resumes_without_fetching_finished_files_again(stand_in_hub, tmp_path):
-    files = model_files()
-    files.pop("model.safetensors")
-    files["model-00001-of-00002.safetensors"] = os.urandom(50_000)
-    files["model-00002-of-00002.safetensors"] = os.urandom(3_000_000)
-    files["model.safetensors.index.json"] = json.dumps({"weight_map": {
-        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}).encode()
+    files = sharded_files(50_000, 3_000_000)
     stand_in_hub.add_repo(MODEL, files)
     stand_in_hub.bytes_per_s = 1_000_000  # the big shard takes ~3 s per connection
     env = {**os.environ, **hub_env(stand_in_hub, stand_in_hub.home)}
