@@ -52,6 +52,7 @@ class StandInHub:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.gets: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.bytes_per_s: float | None = None
+        self.valid_tokens: set[str] = set()  # tokens /api/whoami-v2 accepts
         self.fail_after: dict[str, int] = {}  # path -> drop the connection after this many body bytes, once
         self.server: ThreadingHTTPServer | None = None
 
@@ -104,6 +105,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
+        if path == "/api/whoami-v2":
+            if self._token() not in self.hub.valid_tokens:
+                return self._error(401, "InvalidCredentials", "Invalid credentials in Authorization header")
+            return self._json({"type": "user", "name": "tester",
+                               "auth": {"accessToken": {"displayName": "grpo-studio-test", "role": "read"}}})
         if path.startswith("/api/agent-harnesses"):
             return self._json({"standardEnvVars": [], "harnesses": {}})
         match = _API.match(path)
