@@ -36,15 +36,17 @@ class Repo:
     gated: bool = False
     sha: str = ""
     allowed_tokens: set[str] = field(default_factory=set)  # tokens that may read a gated repo
+    etags: dict[str, str] = field(default_factory=dict)
 
     def is_lfs(self, path: str) -> bool:
         return path.endswith(LFS_SUFFIXES) or len(self.files[path]) >= LFS_MIN_BYTES
 
     def etag(self, path: str) -> str:
-        data = self.files[path]
-        if self.is_lfs(path):
-            return hashlib.sha256(data).hexdigest()
-        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        if path not in self.etags:  # hashed once: a real Hub does not hash per request either
+            data = self.files[path]
+            self.etags[path] = hashlib.sha256(data).hexdigest() if self.is_lfs(path) else \
+                hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        return self.etags[path]
 
 
 class StandInHub:

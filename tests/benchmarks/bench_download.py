@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shards", type=int, default=2, help="weight files")
     p.add_argument("--shard-mib", type=float, default=48, help="size of each weight file (MiB)")
-    p.add_argument("--repeats", type=int, default=5, help="rounds per contender (>= 3)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds per contender (>= 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (imports, connection pools)")
     return p.parse_args(argv)
 
 
@@ -92,20 +93,22 @@ def main(argv: list[str] | None = None) -> dict:
     times: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     scratch = Path(tempfile.mkdtemp(prefix="bench-download-"))
     try:
-        for round_index in range(args.repeats):
+        for round_index in range(args.warmup + args.repeats):
             order = list(CONTENDERS) if round_index % 2 == 0 else list(reversed(CONTENDERS))
             for name in order:
                 home = scratch / f"{name}-{round_index}"
                 point_at(hub, home)
                 start = time.perf_counter()
                 written = CONTENDERS[name](home)
-                times[name].append(time.perf_counter() - start)
+                if round_index >= args.warmup:
+                    times[name].append(time.perf_counter() - start)
                 assert written >= total, (name, written, total)
                 shutil.rmtree(home)
     finally:
         hub.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    result = {"repo_bytes": total, "files": len(files), "repeats": args.repeats, "contenders": {}}
+    result = {"repo_bytes": total, "files": len(files), "repeats": args.repeats, "warmup": args.warmup,
+              "contenders": {}}
     for name, values in times.items():
         median = statistics.median(values)
         result["contenders"][name] = {"seconds": [round(v, 4) for v in values], "median_s": round(median, 4),
