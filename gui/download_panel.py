@@ -1,4 +1,4 @@
-"""Download a hub model from the New-run page: its size first, then progress with speed and time left, and
+"""Download a hub model (or dataset) from the New-run page: its size first, then progress with speed and time left, and
 cancel. The work is `grpo-studio download ID --json` in its own process (gui.cli_job), so the app never
 imports the engine's heavy parts and a cancel is a signal: the files finished so far stay in the Hugging
 Face cache, and the next Download (or the run itself) fetches only the rest.
@@ -8,6 +8,8 @@ Face cache, and the next Download (or the run itself) fetches only the rest.
     panel.downloaded_event.connect(...)              # repo id, snapshot folder
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
@@ -19,12 +21,14 @@ PLAN_DELAY_MS = 600  # wait for the typing to stop before asking the Hub
 BAR_STEPS = 1000  # QProgressBar holds an int: permille, not bytes
 
 
-def looks_like_hub_id(name: str) -> bool:
-    """Cheap pre-check before asking the engine (which applies huggingface_hub's own rules)."""
-    from grpo_studio.engine.sources import is_hub_id
+def looks_like_hub_id(name: str, what: str = "model") -> bool:
+    """Cheap pre-check, without importing huggingface_hub in the window: `owner/name` that is no local path.
+    The `download --plan` it leads to applies engine.sources' full rule (huggingface_hub's validation)."""
+    from grpo_studio.engine.sources import FILE_SUFFIXES
 
-    name = name.strip()
-    return bool(name) and not name.startswith((".", "/", "~")) and is_hub_id(name)
+    repo = name.strip().partition(":")[0] if what == "dataset" else name.strip()
+    return (repo.count("/") == 1 and not repo.startswith((".", "/", "~")) and not repo.endswith("/")
+            and not repo.lower().endswith(FILE_SUFFIXES) and not Path(repo).expanduser().exists())
 
 
 def progress_text(event: dict) -> str:
@@ -40,8 +44,9 @@ def progress_text(event: dict) -> str:
 class DownloadPanel(QWidget):
     downloaded_event = Signal(str, str)  # repo id, snapshot folder
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, what: str = "model", parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.what = what  # model | dataset
         self.repo_id = ""
         self.plan: dict | None = None
         self.plan_job: CliJob | None = None
@@ -53,7 +58,7 @@ class DownloadPanel(QWidget):
         row = QHBoxLayout()
         self.status = label("", "Muted", wrap=True)
         self.download_button = QPushButton("Download")
-        self.download_button.setToolTip("Fetch the model into the Hugging Face cache now (only the files training "
+        self.download_button.setToolTip(f"Fetch the {what} into the Hugging Face cache now (only the files training "
                                         "needs). A run also downloads it by itself when it starts.")
         self.download_button.clicked.connect(self.download_action)
         self.cancel_button = QPushButton("Cancel")
@@ -91,7 +96,7 @@ class DownloadPanel(QWidget):
             return
         self.repo_id, self.plan = name, None
         self.plan_timer.stop()
-        if not looks_like_hub_id(name):
+        if not looks_like_hub_id(name, self.what):
             self._show(None)
             return
         self.plan_timer.start(PLAN_DELAY_MS)
@@ -102,7 +107,7 @@ class DownloadPanel(QWidget):
         repo_id = self.repo_id
         self.status.setText(f"Checking {repo_id} on the Hugging Face Hub…")
         self._show("message")
-        job = CliJob(["download", repo_id, "--plan", "--json"], self)
+        job = CliJob(self._args(repo_id) + ["--plan"], self)
         job.finished_event.connect(lambda code, result, stderr: self._plan_done(repo_id, code, result, stderr))
         self.plan_job = job
         job.start()
@@ -137,7 +142,7 @@ class DownloadPanel(QWidget):
         self.bar.setValue(0)
         self.status.setText(f"Starting the download of {self.repo_id}…")
         self._show("downloading")
-        self.job = CliJob(["download", self.repo_id, "--json"], self)
+        self.job = CliJob(self._args(self.repo_id), self)
         self.job.line_event.connect(self._line)
         self.job.finished_event.connect(self._finished)
         self.job.start()
@@ -147,6 +152,9 @@ class DownloadPanel(QWidget):
             self.cancelled = True
             self.status.setText("Cancelling…")
             self.job.cancel()
+
+    def _args(self, repo_id: str) -> list[str]:
+        return ["download", repo_id, "--json"] + (["--dataset"] if self.what == "dataset" else [])
 
     def _line(self, event: dict) -> None:
         if event.get("type") == "progress" and event.get("total_bytes"):
