@@ -61,3 +61,22 @@ def test_gated_model_and_cached_model(picker, qtbot, stand_in_hub):
     assert "Settings" in panel.status.text()
     picker.combo.setCurrentText("./a/local/folder")
     assert not panel.isVisible()
+
+
+def test_dataset_download_then_preview(qtbot, stand_in_hub, monkeypatch):
+    from grpo_studio.gui import download_panel
+    from grpo_studio.gui.dataset_picker import DatasetPicker
+
+    monkeypatch.delenv("GRPO_STUDIO_CLI", raising=False)
+    monkeypatch.setattr(download_panel, "PLAN_DELAY_MS", 10)
+    rows = b'{"question": "1+1", "answer": "2"}\n{"question": "2+2", "answer": "4"}\n'
+    stand_in_hub.add_repo("someone/arith-v1.5", {"train.jsonl": rows}, repo_type="dataset")
+    picker = DatasetPicker()
+    qtbot.addWidget(picker)
+    picker.show()
+    picker.path.setCurrentText("someone/arith-v1.5")
+    qtbot.waitUntil(lambda: picker.download.download_button.isVisible(), timeout=30000)
+    qtbot.waitUntil(lambda: picker.preview_error is not None, timeout=30000)  # not readable before
+    picker.download.download_button.click()
+    qtbot.waitUntil(lambda: picker.preview is not None, timeout=60000)
+    assert picker.preview["columns"] == ["question", "answer"]
