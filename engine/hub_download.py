@@ -11,13 +11,14 @@ Torch-free; huggingface_hub is imported inside the functions.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from grpo_studio.engine.errors import ConfigError, DataError, StudioError
 from grpo_studio.engine.sources import Source, hub_cache_dir, hub_endpoint, hub_offline, wanted_files
@@ -67,8 +68,6 @@ class Progress:
     total_bytes: int
     bytes_per_s: float | None
     eta_s: float | None
-    files_done: int = 0
-    files_total: int = 0
 
     def as_fields(self) -> dict:
         return {"downloaded_bytes": self.downloaded_bytes, "total_bytes": self.total_bytes,
@@ -185,7 +184,7 @@ class _Meter:
         done = min(self.base + self.received, total)
         speed = self.received / elapsed if self.received else None
         eta = (total - done) / speed if speed else None
-        return Progress(done, total, speed, eta, 0, len(self.plan.files))
+        return Progress(done, total, speed, eta)
 
     def report(self) -> None:
         if self.on_progress is not None:
@@ -234,19 +233,15 @@ def _refuse_offline(source: Source) -> None:
                             f"{source.what} into {hub_cache_dir()} (or give a local path)")
 
 
-class _hub_errors:
-    """Turns huggingface_hub and connection failures into DownloadError with a hint (a context manager)."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        if error is None or isinstance(error, StudioError):
-            return False
-        raise translate_error(self.source, error) from error
+@contextlib.contextmanager
+def _hub_errors(source: Source) -> Iterator[None]:
+    """Turns huggingface_hub and connection failures into errors with a hint; ours pass through."""
+    try:
+        yield
+    except StudioError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure of the Hub client gets a sentence
+        raise translate_error(source, error) from error
 
 
 def translate_error(source: Source, error: BaseException) -> StudioError:
