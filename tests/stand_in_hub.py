@@ -268,6 +268,9 @@ def point_huggingface_hub_at(hub: StandInHub, home, monkeypatch) -> None:
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    from huggingface_hub import hf_api
+
+    monkeypatch.setattr(hf_api.api, "endpoint", hub.url)  # the module-level client behind login() / whoami()
 
 
 try:
