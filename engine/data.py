@@ -26,7 +26,6 @@ FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parque
 SPLIT_WORDS = {"train": "train", "training": "train", "test": "test", "testing": "test", "eval": "test",
                "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation"}
 _SPLIT_IN_NAME = re.compile(r"(?:^|[-_.])(" + "|".join(SPLIT_WORDS) + r")(?:[-_.]|$)")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
 SUGGESTIONS = {
     "prompt_column": ("prompt", "messages", "conversation"),
     "question_column": ("question", "problem", "query", "instruction", "input"),
@@ -101,9 +100,12 @@ def _resolve(dataset: DatasetConfig) -> tuple[list[Path], str, str]:
         return [path], "json", str(path)
     path = Path(dataset.path).expanduser()
     subset = None
-    if not path.exists() and _HUB_ID.match(dataset.path) and path.suffix.lower() not in FORMATS:
-        repo, _, subset = dataset.path.partition(":")
-        path = _cached_hub_dataset(repo)
+    if not path.exists():
+        from grpo_studio.engine.sources import resolve_name
+
+        source = resolve_name(dataset.path, "dataset")  # a hub id, else "not found (taken for a path)"
+        subset = source.subset
+        path = _cached_hub_dataset(source)
     if not path.exists():
         raise DataError(f"dataset not found: {dataset.path}",
                         "give a .jsonl/.json/.csv/.parquet file, a folder of them, a hub id "
@@ -128,16 +130,16 @@ def _base_split(split: str) -> str:
     return split.split("[", 1)[0].strip() or "train"
 
 
-def _cached_hub_dataset(repo: str) -> Path:
-    """The local snapshot folder of a hub dataset, from the cache only (this app never downloads data)."""
-    from huggingface_hub import snapshot_download
+def _cached_hub_dataset(source) -> Path:
+    """The local snapshot folder of a hub dataset, from the cache only (a run downloads it first: engine.fetch)."""
+    from grpo_studio.engine.sources import cached_snapshot
 
-    try:
-        return Path(snapshot_download(repo, repo_type="dataset", local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - not cached, or a malformed id: same advice
-        raise DataError(f"dataset '{repo}' is not a local path and not in the Hugging Face cache",
-                        f"download it once with `hf download --repo-type dataset {repo}`, "
-                        "or give a local file") from exc
+    folder = cached_snapshot(source)
+    if folder is None:
+        raise DataError(f"dataset '{source.repo_id}' is not a local path and not in the Hugging Face cache",
+                        "a training run downloads it when it starts; to look at it now, download it with "
+                        f"`grpo-studio download --dataset {source.repo_id}`, or give a local file")
+    return folder
 
 
 def _split_of(path: Path, root: Path) -> str | None:

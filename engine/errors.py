@@ -6,7 +6,7 @@ from __future__ import annotations
 
 # Exit codes by kind, so a script (or the GUI) can tell what went wrong without parsing text.
 EXIT_CODES = {"config": 2, "data": 3, "reward": 4, "oom": 5, "crash": 6, "busy": 7, "export": 8,
-              "disk_full": 9}
+              "disk_full": 9, "download": 10}
 
 
 class StudioError(Exception):

@@ -112,13 +112,15 @@ def find_base_model(adapter_config: dict, base_dir: str | Path | None = None) ->
 
         folder = demo_model_dir()
     if not (folder / "config.json").is_file():
-        from huggingface_hub import try_to_load_from_cache
+        from grpo_studio.engine.errors import StudioError
+        from grpo_studio.engine.sources import local_model_folder
 
-        cached = try_to_load_from_cache(str(name), "config.json") if str(name).count("/") == 1 else None
-        if not isinstance(cached, str):
+        try:  # a local folder, or a hub id in the cache (dotted ids too): engine.sources decides
+            folder = local_model_folder(str(name))
+        except StudioError as error:
             raise ExportError(f"the base model {name} is not on this machine (its config.json is needed to name "
-                              "the tensors)", f"download it (`hf download {name}`) or pass its folder with --base DIR")
-        folder = Path(cached).parent
+                              f"the tensors): {error.message}",
+                              f"download it (`grpo-studio download {name}`) or pass its folder with --base DIR") from None
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     return BaseModel(str(name), folder, config)
 

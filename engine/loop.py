@@ -102,7 +102,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
+        from grpo_studio.engine.fetch import fetch_run_inputs
+
         seed_everything(self.config.seed)
+        fetch_run_inputs(self.config, self.emit, lambda: self.control.stop_requested)  # hub ids not yet cached
         self.emit("phase", phase="loading_model")
         folder, base_name = policy_model.resolve_model_path(self.config.model)
         self.tokenizer = policy_model.load_tokenizer(folder)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from grpo_studio.engine.config import DEMO, TrainConfig
+from grpo_studio.engine.config import TrainConfig
 from grpo_studio.engine.errors import ConfigError
 
 SMALL_MODEL_PARAMS = 20_000_000  # below this, one CPU thread is fastest
@@ -53,28 +53,14 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def resolve_model_path(name: str) -> tuple[Path, str]:
-    """(local folder with config.json, name for adapter_config.json) for 'demo', a folder or a cached hub id."""
-    if name == DEMO:
-        from grpo_studio.engine.demo import demo_model_dir
+    """(local folder with config.json, name for adapter_config.json) for 'demo', a folder or a cached hub id.
 
-        folder = demo_model_dir()
-        return folder, str(folder)
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        if not (folder / "config.json").is_file():
-            raise ConfigError(f"model: {folder} has no config.json",
-                              "point `model` at a folder saved with save_pretrained (config.json + weights)")
-        return folder.resolve(), str(folder.resolve())
-    if folder.suffix or name.startswith((".", "/", "~")) or name.count("/") != 1:
-        raise ConfigError(f"model: folder not found: {name}", "give an existing model folder or a hub id "
-                                                              "like Qwen/Qwen2.5-0.5B-Instruct")
-    from huggingface_hub import snapshot_download
+    Never downloads: a run fetches its hub model first (engine.fetch); see engine.sources for the rule."""
+    from grpo_studio.engine.sources import local_model_folder, resolve_name
 
-    try:  # never downloads: a hub id must already be in the Hugging Face cache
-        return Path(snapshot_download(name, local_files_only=True)), name
-    except Exception as exc:  # huggingface_hub raises several types for "not cached"
-        raise ConfigError(f"model: {name} is not in the local Hugging Face cache ({type(exc).__name__})",
-                          f"download it first: `hf download {name}`, or give a local folder") from None
+    folder = local_model_folder(name)
+    source = resolve_name(name, "model")
+    return folder, (source.repo_id if source.kind == "hub" else str(folder))
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -118,7 +104,9 @@ def load_policy(config: TrainConfig, folder: Path, base_name: str, tokenizer: An
         if type(exc).__name__ != "SafetensorError":
             raise
         raise _load_error(folder, exc) from None
-    if not config.load_in_4bit:
+    if config.load_in_4bit:
+        keep_4bit_layout_for_training(model)
+    else:
         model.to(device)
     model.config.use_cache = False  # training forward; generation turns the cache on explicitly
 
@@ -155,6 +143,22 @@ def _nf4_config(dtype: torch.dtype):
                           f"reinstall it (`pip install bitsandbytes`) or set load_in_4bit: false ({exc})") from None
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.float32)
+
+
+def keep_4bit_layout_for_training(model: nn.Module) -> int:
+    """Keep bitsandbytes from repacking 4-bit weights into its CPU inference layout; returns the layers changed.
+
+    On CPUs with AVX512-BF16, a Linear4bit in eval mode repacks its weight on the first no-grad forward
+    (generation) and keeps the packed layout afterwards. The packed path is inference-only: in the next
+    training forward it skips autograd for the input (silently wrong LoRA gradients through every frozen
+    layer) and adds the bias in place (`result += bias`), which crashes models with biases (Qwen2). A run
+    alternates generation and training every step, so it keeps the trainable layout throughout."""
+    changed = 0
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed
 
 
 def _is_module(model: nn.Module, name: str, head: nn.Module | None) -> bool:

@@ -55,8 +55,8 @@ def load_model_config(model: str) -> dict:
     if path.is_file():
         return _normalise(_read_json(path), str(path), "local")
     if _looks_like_path(model):
-        raise ConfigError(f"model path not found: {model}", "check the folder, or give a hub id such as "
-                                                             "meta-llama/Llama-3.1-8B")
+        raise ConfigError(f"model path not found: {model} (taken for a local path: it is not a hub id of the "
+                          "form owner/name)", "check the folder, or give a hub id such as meta-llama/Llama-3.1-8B")
     cached = _from_hf_cache(model)
     if cached is not None:
         return _normalise(_read_json(cached), model, "hf_cache")
@@ -66,8 +66,8 @@ def load_model_config(model: str) -> dict:
     if not _offline():
         return _normalise(_read_json(_download(model)), model, "download")
     raise ConfigError(f"unknown model '{model}': not a local folder, not in the Hugging Face cache and not in "
-                      "the offline table", "download it once (huggingface-cli download " + model +
-                      " config.json), pass its folder or config.json, or unset HF_HUB_OFFLINE")
+                      "the offline table", f"download it (`grpo-studio download {model}`), pass its folder or "
+                      "config.json, or unset HF_HUB_OFFLINE")
 
 
 # ----------------------------------------------------------------------------------------------- sources
@@ -90,8 +90,12 @@ def _read_json(path: Path) -> dict:
 
 
 def _looks_like_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or model.endswith(".json") or os.sep in model.replace("/", "") \
-        or model.count("/") > 1
+    """engine.sources' rule without importing huggingface_hub (the estimator stays instant): file names
+    and paths are paths, `owner/name` with dots is a hub id; huggingface_hub validates it if it gets asked."""
+    from grpo_studio.engine.sources import FILE_SUFFIXES
+
+    return model.startswith((".", "/", "~")) or model.lower().endswith(FILE_SUFFIXES) or model.count("/") > 1 \
+        or os.sep in model.replace("/", "")
 
 
 def _hub_cache_dir() -> Path:
@@ -130,9 +134,11 @@ def _download(repo_id: str) -> Path:
     try:
         return Path(hf_hub_download(repo_id, "config.json"))
     except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: all one message for the user
-        raise ConfigError(f"could not fetch config.json of '{repo_id}': {type(exc).__name__}: {exc}",
-                          "check the hub id and your connection (gated models need `huggingface-cli login`)"
-                          ) from exc
+        from grpo_studio.engine.hub_download import translate_error
+        from grpo_studio.engine.sources import Source
+
+        reason = translate_error(Source(repo_id, "hub", "model", repo_id=repo_id), exc)
+        raise ConfigError(f"could not fetch config.json of '{repo_id}': {reason.message}", reason.hint) from exc
 
 
 # ----------------------------------------------------------------------------------------- offline table

@@ -25,6 +25,12 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 class ProgressPrinter:
     def __init__(self, file: IO[str] | None = None, mininterval: float = 0.25) -> None:
         self.file = file or sys.stderr
@@ -39,12 +45,18 @@ class ProgressPrinter:
         if kind == "hello":
             where = event.get("gpu_name") or event.get("device") or "?"
             self._write(f"grpo-studio {event.get('version', '')} on {where}")
+        elif kind == "phase" and event.get("phase") == "downloading":
+            self._write(f"downloading {event.get('what', 'model')} {event.get('repo_id', '')}: "
+                        f"{event.get('files', '?')} files, {_size(event.get('missing_bytes'))} to fetch")
         elif kind == "phase" and event.get("phase") == "loading_model":
+            self.close()  # a download bar, if any, is finished
             self._write("loading model and data...")
         elif kind == "metrics":
             self.reward = event.get("reward")
             for hint in self.hints.update(event):
                 self._write(f"hint: {hint.text}")
+        elif kind == "progress" and event.get("phase") == "downloading":
+            self._download(event)
         elif kind == "progress":
             self._progress(event)
         elif kind == "checkpoint":
@@ -60,7 +72,20 @@ class ProgressPrinter:
             adapter = event.get("adapter")
             self._write(f"done: {event.get('reason')}" + (f"; adapter saved to {adapter}" if adapter else ""))
 
+    def _download(self, event: dict) -> None:
+        """A byte bar: tqdm shows bytes, total, speed; the ETA is the engine's."""
+        if self.bar is None or self.bar.unit != "B":
+            self.close()
+            self.bar = tqdm(total=event.get("total_bytes"), file=self.file, unit="B", unit_scale=True,
+                            unit_divisor=1024, dynamic_ncols=True, mininterval=self.mininterval,
+                            desc=str(event.get("repo_id") or "download"),
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{rate_fmt}{postfix}]")
+        self.bar.set_postfix_str(f"ETA {_duration(event.get('eta_s'))}", refresh=False)
+        self.bar.update((event.get("downloaded_bytes") or 0) - self.bar.n)
+
     def _progress(self, event: dict) -> None:
+        if self.bar is not None and self.bar.unit == "B":
+            self.close()  # the download bar is done; training steps start
         total, step = event.get("total_steps"), event.get("step") or 0
         if self.bar is None:
             # Start the bar where the run is (attach mid-run, or a resumed run), so its rate stays honest.

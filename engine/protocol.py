@@ -26,8 +26,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "error": ("kind", "message", "hint"),
     "done": ("reason", "adapter"),
 }
-PHASES = ("loading_model", "generating", "scoring", "optimizing", "saving")
-ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "disk_full")
+PHASES = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving")
+ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "download", "disk_full")
 DONE_REASONS = ("finished", "stopped", "failed")
 COMMANDS = ("stop", "pause", "resume", "save_now", "ping", "subscribe")
 MAX_MESSAGE_BYTES = 1 << 20

@@ -25,6 +25,7 @@ from grpo_studio.engine.control import Control
 from grpo_studio.engine.disk import DiskFullError, SpaceReserve, as_disk_full
 from grpo_studio.engine.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.events import EventLog
+from grpo_studio.engine.hub_download import DownloadCancelled
 from grpo_studio.engine.lock import RunLock
 from grpo_studio.engine.oom import LastCompletedStep, OomFailure, classify_oom, release_memory
 from grpo_studio.engine.run_folder import make_private_dir, secure_run_files
@@ -124,6 +125,11 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
         return 0
     except DiskFullError as error:
         return _fail_disk_full(events, paths, reserve, error, echo=quiet)
+    except DownloadCancelled as error:  # stopped while downloading: the finished files stay in the cache
+        events.emit("log", level="info", message=error.message)
+        write_status(paths, state="stopped", step=trainer.step)
+        events.emit("done", reason="stopped", adapter=None)
+        return 0
     except StudioError as error:
         return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)
     except Exception as error:  # OOM or a full disk in any of its forms, else a bug: keep the traceback

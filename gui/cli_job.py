@@ -98,7 +98,8 @@ class CliJob(QObject):
         if isinstance(message, dict):
             self._last = message
             self.line_event.emit(message)
-        else:
+        else:  # a line of pretty-printed JSON that parses alone ("answer", 1, null): keep it for the whole
+            self._text_lines.append(text)
             self.text_event.emit(text)
 
     def _finished(self, code: int, _status: QProcess.ExitStatus) -> None:

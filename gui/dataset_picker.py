@@ -1,5 +1,6 @@
-"""Choose the training data: the demo task, a local file or folder, or a hub id in the cache; see its first
-rows; map its columns (prompt or question, answer, optional per-row system prompt) from the columns found."""
+"""Choose the training data: the demo task, a local file or folder, or a hub id (with a Download button
+when it is not in the cache yet); see its first rows; map its columns (prompt or question, answer,
+optional per-row system prompt) from the columns found."""
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer, Signal
@@ -9,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormL
 from grpo_studio.engine.config import DEMO
 from grpo_studio.gui.cli_job import CliJob, error_text
 from grpo_studio.gui.dataset_preview import PreviewError, cell_text, quick_preview
+from grpo_studio.gui.download_panel import DownloadPanel
 from grpo_studio.gui.form_fields import help_text
 from grpo_studio.gui.widgets import FieldError, label
 
@@ -58,8 +60,11 @@ class DatasetPicker(QWidget):
         layout.addLayout(row)
         self.path_error = FieldError()
         self.info = label("", "Muted", wrap=True)
+        self.download = DownloadPanel("dataset")
+        self.download.downloaded_event.connect(self._downloaded)
         layout.addWidget(self.path_error)
         layout.addWidget(self.info)
+        layout.addWidget(self.download)
 
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -165,7 +170,13 @@ class DatasetPicker(QWidget):
 
     # ------------------------------------------------------------------ preview
     def _path_changed(self, *_: object) -> None:
+        self.download.set_target(self.path.currentText())
         self._timer.start()
+
+    def _downloaded(self, repo_id: str, folder: str) -> None:
+        self.status_event.emit(f"Downloaded {repo_id}")
+        self._previewed = ""  # in the cache now: read it again
+        self.load_preview()
 
     def load_preview(self) -> None:
         path, split = self.path.currentText().strip(), self.split.text().strip() or "train"

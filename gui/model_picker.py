@@ -1,5 +1,6 @@
 """Choose the base model: the built-in demo, models already in the Hugging Face cache (scanned in the
-background with their size and architecture), a local folder, or a hub id typed in."""
+background with their size and architecture), a local folder, or a hub id typed in — with a Download
+button (gui.download_panel) for a hub id that is not in the cache yet."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from grpo_studio.engine.config import DEMO
+from grpo_studio.gui.download_panel import DownloadPanel
 from grpo_studio.gui.widgets import FieldError, fmt_bytes, label
 
 DEMO_TEXT = "Built-in demo: a 130k-parameter model that learns to add digits, on the CPU in a minute or two"
@@ -76,8 +78,13 @@ class ModelPicker(QWidget):
         layout.addLayout(row)
         self.info = label("", "Muted", wrap=True)
         self.error = FieldError()
+        self.download = DownloadPanel()
+        self.download.downloaded_event.connect(self._downloaded)
+        self.combo.currentTextChanged.connect(self.download.set_target)
         layout.addWidget(self.info)
+        layout.addWidget(self.download)
         layout.addWidget(self.error)
+        self.cache_dir: str | None = None
         self._signals = _ScanSignals(self)
         self._signals.done.connect(self._scan_done)
 
@@ -88,9 +95,11 @@ class ModelPicker(QWidget):
         self.combo.blockSignals(True)
         self.combo.setCurrentText(model)
         self.combo.blockSignals(False)
+        self.download.set_target(model)
 
     def scan(self, cache_dir: str | None = None) -> None:
         """Scan the HF cache in a thread (it walks the disk); the list fills in when done."""
+        self.cache_dir = cache_dir
         threading.Thread(target=lambda: self._signals.done.emit(scan_hf_cache(cache_dir)), daemon=True).start()
 
     def _scan_done(self, models: list) -> None:
@@ -108,6 +117,10 @@ class ModelPicker(QWidget):
         self.status_event.emit(f"Found {len(models)} model{'s' if len(models) != 1 else ''} in the Hugging "
                                "Face cache" if models else "No models in the Hugging Face cache yet")
         self.changed_event.emit()
+
+    def _downloaded(self, repo_id: str, folder: str) -> None:
+        self.status_event.emit(f"Downloaded {repo_id}")
+        self.scan(self.cache_dir)  # it is in the cache now: list it, and the page looks it up again
 
     def browse_action(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")

@@ -1,4 +1,5 @@
-"""Settings: where runs live, which Hugging Face cache to scan, the theme and notifications."""
+"""Settings: where runs live, which Hugging Face cache to scan, the Hugging Face token, the theme and
+notifications. The token goes to huggingface_hub's own storage (engine.hub_token), never to QSettings."""
 from __future__ import annotations
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
@@ -6,7 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from grpo_studio.engine.runs import default_runs_dir
 from grpo_studio.gui.settings import AppSettings
-from grpo_studio.gui.widgets import label
+from grpo_studio.gui.widgets import FieldError, label
 
 THEME_TEXT = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 
@@ -47,6 +48,14 @@ class SettingsDialog(QDialog):
         for key, text in THEME_TEXT.items():
             self.theme.addItem(text, key)
         self.theme.setCurrentIndex(list(THEME_TEXT).index(settings.theme))
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setAccessibleName("Hugging Face token")
+        self.forget_token = QPushButton("Forget")
+        self.forget_token.setToolTip("Remove the stored Hugging Face token from this machine")
+        self.forget_token.clicked.connect(self.forget_token_action)
+        self.token_error = FieldError()
+        self._show_token_state()
         self.notifications = QCheckBox("Notify when a run finishes, fails or saves a checkpoint")
         self.notifications.setChecked(settings.notifications)
         self.plateau_steps = QSpinBox(minimum=0, maximum=100_000, value=settings.plateau_steps)
@@ -55,6 +64,14 @@ class SettingsDialog(QDialog):
         form.addRow("Runs folder", _folder_row(self.runs_dir, "Choose the runs folder", self))
         form.addRow("", label("New runs are created here; the Runs page lists this folder.", "Muted", wrap=True))
         form.addRow("Hugging Face cache", _folder_row(self.hf_cache, "Choose the Hugging Face cache", self))
+        token_row = QHBoxLayout()
+        token_row.addWidget(self.token, 1)
+        token_row.addWidget(self.forget_token)
+        form.addRow("Hugging Face token", token_row)
+        form.addRow("", label("Needed for gated models (accept the license on the model's page first) and private "
+                              "ones. Stored by huggingface_hub in its own token file, like `hf auth login`.",
+                              "Muted", wrap=True))
+        form.addRow("", self.token_error)
         form.addRow("Theme", self.theme)
         form.addRow("Notifications", self.notifications)
         form.addRow("Reward plateau", self.plateau_steps)
@@ -67,8 +84,42 @@ class SettingsDialog(QDialog):
         layout.addWidget(buttons)
 
     def accept(self) -> None:
+        if not self.save_token():
+            return  # keep the dialog open on the error
         self.save()
         super().accept()
+
+    def _show_token_state(self) -> None:
+        from grpo_studio.engine.hub_token import token_stored
+
+        stored = token_stored()
+        self.token.setPlaceholderText("a token is stored (paste a new one to replace it)" if stored
+                                      else "hf_… (read access is enough)")
+        self.forget_token.setEnabled(stored)
+
+    def save_token(self) -> bool:
+        """Check and store a newly pasted token; False (with the reason shown) when the Hub refuses it."""
+        from grpo_studio.engine.errors import StudioError
+        from grpo_studio.engine.hub_token import save_token
+
+        text = self.token.text().strip()
+        if not text:
+            return True
+        try:
+            save_token(text)
+        except StudioError as error:
+            self.token_error.show_error(f"{error.message} — {error.hint}" if error.hint else error.message)
+            return False
+        self.token.clear()
+        self.token_error.show_error(None)
+        self._show_token_state()
+        return True
+
+    def forget_token_action(self) -> None:
+        from grpo_studio.engine.hub_token import forget_token
+
+        forget_token()
+        self._show_token_state()
 
     def save(self) -> None:
         self.settings.runs_dir = self.runs_dir.text().strip() or None

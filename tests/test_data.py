@@ -96,7 +96,7 @@ def test_cached_hub_dataset_is_read_offline(tmp_path, monkeypatch):
         load_rows(DatasetConfig(path="someone/arith"))
     with pytest.raises(DataError, match="not in the Hugging Face cache") as info:
         load_rows(DatasetConfig(path="someone/missing"))
-    assert "hf download" in info.value.hint
+    assert "grpo-studio download --dataset someone/missing" in info.value.hint
 
 
 def test_unreadable_csv_gives_the_parser_reason(tmp_path):

@@ -278,7 +278,7 @@ def test_refuses_missing_adapter_file_and_missing_base(tmp_path):
     config["base_model_name_or_path"] = "nobody/not-cached-model"
     (adapter_dir / "adapter_config.json").write_text(json.dumps(config))
     error = _refuses(adapter_dir, tmp_path / "a.gguf", "not on this machine")
-    assert "hf download nobody/not-cached-model" in error.hint
+    assert "grpo-studio download nobody/not-cached-model" in error.hint
     (adapter_dir / "adapter_model.safetensors").unlink()
     _refuses(adapter_dir, tmp_path / "a.gguf", "missing adapter file")
     _refuses(tmp_path / "nothing-here", tmp_path / "a.gguf", "not found")

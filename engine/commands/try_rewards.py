@@ -121,14 +121,13 @@ def light_tokenizer(model: str) -> tuple[Callable[[str], list[int]], bool, list[
         from grpo_studio.engine.demo import demo_model_dir
 
         folder = demo_model_dir()
-    elif Path(model).expanduser().is_dir():
-        folder = Path(model).expanduser()
     else:
-        try:
-            from huggingface_hub import snapshot_download
+        from grpo_studio.engine.errors import StudioError
+        from grpo_studio.engine.sources import local_model_folder
 
-            folder = Path(snapshot_download(model, local_files_only=True))
-        except Exception:  # noqa: BLE001 - not cached: fall back to estimates below
+        try:
+            folder = local_model_folder(model)
+        except StudioError:  # not on this machine: fall back to estimates below
             folder = None
     if folder is not None and (folder / "tokenizer.json").is_file():
         from tokenizers import Tokenizer

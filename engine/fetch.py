@@ -1,0 +1,41 @@
+"""A run's downloads: the model and the dataset, when they are hub ids not complete in the cache.
+
+The engine calls `fetch_run_inputs` at the start of a run, so a download survives the window closing and a
+detached run shows it like any other phase. Events (documented in DESIGN.md):
+
+    phase     {phase: downloading, what: model | dataset, repo_id, total_bytes, missing_bytes, files}
+    progress  {phase: downloading, what, repo_id, downloaded_bytes, total_bytes, bytes_per_s, eta_s,
+               step, total_steps, tokens_per_s: null}
+
+`progress` keeps the training fields (step 0, the run's total_steps) so every client reads it as before.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from grpo_studio.engine.config import TrainConfig
+from grpo_studio.engine.hub_download import DownloadPlan, Progress, ensure_local
+from grpo_studio.engine.sources import Source, resolve_name
+
+Emit = Callable[..., dict]
+
+
+def fetch_run_inputs(config: TrainConfig, emit: Emit, cancelled: Callable[[], bool] | None = None) -> None:
+    """Download whatever of the run's model and dataset is on the Hub and not cached (nothing otherwise)."""
+    for source in (resolve_name(config.model, "model"), resolve_name(config.dataset.path, "dataset")):
+        if source.kind == "hub":
+            fetch(source, emit, config.max_steps or 0, cancelled)
+
+
+def fetch(source: Source, emit: Emit, total_steps: int = 0, cancelled: Callable[[], bool] | None = None) -> Path:
+    """One hub repo into the cache, reporting as events; returns its snapshot folder."""
+    def started(plan: DownloadPlan) -> None:
+        emit("phase", phase="downloading", what=source.what, repo_id=source.repo_id,
+             total_bytes=plan.total_bytes, missing_bytes=plan.missing_bytes, files=len(plan.files))
+
+    def progressed(progress: Progress) -> None:
+        emit("progress", phase="downloading", what=source.what, repo_id=source.repo_id, step=0,
+             total_steps=total_steps, tokens_per_s=None, **progress.as_fields())
+
+    return ensure_local(source, on_start=started, on_progress=progressed, cancelled=cancelled)

@@ -1,0 +1,278 @@
+"""Downloads from the Hugging Face Hub into its standard cache, with a size check first and byte progress.
+
+    plan = plan_download(source)                 # the files a run needs, their sizes, what is already cached
+    check_disk(plan)                             # NotEnoughDisk (kind disk_full) before any byte is written
+    folder = download(plan, on_progress=...)     # huggingface_hub's snapshot_download, observed via tqdm_class
+
+Only the files a run reads are fetched (`sources.wanted_files`). Files finished by an earlier, interrupted
+download are not fetched again (the cache keeps them; huggingface_hub skips them). Hub failures become
+errors that say what happened and what to do: gated or private repos, unknown repos, an unreachable Hub.
+Torch-free; huggingface_hub is imported inside the functions.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from grpo_studio.engine.errors import ConfigError, DataError, StudioError
+from grpo_studio.engine.sources import Source, hub_cache_dir, hub_endpoint, hub_offline, wanted_files
+
+TOKEN_HINT = ("put a Hugging Face access token (read access, from {tokens}) in Settings → Hugging Face token, "
+              "or run `hf auth login`, or set HF_TOKEN")
+PROGRESS_EVERY_S = 0.5
+
+
+class DownloadError(StudioError):
+    """The Hub refused, does not know the repo, or cannot be reached."""
+
+    kind = "download"
+
+
+class NotEnoughDisk(StudioError):
+    """The files to fetch do not fit the free space of the cache's disk (the same kind as a full disk)."""
+
+    kind = "disk_full"
+
+
+class DownloadCancelled(StudioError):
+    kind = "download"
+
+
+@dataclass
+class DownloadPlan:
+    source: Source
+    revision: str | None
+    commit: str
+    files: dict[str, int]  # path in the repo -> size in bytes
+    cached: set[str] = field(default_factory=set)  # the files already complete in the cache
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.files.values())
+
+    @property
+    def missing_bytes(self) -> int:
+        return sum(size for name, size in self.files.items() if name not in self.cached)
+
+
+@dataclass
+class Progress:
+    """Bytes so far of one download (the already-cached files count as done), speed and ETA."""
+    downloaded_bytes: int
+    total_bytes: int
+    bytes_per_s: float | None
+    eta_s: float | None
+
+    def as_fields(self) -> dict:
+        return {"downloaded_bytes": self.downloaded_bytes, "total_bytes": self.total_bytes,
+                "bytes_per_s": self.bytes_per_s, "eta_s": self.eta_s}
+
+
+# ------------------------------------------------------------------------------------------------ planning
+def plan_download(source: Source, revision: str | None = None) -> DownloadPlan:
+    """Ask the Hub for the repo's file list with sizes; keep what a run needs; note what is cached."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    _refuse_offline(source)
+    api = HfApi(endpoint=hub_endpoint())
+    with _hub_errors(source):
+        info = api.repo_info(source.repo_id, repo_type=source.repo_type, revision=revision, files_metadata=True)
+    sizes = {s.rfilename: int(s.size or 0) for s in (info.siblings or [])}
+    files = {name: sizes[name] for name in wanted_files(source, list(sizes))}
+    if not files:
+        raise _error_for(source, f"{source.repo_id} has no files a training run can use",
+                         "a model needs config.json, a tokenizer and .safetensors weights; a dataset needs "
+                         ".jsonl/.json/.csv/.parquet files")
+    cache = hub_cache_dir()
+    cached = {name for name in files if isinstance(try_to_load_from_cache(
+        source.repo_id, name, cache_dir=cache, revision=info.sha, repo_type=source.repo_type), str)}
+    return DownloadPlan(source, revision, info.sha, files, cached)
+
+
+def free_bytes(path: Path) -> int:
+    """Free space of the disk that holds `path` (or its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_disk(plan: DownloadPlan) -> None:
+    cache = hub_cache_dir()
+    free = free_bytes(cache)
+    need = plan.missing_bytes
+    if need > free:
+        raise NotEnoughDisk(f"not enough disk space to download {plan.source.repo_id}: it needs {_gb(need)} "
+                            f"({need} bytes), and {cache} has {_gb(free)} ({free} bytes) free",
+                            "free some space, or move the Hugging Face cache to a bigger disk (set HF_HOME "
+                            "or HF_HUB_CACHE)")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+# ------------------------------------------------------------------------------------------------ download
+def download(plan: DownloadPlan, on_progress: Callable[[Progress], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> Path:
+    """Fetch the plan's missing files into the HF cache; returns the snapshot folder.
+
+    `on_progress` is called at most every PROGRESS_EVERY_S (and once at the end); `cancelled()` is polled
+    as bytes arrive: True stops with DownloadCancelled, keeping every finished file for the next start."""
+    from huggingface_hub import snapshot_download
+
+    source = plan.source
+    meter = _Meter(plan, on_progress)
+    with _hub_errors(source):
+        folder = snapshot_download(source.repo_id, repo_type=source.repo_type, revision=plan.revision,
+                                   allow_patterns=sorted(plan.files), cache_dir=hub_cache_dir(),
+                                   endpoint=hub_endpoint(), tqdm_class=_bar_class(meter, cancelled or _never))
+    meter.finish()
+    return Path(folder)
+
+
+def ensure_local(source: Source, revision: str | None = None, on_start: Callable[[DownloadPlan], None] | None = None,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> Path:
+    """The snapshot folder of a hub repo: from the cache when complete, else planned, checked and downloaded."""
+    from grpo_studio.engine.sources import cached_snapshot
+
+    folder = cached_snapshot(source, revision)
+    if folder is not None:
+        return folder
+    plan = plan_download(source, revision)
+    check_disk(plan)
+    if on_start is not None:
+        on_start(plan)
+    return download(plan, on_progress, cancelled)
+
+
+def _never() -> bool:
+    return False
+
+
+class _Meter:
+    """Adds up bytes from huggingface_hub's worker threads; reports progress at a steady pace."""
+
+    def __init__(self, plan: DownloadPlan, on_progress: Callable[[Progress], None] | None) -> None:
+        self.plan, self.on_progress = plan, on_progress
+        self.base = plan.total_bytes - plan.missing_bytes
+        self.received = 0
+        self.started = time.monotonic()
+        self.last_report = 0.0
+        self.lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.received += n
+            now = time.monotonic()
+            due = now - self.last_report >= PROGRESS_EVERY_S
+            if due:
+                self.last_report = now
+        if due:
+            self.report()
+
+    def progress(self) -> Progress:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        total = self.plan.total_bytes
+        done = min(self.base + self.received, total)
+        speed = self.received / elapsed if self.received else None
+        eta = (total - done) / speed if speed else None
+        return Progress(done, total, speed, eta)
+
+    def report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
+
+    def finish(self) -> None:
+        with self.lock:
+            self.received = max(self.received, self.plan.missing_bytes)
+        progress = self.progress()
+        progress.eta_s = 0.0
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+
+def _bar_class(meter: _Meter, cancelled: Callable[[], bool]):
+    """A tqdm class for snapshot_download's `tqdm_class` hook: silent, counts the bytes written to the cache."""
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    class ByteBar(hf_tqdm):
+        def __init__(self, *args, **kwargs):
+            # snapshot_download names its bars; "huggingface_hub.snapshot_download" counts bytes on disk
+            self.counts_bytes = kwargs.get("name") == "huggingface_hub.snapshot_download"
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            if cancelled():
+                raise DownloadCancelled("download cancelled; the files finished so far stay in the cache",
+                                        "start it again to fetch the rest")
+            if self.counts_bytes and n:
+                meter.add(int(n))
+            return super().update(n)
+
+    return ByteBar
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def _error_for(source: Source, message: str, hint: str) -> StudioError:
+    return DataError(message, hint) if source.what == "dataset" else ConfigError(message, hint)
+
+
+def _refuse_offline(source: Source) -> None:
+    if hub_offline():
+        raise DownloadError(f"{source.what} {source.repo_id} is not in the Hugging Face cache, and HF_HUB_OFFLINE "
+                            "forbids downloading it", f"unset HF_HUB_OFFLINE to download it, or copy the "
+                            f"{source.what} into {hub_cache_dir()} (or give a local path)")
+
+
+@contextlib.contextmanager
+def _hub_errors(source: Source) -> Iterator[None]:
+    """Turns huggingface_hub and connection failures into errors with a hint; ours pass through."""
+    try:
+        yield
+    except StudioError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure of the Hub client gets a sentence
+        raise translate_error(source, error) from error
+
+
+def translate_error(source: Source, error: BaseException) -> StudioError:
+    from huggingface_hub import errors as hf
+
+    name, url = source.repo_id, source.page_url
+    tokens = f"{hub_endpoint()}/settings/tokens"
+    if isinstance(error, hf.GatedRepoError):  # a subclass of RepositoryNotFoundError: test it first
+        return DownloadError(f"{name} is gated: its files need an accepted license and a token ({url})",
+                             f"open {url}, accept its terms, then " + TOKEN_HINT.format(tokens=tokens))
+    if isinstance(error, hf.RepositoryNotFoundError):
+        return DownloadError(f"{source.what} {name} was taken for a hub id (there is no local path of that name), "
+                             f"and the Hub has no such repository, or it is private ({url})",
+                             "check the spelling; for a private repo " + TOKEN_HINT.format(tokens=tokens))
+    if isinstance(error, hf.RevisionNotFoundError):
+        return DownloadError(f"{name} has no revision {getattr(error, 'revision', '') or ''}".strip(),
+                             f"check the branch, tag or commit on {url}")
+    if isinstance(error, hf.HfHubHTTPError):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status in (401, 403):
+            return DownloadError(f"the Hub refused access to {name} (HTTP {status})",
+                                 "check your token: " + TOKEN_HINT.format(tokens=tokens))
+        return DownloadError(f"the Hub answered HTTP {status} for {name}: {str(error).splitlines()[0]}",
+                             "try again later")
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return NotEnoughDisk(f"the disk filled up while downloading {name} into {hub_cache_dir()}",
+                             "free some space (the files finished so far stay in the cache), then start again")
+    if isinstance(error, (hf.OfflineModeIsEnabled, hf.LocalEntryNotFoundError, OSError)) or \
+            "Connect" in type(error).__name__ or "Timeout" in type(error).__name__:
+        return DownloadError(f"the Hub ({hub_endpoint()}) cannot be reached and the {source.what} {name} is not "
+                             f"cached", "check your connection (or HF_ENDPOINT for a mirror), or download it on a "
+                                        f"connected machine: `grpo-studio download {name}` and copy "
+                                        f"{hub_cache_dir()}")
+    return DownloadError(f"downloading {name} failed: {type(error).__name__}: {error}", "try again")
