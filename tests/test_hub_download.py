@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grpo_studio.engine import hub_download as hd
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.errors import EXIT_CODES, ConfigError
 from grpo_studio.engine.fetch import fetch
 from grpo_studio.engine.protocol import event_problems
 from grpo_studio.engine.sources import cached_snapshot, local_model_folder, resolve_name, wanted_files
@@ -181,7 +181,7 @@ def test_cli_plan_and_json_lines(stand_in_hub):
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert out.returncode == 0 and lines[0]["phase"] == "downloading" and lines[-1]["type"] == "done"
     bad = subprocess.run(CLI + ["download", "org/missing"], env=env, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 9 and "no such repository" in bad.stderr
+    assert bad.returncode == EXIT_CODES["download"] and "no such repository" in bad.stderr
 
 
 def test_names_resolve_one_way():
