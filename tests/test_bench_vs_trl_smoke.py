@@ -17,6 +17,7 @@ def _bench_module():
     return load_script(BENCH)
 
 
+@pytest.mark.slow  # four trainer processes
 def test_bench_vs_trl_smoke():
     import importlib.metadata
 

@@ -183,9 +183,26 @@ def test_chunks_never_build_full_logits(monkeypatch):
     assert len(seen) >= 3 * 7 and max(seen) <= 6 * 50
 
 
-def test_default_chunk_bounds_logit_bytes():
-    rows = grpo_loss_module._chunk_rows(None, 128256)
-    assert 1 <= rows and rows * 128256 * 4 <= 2 * grpo_loss_module._CHUNK_BYTES
+def test_default_chunks_keep_logits_under_16_mib(monkeypatch):
+    """Without chunk_size, no matmul result (one chunk of fp32 logits) exceeds 16 MiB, even for Llama-3's
+    128k vocabulary, and rows still go through several chunks rather than one [rows, V] block."""
+    vocab, rows = 128256, 80
+    gen = torch.Generator().manual_seed(14)
+    hidden = torch.randn(2, rows // 2, 8, generator=gen, requires_grad=True)
+    weight = torch.randn(vocab, 8, generator=gen) * 0.1
+    ids = torch.randint(0, vocab, (2, rows // 2), generator=gen)
+    seen = []
+    real_mm = torch.mm
+
+    def spy_mm(a, b, **kwargs):
+        out = real_mm(a, b, **kwargs)
+        seen.append(out.numel() * out.element_size())
+        return out
+
+    monkeypatch.setattr(torch, "mm", spy_mm)
+    grpo_loss(hidden, weight, ids, torch.ones(2, rows // 2), torch.tensor([1.0, -1.0])).loss.backward()
+    assert seen and max(seen) <= 16 * 2**20
+    assert len([n for n in seen if n > 1 * 2**20]) >= 2  # the 80 rows' 41 MB of logits came in several chunks
 
 
 BAD_CALLS = [
