@@ -18,6 +18,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under PYTHONSAFEPATH
+from bench_stats import spread  # noqa: E402
 
 GOAL_S = 0.1
 HEAVY = ("torch", "transformers", "huggingface_hub", "PySide6")
@@ -32,10 +36,6 @@ elapsed = time.perf_counter() - start
 assert result["verdict"] == "too_big" and result["suggestions"]
 print(elapsed, ",".join(m for m in {HEAVY!r} if m in sys.modules))
 """
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
 
 
 def main(argv: list[str] | None = None) -> dict:

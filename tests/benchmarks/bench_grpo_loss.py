@@ -17,19 +17,17 @@ losses agree; exits 1 when a variant fails or the losses disagree.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under PYTHONSAFEPATH
+from bench_stats import peak_rss, reset_peak_rss, spread, status_bytes  # noqa: E402
 VARIANTS = ("naive", "liger", "ours")
 SETTINGS = dict(beta=0.04, epsilon_low=0.2, epsilon_high=0.28, loss_type="dapo", temperature=1.0)
 # How far the variants' losses may be apart (relative to the loss's size, with a floor): same formula,
@@ -112,31 +110,6 @@ def make_step(variant, args):
     return step
 
 
-def _rss_bytes(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Hand freed heap back to the system (glibc), then restart the peak at the current RSS (Linux >= 4.0)."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        try:
-            ctypes.CDLL(libc_name).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc: the peak may then miss memory the heap kept
-            pass
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
-        return True
-    except OSError:
-        return False
-
-
 def run_worker(args) -> dict:
     import torch
 
@@ -161,8 +134,8 @@ def run_worker(args) -> dict:
         torch.cuda.reset_peak_memory_stats()
         baseline = torch.cuda.memory_allocated()
     else:
-        exact = _reset_peak_rss()
-        baseline = _rss_bytes("VmRSS") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        exact = reset_peak_rss(trim_heap=True)
+        baseline = status_bytes("VmRSS") if exact else peak_rss()
     times, loss = [], None
     for _ in range(args.repeats):
         seconds, loss = timed_step()
@@ -170,7 +143,7 @@ def run_worker(args) -> dict:
     if cuda:
         peak = torch.cuda.max_memory_allocated()
     else:
-        peak = _rss_bytes("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = peak_rss()
     return {"variant": args.worker, "seconds": times, "warmup_seconds": warmup,
             "peak_extra_mb": (peak - baseline) / 2 ** 20, "loss": float(loss),
             "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads(),
@@ -185,10 +158,6 @@ def run_variant(variant: str, argv: list[str]) -> dict:
     if proc.returncode != 0:
         return {"variant": variant, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
 
 
 def summarize(variant: str, runs: list[dict], args: argparse.Namespace) -> dict:

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under PYTHONSAFEPATH
+from bench_stats import peak_rss, reset_peak_rss, status_bytes  # noqa: E402
 
 from grpo_studio.kernels.grpo_loss import grpo_loss
 from grpo_studio.kernels.offload import apply_offloaded_checkpointing
@@ -57,8 +60,6 @@ def build_config(args: argparse.Namespace):
     import transformers
 
     if args.arch_config:
-        from pathlib import Path
-
         path = Path(args.arch_config)
         data = json.loads((path / "config.json" if path.is_dir() else path).read_text())
         return transformers.AutoConfig.for_model(**data)
@@ -112,31 +113,6 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _status_bytes(field: str) -> int | None:
-    try:
-        for line in open("/proc/self/status").read().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Restart the process's peak RSS at its current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as out:
-            out.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss() -> int:
-    """Peak RSS since the last reset (Linux), else the process's whole-life high-water mark."""
-    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def run(args: argparse.Namespace) -> dict:
     model, config = build_model(args)
     step = make_step(model, config, args)
@@ -154,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
                 torch.cuda.reset_peak_memory_stats()
             sync(args.device)
             rss_exact = reset_peak_rss() and rss_exact
-            rss_before = _status_bytes("VmRSS")
+            rss_before = status_bytes("VmRSS")
             start = time.perf_counter()
             step()
             sync(args.device)

@@ -44,6 +44,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under PYTHONSAFEPATH
+from bench_stats import spread  # noqa: E402
+
 GOAL = {"step_time": 1.0, "peak_rss": 0.7}
 LARGE = {"vocab_size": 32000, "hidden_size": 256, "intermediate_size": 688, "layers": 4, "heads": 4,
          "kv_heads": 2, "prompts_per_step": 4, "num_generations": 8, "max_prompt_length": 16,
@@ -261,10 +264,6 @@ def measure(kind: str, steps: int, warmup: int, threads: int, size: str, model_d
             "completion_length_mean": sum(lengths) / len(lengths),
             "reward_first": rewards[0], "reward_last": rewards[-1], "loss_last": losses[-1],
             "kl_last": result["kl"][-1], "wall_s": round(time.perf_counter() - started, 1)}
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
 
 
 def summarize(runs: list[dict]) -> dict:
