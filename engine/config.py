@@ -199,6 +199,21 @@ def field_help(cls: type = TrainConfig) -> dict[str, str]:
     return out
 
 
+def get_path(data: dict, path: str) -> Any:
+    """The value at a dotted path of a config dict: get_path(d, "grpo.beta") is d["grpo"]["beta"]."""
+    for name in path.split("."):
+        data = data[name]
+    return data
+
+
+def set_path(data: dict, path: str, value: Any) -> None:
+    """Set the value at a dotted path of a config dict in place (the parents must exist)."""
+    *parents, name = path.split(".")
+    for parent in parents:
+        data = data[parent]
+    data[name] = value
+
+
 def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
     if not isinstance(data, dict):
         errors.append(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 
-from grpo_studio.engine.config import DEMO, TrainConfig
+from grpo_studio.engine.config import DEMO, set_path
 
 PRESETS = ("Demo (CPU)", "6 GB GPU", "12 GB GPU", "24 GB GPU")
 
@@ -41,13 +41,5 @@ def apply_preset(name: str, data: dict) -> dict:
     if out.get("model") not in (DEMO, "", None):
         changes.pop("model")  # the user chose a model: keep it, only size the settings
     for path, value in changes.items():
-        target = out
-        *parents, leaf = path.split(".")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
+        set_path(out, path, value)
     return out
-
-
-def default_data() -> dict:
-    return TrainConfig().to_dict()

@@ -171,8 +171,9 @@ def _uses_triton(t: torch.Tensor) -> bool:
     return True
 
 
-def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float,
-                chunk_rows: int, coef_fn: CoefFn | None = None, need_h: bool = False, need_w: bool = False):
+def _torch_logprobs_and_grads(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float,
+                              chunk_rows: int, coef_fn: CoefFn | None = None, need_h: bool = False,
+                              need_w: bool = False):
     """Log-probs of `ids` for every row and, with coef_fn, the gradients of sum(coef * logp)."""
     n_rows, vocab = h2d.shape[0], weight.shape[0]
     fp32 = weight.dtype == torch.float32
@@ -217,7 +218,7 @@ def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temp
     return logp, grad_h, grad_w
 
 
-def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False):
+def _logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False):
     if _uses_triton(h2d):
         from . import grpo_loss_triton
 
@@ -227,7 +228,7 @@ def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False,
         coef = coef_fn(logp, slice(None))
         grad_h, grad_w = grpo_loss_triton.grads(h2d, weight, ids, lse, coef, temperature, need_h, need_w)
         return logp, grad_h, grad_w
-    return _torch_pass(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w)
+    return _torch_logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w)
 
 
 def _loss_from_logps(logp, old, ref, adv, weights, mask, spec):
@@ -258,7 +259,7 @@ class _GRPOLossFunction(torch.autograd.Function):
             return torch.where(mask[rows] != 0, terms.dloss * weights[rows], torch.zeros_like(logp_rows))
 
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        logp, grad_h, grad_w = _pass(h2d, weight, ids, spec.temperature, spec.chunk_rows,
+        logp, grad_h, grad_w = _logprobs_and_grads(h2d, weight, ids, spec.temperature, spec.chunk_rows,
                                      coef_fn, need_h, need_w)
         loss, kl, clip_ratio = _loss_from_logps(logp, old, ref, adv, weights, mask, spec)
         # Kept as attributes, not saved tensors, so backward can hand them over without a copy.
@@ -318,7 +319,7 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
     if not wants_grad:
         with torch.no_grad():
             h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-            logp, _, _ = _pass(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows)
+            logp, _, _ = _logprobs_and_grads(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows)
             loss, kl, clip = _loss_from_logps(logp, flat["old"], flat["ref"], flat["adv"], weights,
                                               flat["mask"], spec)
         return GRPOLossOutput(loss, logp.view(batch, length), kl, clip)
@@ -333,6 +334,6 @@ def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor
     """Per-token log-probs [B, T] (fp32, no grad) of `ids` under logits hidden·Wᵀ / temperature."""
     _check_logprob_args(hidden, weight, ids, temperature, chunk_size)
     h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-    logp, _, _ = _pass(h2d, weight, ids.reshape(-1).long(), float(temperature),
+    logp, _, _ = _logprobs_and_grads(h2d, weight, ids.reshape(-1).long(), float(temperature),
                        _chunk_rows(chunk_size, weight.shape[0]))
     return logp.view(ids.shape)

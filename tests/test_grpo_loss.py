@@ -222,7 +222,7 @@ BAD_CALLS = [
 @pytest.mark.parametrize("override,message", BAD_CALLS)
 def test_invalid_arguments_raise_before_compute(override, message, monkeypatch):
     hidden, weight, ids, mask, adv, old, ref = make_inputs(seed=13)
-    monkeypatch.setattr(grpo_loss_module, "_pass", lambda *a, **k: pytest.fail("computed before checking"))
+    monkeypatch.setattr(grpo_loss_module, "_logprobs_and_grads", lambda *a, **k: pytest.fail("computed before checking"))
     args = dict(hidden=hidden, weight=weight, completion_ids=ids, completion_mask=mask, advantages=adv)
     kwargs = {k: v for k, v in override.items() if k not in args}
     args.update({k: v for k, v in override.items() if k in args})
