@@ -37,7 +37,6 @@ def test_bench_offload_runs_tiny(capsys, four_bit):
         assert mode["step_s_min"] <= mode["step_s_median"] <= mode["step_s_max"]
         # measured, not counted: a real process of torch + a model holds well over 50 MB
         assert mode["rss_peak"] > 50 * 2**20
-        assert result["rss_peak_per_step"] is False or mode["rss_peak_above_step_start"] >= 0
     assert result["ratios"]["rss_peak_offload_vs_plain"] == pytest.approx(offload["rss_peak"] / plain["rss_peak"])
     assert result["pinned_allocations"] == 2  # warm after the first step: no new buffers per step
     assert all(len(m["step_s"]) == 2 for m in result["modes"].values())

@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     p.add_argument("--load-in-4bit", action="store_true", help="NF4 base weights (bitsandbytes)")
     p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice); 1 keeps a "
+                                                "busy machine's noise down")
     return p.parse_args(argv)
 
 
@@ -114,6 +116,8 @@ def sync(device: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, config = build_model(args)
     step = make_step(model, config, args)
     handle = apply_offloaded_checkpointing(model, offload=True)
@@ -130,7 +134,7 @@ def run(args: argparse.Namespace) -> dict:
                 torch.cuda.reset_peak_memory_stats()
             sync(args.device)
             rss_exact = reset_peak_rss() and rss_exact
-            rss_before = status_bytes("VmRSS")
+            rss_before = status_bytes("VmHWM") if rss_exact else None  # the reset's starting point
             start = time.perf_counter()
             step()
             sync(args.device)
@@ -152,7 +156,7 @@ def run(args: argparse.Namespace) -> dict:
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "offload_target": "pinned host RAM" if cuda else
         "the same RAM (CPU: a copy into pooled host buffers, nothing leaves the device)",
-        "rss_peak_per_step": rss_exact,
+        "rss_peak_per_step": rss_exact, "threads": torch.get_num_threads(),
         "model": getattr(config, "model_type", "?"),
         "layers": config.num_hidden_layers, "hidden": config.hidden_size, "batch": args.batch, "seq": args.seq,
         "dtype": args.dtype, "load_in_4bit": args.load_in_4bit, "steps": args.steps,
