@@ -5,8 +5,10 @@
     python3 bootstrap.py test [ARGS]   the test suite (pytest ARGS)
 
 torch goes in first: the CPU build (torch==2.13.0) on machines without an NVIDIA GPU, the default (CUDA)
-build where `nvidia-smi` finds one; then the project with its test extras, in editable mode. A stamp file
-remembers what was installed, so a second call starts at once.
+build where `nvidia-smi` finds one; then the project in editable mode: `run` installs the app only, `test`
+adds the test and benchmark extras (pytest, pytest-qt, TRL, Liger, ...). A stamp file remembers what was
+installed, so a second call starts at once (`run` after `test` installs nothing; `test` after `run` adds
+the extras).
 """
 from __future__ import annotations
 
@@ -46,15 +48,31 @@ def has_nvidia_gpu() -> bool:
     return subprocess.run([smi, "-L"], capture_output=True).returncode == 0
 
 
-def wanted_stamp(gpu: bool) -> str:
+EXTRAS = "test,bench"  # pyproject's optional dependencies that `test` needs on top of the app
+
+
+def wanted_setup(gpu: bool) -> str:
+    """What the environment must match: this bootstrap and pyproject.toml, and the kind of torch."""
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + Path(__file__).read_bytes()).hexdigest()
     return f"{digest[:16]} gpu={gpu}"
 
 
-def ensure_venv() -> None:
+def install_plan(stamp: str | None, setup: str, with_extras: bool) -> bool | None:
+    """None when the stamp already covers what is wanted; else whether to install with the extras (kept
+    when an earlier `test` had installed them, so a changed pyproject.toml does not drop them)."""
+    recorded, _, extras = (stamp or "").strip().partition(" extras=")
+    had_extras = extras == EXTRAS
+    if recorded == setup and (had_extras or not with_extras):
+        return None
+    return with_extras or had_extras
+
+
+def ensure_venv(with_extras: bool) -> None:
     gpu = has_nvidia_gpu()
-    stamp = wanted_stamp(gpu)
-    if STAMP.exists() and STAMP.read_text().strip() == stamp and PY.exists():
+    setup = wanted_setup(gpu)
+    stamp = STAMP.read_text() if STAMP.exists() and PY.exists() else None
+    extras = install_plan(stamp, setup, with_extras)
+    if extras is None:
         return
     if not PY.exists():
         log(f"creating {VENV}")
@@ -64,8 +82,8 @@ def ensure_venv() -> None:
     if not torch_ok:
         # torch first: anything that depends on it would otherwise pull a multi-GB CUDA build.
         run(pip + (["torch"] if gpu else [CPU_TORCH]))
-    run(pip + ["-e", f"{ROOT}[test,bench]"])
-    STAMP.write_text(stamp + "\n")
+    run(pip + ["-e", f"{ROOT}[{EXTRAS}]" if extras else str(ROOT)])
+    STAMP.write_text(setup + (f" extras={EXTRAS}" if extras else "") + "\n")
     log("environment ready")
 
 
@@ -96,7 +114,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     action, rest = argv[0], argv[1:]
-    ensure_venv()
+    ensure_venv(with_extras=action == "test")
     app = BIN / "grpo-studio"
     if action == "run":
         if rest or has_display():

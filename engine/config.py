@@ -37,8 +37,10 @@ IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 MULTI_OBJECTIVE_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 
 
-def _f(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
-       factory: Any = None) -> Any:
+def setting(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
+            factory: Any = None) -> Any:
+    """A config field with its allowed range or choices and its help text (what validation, the GUI's
+    editors and tooltips read)."""
     meta = {"range": range, "choices": choices, "help": help}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -47,117 +49,117 @@ def _f(default: Any = None, *, range: tuple | None = None, choices: tuple | None
 
 @dataclass
 class LoraConfig:
-    r: int = _f(16, range=(1, 1024), help="LoRA rank: more capacity, more memory for adapter + optimizer.")
-    alpha: float = _f(32.0, range=(0.0, None), help="LoRA scale numerator (scale = alpha / r).")
-    dropout: float = _f(0.0, range=(0.0, 0.9), help="Dropout on the LoRA input.")
-    target_modules: Any = _f("all-linear", help="'all-linear' or a list of module names (q_proj, ...).")
-    use_rslora: bool = _f(False, help="Rank-stabilised LoRA: scale = alpha / sqrt(r).")
+    r: int = setting(16, range=(1, 1024), help="LoRA rank: more capacity, more memory for adapter + optimizer.")
+    alpha: float = setting(32.0, range=(0.0, None), help="LoRA scale numerator (scale = alpha / r).")
+    dropout: float = setting(0.0, range=(0.0, 0.9), help="Dropout on the LoRA input.")
+    target_modules: Any = setting("all-linear", help="'all-linear' or a list of module names (q_proj, ...).")
+    use_rslora: bool = setting(False, help="Rank-stabilised LoRA: scale = alpha / sqrt(r).")
 
 
 @dataclass
 class DatasetConfig:
-    path: str = _f(DEMO, help="Local file/folder (jsonl, json, csv, parquet), a cached hub id, or 'demo'.")
-    split: str = _f("train", help="Split to train on.")
-    prompt_column: str = _f("prompt", help="Column with the prompt: a string or a list of chat messages.")
-    question_column: str | None = _f(None, help="Alternative to prompt_column: a question rendered with "
+    path: str = setting(DEMO, help="Local file/folder (jsonl, json, csv, parquet), a cached hub id, or 'demo'.")
+    split: str = setting("train", help="Split to train on.")
+    prompt_column: str = setting("prompt", help="Column with the prompt: a string or a list of chat messages.")
+    question_column: str | None = setting(None, help="Alternative to prompt_column: a question rendered with "
                                                 "the system prompt through the chat template.")
-    answer_column: str | None = _f("answer", help="Column with the reference answer (for math_correct).")
-    system_prompt_column: str | None = _f(None, help="Optional per-row system prompt column.")
-    overlong_prompts: str = _f("truncate", choices=OVERLONG, help="What to do with prompts longer than "
+    answer_column: str | None = setting("answer", help="Column with the reference answer (for math_correct).")
+    system_prompt_column: str | None = setting(None, help="Optional per-row system prompt column.")
+    overlong_prompts: str = setting("truncate", choices=OVERLONG, help="What to do with prompts longer than "
                                                                    "grpo.max_prompt_length.")
 
 
 @dataclass
 class RewardSpec:
-    name: str = _f("math_correct", help="A built-in reward name or 'path/to/file.py:function'.")
-    weight: float = _f(1.0, help="Weight in the summed reward (TRL's reward_weights).")
+    name: str = setting("math_correct", help="A built-in reward name or 'path/to/file.py:function'.")
+    weight: float = setting(1.0, help="Weight in the summed reward (TRL's reward_weights).")
     # A reward model instead of a function (issue 14): `{model: ID-or-folder, weight: 1.0}`.
-    model: str | None = _f(None, help="A sequence-classification reward model (a cached hub id or a folder); "
+    model: str | None = setting(None, help="A sequence-classification reward model (a cached hub id or a folder); "
                                       "its first logit for prompt + completion is the reward.")
-    load_in_4bit: bool = _f(False, help="Load the reward model in 4-bit NF4 (CUDA only).")
+    load_in_4bit: bool = setting(False, help="Load the reward model in 4-bit NF4 (CUDA only).")
 
 
 @dataclass
 class GRPOSettings:
-    num_generations: int = _f(8, range=(2, 256), help="Completions per prompt (the group). More = better "
+    num_generations: int = setting(8, range=(2, 256), help="Completions per prompt (the group). More = better "
                                                         "advantage estimates, more generation time and KV cache.")
-    max_prompt_length: int = _f(256, range=(1, 1_000_000), help="Longest prompt in tokens.")
-    max_completion_length: int = _f(256, range=(1, 1_000_000), help="Longest completion in tokens: "
+    max_prompt_length: int = setting(256, range=(1, 1_000_000), help="Longest prompt in tokens.")
+    max_completion_length: int = setting(256, range=(1, 1_000_000), help="Longest completion in tokens: "
                                                                      "drives activation and KV-cache memory.")
-    temperature: float = _f(1.0, range=(0.01, 10.0), help="Sampling temperature for generation.")
-    top_p: float = _f(1.0, range=(0.01, 1.0), help="Nucleus sampling cut-off.")
-    beta: float = _f(0.0, range=(0.0, 10.0), help="KL penalty to the base model (0 = no reference pass).")
-    epsilon_low: float = _f(0.2, range=(0.0, 1.0), help="Lower clip of the policy ratio (TRL's epsilon).")
-    epsilon_high: float = _f(0.2, range=(0.0, 10.0), help="Upper clip of the policy ratio.")
-    loss_type: str = _f("dapo", choices=LOSS_TYPES, help="How token losses are averaged.")
-    scale_rewards: str = _f("group", choices=SCALE_REWARDS, help="Divide advantages by the std of the "
+    temperature: float = setting(1.0, range=(0.01, 10.0), help="Sampling temperature for generation.")
+    top_p: float = setting(1.0, range=(0.01, 1.0), help="Nucleus sampling cut-off.")
+    beta: float = setting(0.0, range=(0.0, 10.0), help="KL penalty to the base model (0 = no reference pass).")
+    epsilon_low: float = setting(0.2, range=(0.0, 1.0), help="Lower clip of the policy ratio (TRL's epsilon).")
+    epsilon_high: float = setting(0.2, range=(0.0, 10.0), help="Upper clip of the policy ratio.")
+    loss_type: str = setting("dapo", choices=LOSS_TYPES, help="How token losses are averaged.")
+    scale_rewards: str = setting("group", choices=SCALE_REWARDS, help="Divide advantages by the std of the "
                                                                  "group, the batch, or not at all.")
-    num_iterations: int = _f(1, range=(1, 16), help="Optimisation passes per generated batch (TRL's mu).")
-    chunk_size: int | None = _f(None, range=(1, 1_000_000), help="Rows per chunk in the fused loss "
+    num_iterations: int = setting(1, range=(1, 16), help="Optimisation passes per generated batch (TRL's mu).")
+    chunk_size: int | None = setting(None, range=(1, 1_000_000), help="Rows per chunk in the fused loss "
                                                                  "(None = automatic).")
     # Algorithm options (issue 14): TRL's names; dynamic sampling is DAPO's (TRL has no such knob).
-    importance_sampling_level: str = _f("token", choices=IMPORTANCE_SAMPLING_LEVELS, help="Policy ratio per "
+    importance_sampling_level: str = setting("token", choices=IMPORTANCE_SAMPLING_LEVELS, help="Policy ratio per "
                                         "token (GRPO) or per completion (GSPO: exp of the mean log-ratio).")
-    mask_truncated_completions: bool = _f(False, help="Leave completions cut at max_completion_length out "
+    mask_truncated_completions: bool = setting(False, help="Leave completions cut at max_completion_length out "
                                                       "of the loss (they never reached an answer).")
-    multi_objective_aggregation: str = _f("sum_then_normalize", choices=MULTI_OBJECTIVE_AGGREGATIONS,
+    multi_objective_aggregation: str = setting("sum_then_normalize", choices=MULTI_OBJECTIVE_AGGREGATIONS,
                                           help="Weighted sum of the rewards, then group advantages; or each "
                                                "reward normalised in its group first, then summed.")
-    dynamic_sampling: bool = _f(False, help="Drop groups whose rewards are all equal (no learning signal) "
+    dynamic_sampling: bool = setting(False, help="Drop groups whose rewards are all equal (no learning signal) "
                                             "and generate for fresh prompts instead (DAPO).")
-    max_resample_times: int = _f(3, range=(0, 100), help="With dynamic_sampling: rounds of fresh prompts "
+    max_resample_times: int = setting(3, range=(0, 100), help="With dynamic_sampling: rounds of fresh prompts "
                                                          "per step before training on what is there.")
 
 
 @dataclass
 class OptimConfig:
-    learning_rate: float = _f(5e-6, range=(0.0, 1.0), help="Peak learning rate.")
-    lr_scheduler_type: str = _f("constant", choices=SCHEDULERS, help="Schedule after warmup.")
-    warmup_steps: int = _f(0, range=(0, None), help="Linear warmup steps.")
-    weight_decay: float = _f(0.0, range=(0.0, 1.0), help="AdamW weight decay.")
-    max_grad_norm: float = _f(1.0, range=(0.0, None), help="Gradient clipping (0 = off).")
-    optimizer: str = _f("adamw", choices=OPTIMIZERS, help="adamw_8bit keeps optimizer states in 8 bits.")
-    adam_beta1: float = _f(0.9, range=(0.0, 0.999999))
-    adam_beta2: float = _f(0.99, range=(0.0, 0.999999))
+    learning_rate: float = setting(5e-6, range=(0.0, 1.0), help="Peak learning rate.")
+    lr_scheduler_type: str = setting("constant", choices=SCHEDULERS, help="Schedule after warmup.")
+    warmup_steps: int = setting(0, range=(0, None), help="Linear warmup steps.")
+    weight_decay: float = setting(0.0, range=(0.0, 1.0), help="AdamW weight decay.")
+    max_grad_norm: float = setting(1.0, range=(0.0, None), help="Gradient clipping (0 = off).")
+    optimizer: str = setting("adamw", choices=OPTIMIZERS, help="adamw_8bit keeps optimizer states in 8 bits.")
+    adam_beta1: float = setting(0.9, range=(0.0, 0.999999))
+    adam_beta2: float = setting(0.99, range=(0.0, 0.999999))
 
 
 @dataclass
 class BatchConfig:
-    prompts_per_step: int = _f(4, range=(1, 4096), help="Prompts per optimizer step; each gets "
+    prompts_per_step: int = setting(4, range=(1, 4096), help="Prompts per optimizer step; each gets "
                                                          "num_generations completions.")
-    micro_batch_size: int = _f(8, range=(1, 4096), help="Completions per forward/backward pass; the rest "
+    micro_batch_size: int = setting(8, range=(1, 4096), help="Completions per forward/backward pass; the rest "
                                                          "is gradient accumulation. Lower = less memory.")
-    generation_batch_size: int | None = _f(None, range=(1, 65536), help="Completions generated at once "
+    generation_batch_size: int | None = setting(None, range=(1, 65536), help="Completions generated at once "
                                                                          "(None = all of a step).")
 
 
 @dataclass
 class TrainConfig:
-    model: str = _f(DEMO, help="Hub id (from the local cache), local folder, or 'demo'.")
-    load_in_4bit: bool = _f(False, help="Base weights in 4-bit NF4 (bitsandbytes): ~4x less weight memory.")
-    dtype: str = _f("auto", choices=DTYPES, help="Compute dtype (auto = bf16 on GPUs that have it).")
-    lora: LoraConfig = _f(factory=LoraConfig)
-    dataset: DatasetConfig = _f(factory=DatasetConfig)
-    system_prompt: str | None = _f(None, help="System prompt added to every question.")
-    rewards: list[RewardSpec] = _f(factory=lambda: [RewardSpec("math_correct", 1.0)])
-    grpo: GRPOSettings = _f(factory=GRPOSettings)
-    optim: OptimConfig = _f(factory=OptimConfig)
-    batch: BatchConfig = _f(factory=BatchConfig)
-    max_steps: int | None = _f(200, range=(1, 10_000_000), help="Optimizer steps (None = from epochs).")
-    num_train_epochs: float = _f(1.0, range=(0.0, 1000.0), help="Used when max_steps is None.")
-    seed: int = _f(42, range=(0, 2**32 - 1))
-    checkpoint_every: int = _f(50, range=(0, None), help="Save a checkpoint every N steps (0 = only at "
+    model: str = setting(DEMO, help="Hub id (from the local cache), local folder, or 'demo'.")
+    load_in_4bit: bool = setting(False, help="Base weights in 4-bit NF4 (bitsandbytes): ~4x less weight memory.")
+    dtype: str = setting("auto", choices=DTYPES, help="Compute dtype (auto = bf16 on GPUs that have it).")
+    lora: LoraConfig = setting(factory=LoraConfig)
+    dataset: DatasetConfig = setting(factory=DatasetConfig)
+    system_prompt: str | None = setting(None, help="System prompt added to every question.")
+    rewards: list[RewardSpec] = setting(factory=lambda: [RewardSpec("math_correct", 1.0)])
+    grpo: GRPOSettings = setting(factory=GRPOSettings)
+    optim: OptimConfig = setting(factory=OptimConfig)
+    batch: BatchConfig = setting(factory=BatchConfig)
+    max_steps: int | None = setting(200, range=(1, 10_000_000), help="Optimizer steps (None = from epochs).")
+    num_train_epochs: float = setting(1.0, range=(0.0, 1000.0), help="Used when max_steps is None.")
+    seed: int = setting(42, range=(0, 2**32 - 1))
+    checkpoint_every: int = setting(50, range=(0, None), help="Save a checkpoint every N steps (0 = only at "
                                                          "the end).")
-    checkpoint_keep: int = _f(3, range=(0, None), help="Keep the newest N checkpoints, delete older ones "
+    checkpoint_keep: int = setting(3, range=(0, None), help="Keep the newest N checkpoints, delete older ones "
                                                        "(0 = keep all).")
-    reward_timeout_s: float = _f(60.0, range=(0.1, 86400.0), help="Stop the run when one reward function "
+    reward_timeout_s: float = setting(60.0, range=(0.1, 86400.0), help="Stop the run when one reward function "
                                                                   "call takes longer than this (seconds).")
-    log_samples_every: int = _f(1, range=(0, None), help="Send one sample completion every N steps.")
-    gradient_checkpointing: bool = _f(True, help="Recompute activations in backward: much less memory.")
-    offload_activations: str = _f("auto", choices=OFFLOAD, help="Keep checkpointed activations in CPU "
+    log_samples_every: int = setting(1, range=(0, None), help="Send one sample completion every N steps.")
+    gradient_checkpointing: bool = setting(True, help="Recompute activations in backward: much less memory.")
+    offload_activations: str = setting("auto", choices=OFFLOAD, help="Keep checkpointed activations in CPU "
                                                                 "RAM (auto = on CUDA when they would "
                                                                 "not fit).")
-    device: str = _f("auto", choices=DEVICES)
+    device: str = setting("auto", choices=DEVICES)
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -230,6 +232,21 @@ def field_help(cls: type = TrainConfig) -> dict[str, str]:
         elif f.metadata.get("help"):
             out[f.name] = f.metadata["help"]
     return out
+
+
+def get_path(data: dict, path: str) -> Any:
+    """The value at a dotted path of a config dict: get_path(d, "grpo.beta") is d["grpo"]["beta"]."""
+    for name in path.split("."):
+        data = data[name]
+    return data
+
+
+def set_path(data: dict, path: str, value: Any) -> None:
+    """Set the value at a dotted path of a config dict in place (the parents must exist)."""
+    *parents, name = path.split(".")
+    for parent in parents:
+        data = data[parent]
+    data[name] = value
 
 
 def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:

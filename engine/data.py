@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from grpo_studio.engine.config import DEMO, DatasetConfig, TrainConfig
 from grpo_studio.engine.data_files import check_data_file
 from grpo_studio.engine.errors import DataError
+from grpo_studio.engine.text import clip
 
 if TYPE_CHECKING:
     import datasets
@@ -305,7 +306,7 @@ def build_prompt(config: TrainConfig, row: dict, index: int = 0, *, chat: bool =
 def _check_messages(messages: list, index: int) -> None:
     for message in messages:
         if not (isinstance(message, dict) and isinstance(message.get("role"), str) and "content" in message):
-            raise DataError(f"row {index}: the prompt is a list but not of chat messages: {_clip(repr(message), 80)}",
+            raise DataError(f"row {index}: the prompt is a list but not of chat messages: {clip(repr(message), 80)}",
                             'each message must look like {"role": "user", "content": "..."}')
 
 
@@ -359,10 +360,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)  # dates, bytes, images: shown as text in a preview
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 def _short(exc: BaseException) -> str:
     """The root cause in one line: datasets wraps parser errors in a generic 'error while generating'."""
     for _ in range(20):  # bounded: a cause chain is short, never worth a loop on a cycle
@@ -371,4 +368,4 @@ def _short(exc: BaseException) -> str:
             break
         exc = inner
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return _clip(f"{type(exc).__name__}: {lines[-1] if lines else ''}", 300)
+    return clip(f"{type(exc).__name__}: {lines[-1] if lines else ''}", 300)

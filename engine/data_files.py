@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from grpo_studio.engine.errors import DataError
+from grpo_studio.engine.text import clip
 
 
 def check_data_file(path: Path, fmt: str) -> None:
@@ -60,7 +61,7 @@ def check_json_file(path: Path) -> None:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}, line {number}: malformed JSON ({exc.msg}, column {exc.colno}): "
-                            f"{_clip(line, 80)}",
+                            f"{clip(line, 80)}",
                             "fix or delete that line; each line must be one JSON object") from exc
         if not isinstance(value, dict):
             raise DataError(f"{path}, line {number}: a JSON {type(value).__name__}, not an object",
@@ -72,7 +73,3 @@ def _is_json_object(line: str) -> bool:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
         return False
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"

@@ -37,10 +37,6 @@ class RewardError(StudioError):
     kind = "reward"
 
 
-class OutOfMemory(StudioError):
-    kind = "oom"
-
-
 class RunBusyError(StudioError):
     """Another engine already owns this run folder."""
 

@@ -9,9 +9,10 @@ from grpo_studio.engine.config import TrainConfig
 
 
 def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    o = config.optim
-    kwargs = dict(lr=o.learning_rate, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay)
-    if o.optimizer == "adamw_8bit":
+    optim = config.optim
+    kwargs = dict(lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
+                  weight_decay=optim.weight_decay)
+    if optim.optimizer == "adamw_8bit":
         import bitsandbytes as bnb
 
         return bnb.optim.AdamW8bit(params, **kwargs)

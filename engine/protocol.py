@@ -10,8 +10,6 @@ import json
 import math
 from typing import Any
 
-PROTOCOL_VERSION = 1
-
 # type -> fields every event of that type carries (besides type, seq, time).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "hello": ("version", "device", "gpu_name", "gpu_total", "config_hash", "total_steps"),
@@ -35,24 +33,6 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 class ProtocolError(ValueError):
     """A message that is not valid JSON of the expected shape."""
-
-
-def event_problems(event: Any) -> list[str]:
-    """What is wrong with an event (empty list = valid). Used by tests and by clients on untrusted input."""
-    if not isinstance(event, dict):
-        return ["event is not a JSON object"]
-    problems = [f"missing '{key}'" for key in ("type", "seq", "time") if key not in event]
-    kind = event.get("type")
-    if kind not in EVENT_FIELDS:
-        return problems + [f"unknown event type {kind!r}"]
-    problems += [f"{kind}: missing '{key}'" for key in EVENT_FIELDS[kind] if key not in event]
-    if kind == "phase" and event.get("phase") not in PHASES:
-        problems.append(f"phase: unknown phase {event.get('phase')!r}")
-    if kind == "error" and event.get("kind") not in ERROR_KINDS:
-        problems.append(f"error: unknown kind {event.get('kind')!r}")
-    if kind == "done" and event.get("reason") not in DONE_REASONS:
-        problems.append(f"done: unknown reason {event.get('reason')!r}")
-    return problems
 
 
 def encode(message: dict) -> bytes:

@@ -28,6 +28,7 @@ from grpo_studio.engine.config import RewardSpec
 from grpo_studio.engine.errors import ConfigError, RewardError
 from grpo_studio.engine.reward_functions import BUILTIN_REWARDS, completion_text, describe, make_length_penalty
 from grpo_studio.engine.user_code import Failure, call_guarded, find_failing_slice
+from grpo_studio.engine.text import clip
 
 # Keyword names the trainer itself passes; dataset columns with these names are not forwarded (as TRL).
 RESERVED = ("prompt", "prompts", "completion", "completions", "completion_ids", "trainer_state")
@@ -229,7 +230,7 @@ def _call(rf: RewardFunction, prompts: list, completions: list, completion_ids: 
             scores.append(None)
             continue
         if not isinstance(value, numbers.Real):
-            raise RewardError(f"reward function '{rf.name}' returned {_clip(repr(value), 40)} "
+            raise RewardError(f"reward function '{rf.name}' returned {clip(repr(value), 40)} "
                               f"({type(value).__name__}) for {_sample_text(i, completions)}",
                               f"return a float, or None where the reward does not apply; {TRY_IT}")
         value = float(value)
@@ -278,8 +279,4 @@ def _user_line(exc: BaseException) -> str:
 
 
 def _sample_text(index: int, completions: list) -> str:
-    return f"sample {index} (completion: {_clip(repr(completion_text(completions[index])), 80)})"
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return f"sample {index} (completion: {clip(repr(completion_text(completions[index])), 80)})"

@@ -114,7 +114,6 @@ def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 # The run store: what the GUI's Runs page, the tray and `grpo-studio runs` show.
 
-RUN_STATES = ("created", "starting", "running", "paused", "finished", "stopped", "failed", "crashed")
 LIVE_STATES = ("starting", "running", "paused")
 
 

@@ -113,11 +113,6 @@ class EngineServer:
         self._thread.start()
         return self
 
-    @property
-    def client_count(self) -> int:
-        with self._lock:
-            return len(self._clients)
-
     def close(self) -> None:
         if self._closed.is_set():
             return

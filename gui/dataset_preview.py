@@ -10,6 +10,8 @@ import csv
 import json
 from pathlib import Path
 
+from grpo_studio.engine.text import clip
+
 PROMPT_NAMES = ("prompt", "messages", "conversation", "input", "instruction")
 QUESTION_NAMES = ("question", "problem", "query", "task")
 ANSWER_NAMES = ("answer", "solution", "target", "output", "label", "ground_truth", "final_answer")
@@ -80,5 +82,4 @@ def cell_text(value: object, limit: int = 160) -> str:
         value = " | ".join(f"{m.get('role', '?')}: {m['content']}" for m in value)
     elif not isinstance(value, str):
         value = json.dumps(value, ensure_ascii=False)
-    value = " ".join(value.split())
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    return clip(" ".join(value.split()), limit)

@@ -1,5 +1,5 @@
-"""Form plumbing for the New run page: dotted-path access to the config dict, one editor widget per config
-field (spin box, combo, check box, line edit) built from the field's own metadata, and ConfigError messages
+"""Form plumbing for the New run page: the type and metadata of a dotted config field, one editor widget per
+config field (spin box, combo, check box, line edit) built from the field's own metadata, and ConfigError messages
 split back into `{dotted path: message}` so each error shows under its field."""
 from __future__ import annotations
 
@@ -17,19 +17,6 @@ from grpo_studio.gui.widgets import FieldError
 
 _HELP = field_help()
 _ERROR_LINE = re.compile(r"^\s+([A-Za-z_][\w.\[\]]*): (.*)$")
-
-
-def get_path(data: dict, path: str) -> Any:
-    for name in path.split("."):
-        data = data[name]
-    return data
-
-
-def set_path(data: dict, path: str, value: Any) -> None:
-    *parents, name = path.split(".")
-    for parent in parents:
-        data = data[parent]
-    data[name] = value
 
 
 def help_text(path: str) -> str:

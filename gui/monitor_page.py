@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPla
                                QProgressBar, QPushButton, QScrollArea, QSplitter, QStackedWidget, QTableWidget,
                                QTableWidgetItem, QTabWidget, QTextBrowser, QVBoxLayout, QWidget)
 
+from grpo_studio.engine.text import clip
 from grpo_studio.gui.engine_bridge import EngineBridge, RunFollower, engine_alive
 from grpo_studio.gui.learning_signal import LearningSignalCard
 from grpo_studio.gui.run_data import RunData
@@ -216,10 +217,7 @@ class MonitorPage(QWidget):
         if self.run_dir is None or not self._running():
             self.status_event.emit("This run is not running")
             return
-        self.bridge.send(self.run_dir, cmd)
-        verb = {"pause": "Pausing after this step…", "resume": "Resuming…", "stop": "Stopping: saving a "
-                "checkpoint first…", "save_now": "A checkpoint will be saved after this step"}[cmd]
-        self.status_event.emit(verb)
+        self.bridge.send(self.run_dir, cmd)  # the main window shows the engine's reply in the status bar
 
     def _command_event_response(self, run_dir: str, cmd: str, reply: dict) -> None:
         if self.run_dir is None or Path(run_dir) != self.run_dir:
@@ -233,8 +231,6 @@ class MonitorPage(QWidget):
                 self.pause_pending = False
                 self.data.paused = False  # it wakes within a fraction of a second
             self._dirty = True
-        else:
-            self.status_event.emit(f"{cmd} failed: {reply.get('error') or 'no reply from the engine'}")
 
     def _running(self) -> bool:
         return self.data.done is None and (self.live or (self.run_dir is not None and engine_alive(self.run_dir)))
@@ -325,8 +321,7 @@ class MonitorPage(QWidget):
 
 
 def _one_line(text: object, limit: int = 120) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(" ".join(str(text or "").split()), limit)
 
 
 def _escape(text: object) -> str:

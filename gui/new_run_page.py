@@ -14,7 +14,8 @@ from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton, QScrollArea, QSizePolicy,
                                QVBoxLayout, QWidget)
 
-from grpo_studio.engine.config import DEMO, ConfigError, config_from_dict, dump_config, load_config, save_config
+from grpo_studio.engine.config import (DEMO, ConfigError, config_from_dict, dump_config, load_config, save_config,
+                                       set_path)
 from grpo_studio.engine.estimate import estimate_run, load_model_config
 from grpo_studio.engine.estimate_gpu import detect_gpu
 from grpo_studio.engine.runs import new_run_dir

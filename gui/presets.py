@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from grpo_studio.engine.config import DEMO, TrainConfig
-from grpo_studio.gui.form_fields import get_path, set_path
+from grpo_studio.engine.config import DEMO, TrainConfig, get_path, set_path
 
 # Never reset when leaving the demo: what the user picks anyway (the model), data that works with any model
 # (the demo's addition task stays until the user chooses a dataset), and the seed.

@@ -15,8 +15,7 @@ def runs_with_adapter(runs_dir: Path | None) -> list:
         runs = run_store.list_runs(runs_dir)
     except OSError:
         return []
-    runs = [r for r in runs if RunPaths(Path(r.path)).adapter.is_dir()]
-    return sorted(runs, key=lambda r: r.started or 0, reverse=True)
+    return [r for r in runs if RunPaths(Path(r.path)).adapter.is_dir()]  # the store's order: newest first
 
 
 class RunChoice(QComboBox):

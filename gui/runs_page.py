@@ -36,7 +36,6 @@ class RunsModel(QAbstractTableModel):
             runs = run_store.list_runs(self.runs_dir)
         except OSError:
             runs = []
-        runs = sorted(runs, key=lambda r: r.started or 0, reverse=True)
         if [(_key(r)) for r in runs] == [(_key(r)) for r in self.runs]:
             return
         self.beginResetModel()

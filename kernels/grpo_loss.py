@@ -160,7 +160,7 @@ class _PassResult(NamedTuple):
 _ENTROPY_COLUMNS = 4096
 
 
-def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float,
+def _torch_logprobs_and_grads(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float,
                 chunk_rows: int, coef_fn: CoefFn | None = None, need_h: bool = False, need_w: bool = False,
                 need_entropy: bool = False) -> _PassResult:
     """Log-probs of `ids` for every row and, with coef_fn, the gradients of sum(coef * logp)."""
@@ -212,7 +212,7 @@ def _torch_pass(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temp
     return _PassResult(logp, entropy, grad_h, grad_w)
 
 
-def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False,
+def _logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False,
           need_entropy=False, coef_needs_all_rows=False) -> _PassResult:
     """coef_needs_all_rows: the coefficient of a row depends on other rows' log-probs (GSPO's sequence
     ratio with old log-probs), so the log-probs come first and the gradients in a second sweep; Triton
@@ -228,12 +228,12 @@ def _pass(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False,
         grad_h, grad_w = grpo_loss_triton.grads(h2d, weight, ids, lse, coef, temperature, need_h, need_w)
         return _PassResult(logp, entropy, grad_h, grad_w)
     if wants_grad and coef_needs_all_rows:
-        first = _torch_pass(h2d, weight, ids, temperature, chunk_rows, need_entropy=need_entropy)
+        first = _torch_logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, need_entropy=need_entropy)
         coef = coef_fn(first.logp, slice(None))
-        second = _torch_pass(h2d, weight, ids, temperature, chunk_rows, lambda _logp, rows: coef[rows],
+        second = _torch_logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, lambda _logp, rows: coef[rows],
                              need_h, need_w)
         return _PassResult(first.logp, first.entropy, second.grad_h, second.grad_w)
-    return _torch_pass(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w, need_entropy)
+    return _torch_logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w, need_entropy)
 
 
 def _loss_from_logps(logp, old, ref, adv, weights, mask, spec: _LossSpec):
@@ -277,7 +277,7 @@ class _GRPOLossFunction(torch.autograd.Function):
             return torch.where(mask[rows] != 0, coef, torch.zeros_like(logp_rows))
 
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        result = _pass(h2d, weight, ids, spec.temperature, spec.chunk_rows, coef_fn, need_h, need_w,
+        result = _logprobs_and_grads(h2d, weight, ids, spec.temperature, spec.chunk_rows, coef_fn, need_h, need_w,
                        need_entropy, coef_needs_all_rows=spec.sequence_level and old is not None)
         loss, kl, clip_ratio = _loss_from_logps(result.logp, old, ref, adv, weights, mask, spec)
         entropy = _masked_mean(result.entropy, mask)
@@ -346,7 +346,7 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
     if not wants_grad:
         with torch.no_grad():
             h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-            result = _pass(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows,
+            result = _logprobs_and_grads(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows,
                            need_entropy=with_entropy)
             loss, kl, clip = _loss_from_logps(result.logp, flat["old"], flat["ref"], flat["adv"], weights,
                                               flat["mask"], spec)
@@ -364,6 +364,6 @@ def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor
     """Per-token log-probs [B, T] (fp32, no grad) of `ids` under logits hidden·Wᵀ / temperature."""
     check_logprob_args(hidden, weight, ids, temperature, chunk_size)
     h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-    result = _pass(h2d, weight, ids.reshape(-1).long(), float(temperature),
+    result = _logprobs_and_grads(h2d, weight, ids.reshape(-1).long(), float(temperature),
                    _chunk_rows(chunk_size, weight.shape[0]))
     return result.logp.view(ids.shape)

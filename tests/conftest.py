@@ -34,3 +34,18 @@ def runs_dir(tmp_path, monkeypatch):
     path = tmp_path / "runs"
     monkeypatch.setenv("GRPO_STUDIO_RUNS_DIR", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def four_bit_on_cpu():
+    """Skips the test where this bitsandbytes build cannot quantize to NF4 and multiply on the CPU (a
+    capability of the build, asked once); any other failure of the test's own 4-bit loading stays a failure."""
+    import bitsandbytes as bnb
+    import torch
+
+    try:
+        weight = torch.randn(32, 64)
+        packed, state = bnb.functional.quantize_4bit(weight, quant_type="nf4")
+        bnb.matmul_4bit(torch.randn(2, 64), packed.t(), quant_state=state)
+    except (RuntimeError, NotImplementedError) as exc:
+        pytest.skip(f"this bitsandbytes build has no CPU 4-bit (NF4) support: {exc}")

@@ -1,13 +1,11 @@
 """Smoke test of the kill -9 / resume reliability benchmark at a tiny size."""
-import sys
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).parent / "benchmarks"))
+from script_module import load_script
 
-import bench_kill_resume  # noqa: E402
+bench_kill_resume = load_script(Path(__file__).parent / "benchmarks" / "bench_kill_resume.py")
 
 
 @pytest.mark.slow  # three engine starts at least
@@ -16,6 +14,10 @@ def test_two_kills_resume_to_the_same_adapter(tmp_path, capsys):
                                      "--max-delay", "0.3", "--work-dir", str(tmp_path)])
     assert result["kills"] == 2
     assert result["resumes_succeeded"] == 2
+    # each resume trained the step after its last complete checkpoint first, not step 1 again
+    assert len(result["resume_steps"]) == 2 and result["resumes_started_after_last_checkpoint"] is True
+    assert all(r["first"] == r["expected"] for r in result["resume_steps"])
+    assert result["final_adapter_trained"] is True
     assert result["killed_runs_not_shown_crashed"] == 0
     assert result["corrupt_checkpoints"] == []
     assert result["final_state"] == "finished" and result["final_adapter_equal"] is True

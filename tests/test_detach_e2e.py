@@ -7,17 +7,14 @@ import sys
 import time
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
-pytest.importorskip("torch")
-
-import torch  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-
-from grpo_studio.engine.client import follow_events  # noqa: E402
-from grpo_studio.engine.config import save_config  # noqa: E402
-from grpo_studio.engine.demo import demo_config  # noqa: E402
-from grpo_studio.engine.events import read_events  # noqa: E402
-from grpo_studio.engine.runs import RunPaths, engine_alive, read_status, summarize_run  # noqa: E402
+from grpo_studio.engine.client import follow_events
+from grpo_studio.engine.config import save_config
+from grpo_studio.engine.demo import demo_config
+from grpo_studio.engine.events import read_events
+from grpo_studio.engine.runs import RunPaths, engine_alive, read_status, summarize_run
 
 CLI = [sys.executable, "-m", "grpo_studio"]
 

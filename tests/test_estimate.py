@@ -279,27 +279,22 @@ def test_detect_gpu_runs_nvidia_smi_with_the_documented_query(monkeypatch, tmp_p
     assert detect_gpu()["name"] == "NVIDIA RTX A4000"  # cached: the GUI asks on every edit
 
 
-def test_import_and_one_call_take_under_100_ms_and_never_import_torch():
+def test_import_and_one_call_never_import_torch():
+    """The GUI calls the estimator on every edit: it must stay torch-free (its speed is measured by
+    tests/benchmarks/bench_estimate_startup.py)."""
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
         "from grpo_studio.engine.config import TrainConfig\n"
         "from grpo_studio.engine.estimate import estimate_run\n"
         "r = estimate_run(TrainConfig(model='meta-llama/Llama-3.1-8B'), gpu={'name': 'g', 'total': 8 << 30,"
         " 'free': 8 << 30})\n"
-        "elapsed = time.perf_counter() - t\n"
         "assert r['verdict'] == 'too_big' and r['suggestions']\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'PySide6') if m in sys.modules)\n"
-        "print(elapsed, ','.join(heavy))\n"
+        "print(','.join(heavy))\n"
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    runs = []
-    for _ in range(3):  # best of three: the machine running the tests may be busy
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-        elapsed, heavy = out.stdout.strip().split(" ") if " " in out.stdout.strip() else (out.stdout.strip(), "")
-        assert heavy == "", f"heavy modules imported: {heavy}"
-        runs.append(float(elapsed))
-    assert min(runs) < 0.1, runs
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1"), check=True)
+    assert out.stdout.strip() == "", f"heavy modules imported: {out.stdout.strip()}"
 
 
 TWO_GPUS = ("0, GPU-aaaa-1111, NVIDIA GeForce RTX 3060, 12288, 11000\n"

@@ -1,10 +1,28 @@
 """Every event a run writes has the protocol's shape, and sequence numbers never skip, across a resume too."""
 from grpo_studio.engine.events import read_events
-from grpo_studio.engine.protocol import EVENT_FIELDS, event_problems
+from grpo_studio.engine.protocol import DONE_REASONS, ERROR_KINDS, EVENT_FIELDS, PHASES
 from grpo_studio.engine.runner import run_engine
 from grpo_studio.engine.runs import RunPaths, read_status
 from test_checkpoint_resume import small_config
 from test_loop import StopAfter
+
+
+def event_problems(event) -> list[str]:
+    """What is wrong with an event by the protocol's shapes (an empty list: nothing)."""
+    if not isinstance(event, dict):
+        return ["event is not a JSON object"]
+    problems = [f"missing '{key}'" for key in ("type", "seq", "time") if key not in event]
+    kind = event.get("type")
+    if kind not in EVENT_FIELDS:
+        return problems + [f"unknown event type {kind!r}"]
+    problems += [f"{kind}: missing '{key}'" for key in EVENT_FIELDS[kind] if key not in event]
+    if kind == "phase" and event.get("phase") not in PHASES:
+        problems.append(f"phase: unknown phase {event.get('phase')!r}")
+    if kind == "error" and event.get("kind") not in ERROR_KINDS:
+        problems.append(f"error: unknown kind {event.get('kind')!r}")
+    if kind == "done" and event.get("reason") not in DONE_REASONS:
+        problems.append(f"done: unknown reason {event.get('reason')!r}")
+    return problems
 
 
 def test_events_follow_the_protocol_across_stop_and_resume(tmp_path):

@@ -252,6 +252,28 @@ def test_default_chunk_bounds_logit_bytes():
     assert 1 <= rows and rows * 128256 * 4 <= 2 * grpo_loss_module._CHUNK_BYTES
 
 
+def test_default_chunks_keep_logits_under_16_mib(monkeypatch):
+    """Without chunk_size, no matmul result (one chunk of fp32 logits) exceeds 16 MiB, even for Llama-3's
+    128k vocabulary, and rows still go through several chunks rather than one [rows, V] block."""
+    vocab, rows = 128256, 80
+    gen = torch.Generator().manual_seed(14)
+    hidden = torch.randn(2, rows // 2, 8, generator=gen, requires_grad=True)
+    weight = torch.randn(vocab, 8, generator=gen) * 0.1
+    ids = torch.randint(0, vocab, (2, rows // 2), generator=gen)
+    seen = []
+    real_mm = torch.mm
+
+    def spy_mm(a, b, **kwargs):
+        out = real_mm(a, b, **kwargs)
+        seen.append(out.numel() * out.element_size())
+        return out
+
+    monkeypatch.setattr(torch, "mm", spy_mm)
+    grpo_loss(hidden, weight, ids, torch.ones(2, rows // 2), torch.tensor([1.0, -1.0])).loss.backward()
+    assert seen and max(seen) <= 16 * 2**20
+    assert len([n for n in seen if n > 1 * 2**20]) >= 2  # the 80 rows' 41 MB of logits came in several chunks
+
+
 BAD_CALLS = [
     (dict(loss_type="ppo"), "unknown loss_type"),
     (dict(loss_type="dr_grpo"), "max_completion_length"),
@@ -270,7 +292,7 @@ BAD_CALLS = [
 @pytest.mark.parametrize("override,message", BAD_CALLS)
 def test_invalid_arguments_raise_before_compute(override, message, monkeypatch):
     hidden, weight, ids, mask, adv, old, ref = make_inputs(seed=13)
-    monkeypatch.setattr(grpo_loss_module, "_pass", lambda *a, **k: pytest.fail("computed before checking"))
+    monkeypatch.setattr(grpo_loss_module, "_logprobs_and_grads", lambda *a, **k: pytest.fail("computed before checking"))
     args = dict(hidden=hidden, weight=weight, completion_ids=ids, completion_mask=mask, advantages=adv)
     kwargs = {k: v for k, v in override.items() if k not in args}
     args.update({k: v for k, v in override.items() if k in args})

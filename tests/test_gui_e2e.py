@@ -1,20 +1,14 @@
 """The whole flow on the real demo engine: New run (demo) → VRAM bar → Start → charts receive points → Pause →
 Resume → Stop → the run shows in Runs as stopped → reopen its charts from events.jsonl.
 
-Needs the real engine (runner + launcher + control socket client); skipped where they are not built yet."""
+Runs the real engine (runner + launcher + control socket client)."""
 from pathlib import Path
 
 import pytest
+from PySide6.QtGui import QIcon
 
-pytest.importorskip("pytestqt")
-pytest.importorskip("grpo_studio.engine.launcher")
-pytest.importorskip("grpo_studio.engine.client")
-pytest.importorskip("torch")
-
-from PySide6.QtGui import QIcon  # noqa: E402
-
-from grpo_studio.gui.main_window import MainWindow  # noqa: E402
-from grpo_studio.gui.settings import AppSettings  # noqa: E402
+from grpo_studio.gui.main_window import MainWindow
+from grpo_studio.gui.settings import AppSettings
 
 pytestmark = pytest.mark.slow
 

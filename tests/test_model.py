@@ -79,11 +79,8 @@ def test_lm_head_cannot_carry_lora(tiny_llama_dir):
         pm.load_policy(config, path, base, pm.load_tokenizer(path))
 
 
-def test_four_bit_nf4_on_cpu(tiny_llama_dir):
-    try:
-        policy = load(tiny_llama_dir, load_in_4bit=True)
-    except Exception as exc:  # bitsandbytes builds without CPU 4-bit support
-        pytest.skip(f"bitsandbytes cannot load 4-bit weights on this CPU: {exc}")
+def test_four_bit_nf4_on_cpu(tiny_llama_dir, four_bit_on_cpu):
+    policy = load(tiny_llama_dir, load_in_4bit=True)
     import bitsandbytes as bnb
 
     quantized = [n for n, m in policy.model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]

@@ -105,3 +105,10 @@ def test_runs_command_prints_states(runs_dir):
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert [(r["name"], r["state"]) for r in rows] == [("x-crashed", "crashed")]
+
+
+def test_runs_are_listed_newest_first(runs_dir):
+    """The one place that orders runs (the Runs page and the Export/Try run choice show this order)."""
+    for name, started in (("old", 1000.0), ("newest", 3000.0), ("middle", 2000.0)):
+        make_run(runs_dir, name, state="finished", pid=dead_pid(), done="finished", started=started)
+    assert [s.name for s in list_runs(runs_dir)] == ["newest", "middle", "old"]

@@ -47,6 +47,24 @@ def engine(tmp_path):
         remove_socket_dir(read_status(RunPaths(run_dir)).get("endpoint"))  # a killed engine leaves its folder
 
 
+def wait_until(condition, timeout=10.0) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def event_count(run_dir) -> int:
+    return len(list(read_events(RunPaths(run_dir).events)))
+
+
+def logged(run_dir, text: str) -> bool:
+    return any(e["type"] == "log" and text in e["message"] for e in read_events(RunPaths(run_dir).events))
+
+
 def collect(client, count, timeout=20.0):
     got, deadline = [], time.monotonic() + timeout
     while len(got) < count and time.monotonic() < deadline:
@@ -67,7 +85,7 @@ def raw_connection(run_dir, authkey=None):
 
 def test_late_client_catches_up_from_the_file_then_follows_live_without_gap(engine):
     run_dir, _ = engine
-    time.sleep(0.3)  # the file already holds events the late client must get first
+    assert wait_until(lambda: event_count(run_dir) >= 30)  # the file holds events the late client must get first
     with EngineClient(run_dir) as client:
         assert client.subscribe(from_seq=0)["ok"]
         events = collect(client, 150)
@@ -80,7 +98,7 @@ def test_late_client_catches_up_from_the_file_then_follows_live_without_gap(engi
 
 def test_subscribe_from_the_middle_and_two_clients_at_once(engine):
     run_dir, _ = engine
-    time.sleep(0.2)
+    assert wait_until(lambda: event_count(run_dir) >= 10)  # b's start (seq 5) is in the file already
     with EngineClient(run_dir) as a, EngineClient(run_dir) as b:
         a.subscribe(from_seq=0)
         b.subscribe(from_seq=5)
@@ -115,8 +133,7 @@ def test_pickled_payload_is_refused_and_the_engine_lives(engine):
     assert not (run_dir / "pwned").exists()
     assert send_command(run_dir, {"cmd": "ping"}) == {"type": "reply", "cmd": "ping", "ok": True, "error": None}
     assert process.poll() is None
-    time.sleep(0.1)
-    assert any(e["type"] == "log" and "malformed" in e["message"] for e in read_events(RunPaths(run_dir).events))
+    assert wait_until(lambda: logged(run_dir, "malformed"))
 
 
 def test_malformed_and_unknown_messages_get_error_replies(engine):
@@ -131,19 +148,18 @@ def test_malformed_and_unknown_messages_get_error_replies(engine):
     assert json.loads(conn.recv_bytes())["ok"] is True  # the same connection still works
     conn.close()
     assert process.poll() is None
-    time.sleep(0.1)
-    logs = [e["message"] for e in read_events(RunPaths(run_dir).events) if e["type"] == "log"]
-    assert any("format_disk" in m for m in logs)
+    assert wait_until(lambda: logged(run_dir, "format_disk"))
 
 
 def test_pause_resume_save_now_and_stop(engine):
     run_dir, process = engine
     assert send_command(run_dir, "pause")["ok"]
-    time.sleep(0.3)
-    before = read_events(RunPaths(run_dir).events)
-    count = len(list(before))
-    time.sleep(0.4)
-    assert len(list(read_events(RunPaths(run_dir).events))) == count  # really paused
+    at_reply = event_count(run_dir)
+    # Watch for half a second (the fake writes an event every 10 ms when it runs): the step under way when
+    # the pause came may still end, nothing after it.
+    wait_until(lambda: event_count(run_dir) > at_reply + 1, timeout=0.5)
+    count = event_count(run_dir)
+    assert count <= at_reply + 1  # really paused
     assert send_command(run_dir, "resume")["ok"]
     assert send_command(run_dir, "save_now")["ok"]
     with EngineClient(run_dir) as client:

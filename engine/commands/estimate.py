@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """The TrainConfig the flags describe: the --config file (or defaults) with the flags applied."""
-    from grpo_studio.engine.config import TrainConfig, config_from_dict, load_config
+    from grpo_studio.engine.config import TrainConfig, config_from_dict, load_config, set_path
 
     config = load_config(args.config) if args.config else TrainConfig()
     data = config.to_dict()
@@ -52,11 +52,7 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag)
         if value is None:
             continue
-        *parents, name = path.split(".")
-        target = data
-        for parent in parents:
-            target = target[parent]
-        target[name] = value
+        set_path(data, path, value)
     return config_from_dict(data)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from grpo_studio.engine.text import clip
+
 NAME = "preview"
 HELP = "show the first rows and columns of a dataset (file, folder, cached hub id, or 'demo')"
 ORDER = 30
@@ -64,5 +66,4 @@ def format_table(result: dict, width: int = 30) -> str:
 
 def _cell(value, width: int) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return clip(" ".join(text.split()), width)

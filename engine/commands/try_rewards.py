@@ -14,10 +14,13 @@ import math
 from pathlib import Path
 from typing import Callable
 
+from grpo_studio.engine.text import clip
+
 NAME = "try-rewards"
 HELP = "score the dataset's answer and a wrong answer with the configured reward functions (no model)"
 ORDER = 35
-ROLL = "Working it out step by step."
+# The <think> text of a made-up completion when the reference answer has no worked steps of its own.
+STAND_IN_REASONING = "Working it out step by step."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,10 +94,10 @@ def made_up_completions(reference) -> list[tuple[str, str]]:
     from grpo_studio.engine.reward_functions import extract_answer
 
     if reference is None or str(reference).strip() == "":
-        return [("formatted", f"<think>{ROLL}</think><answer>?</answer>"),
+        return [("formatted", f"<think>{STAND_IN_REASONING}</think><answer>?</answer>"),
                 ("unformatted", "I am not sure.")]
     text = str(reference).strip()
-    final, reasoning = text, ROLL
+    final, reasoning = text, STAND_IN_REASONING
     if "####" in text or "\\boxed" in text:  # a worked solution: its steps go in <think>, its result after
         final = extract_answer(text) or text
         reasoning = text.rsplit("####", 1)[0].strip() if "####" in text else text
@@ -153,7 +156,7 @@ def format_report(result: dict) -> str:
     names = [f["name"] for f in result["functions"]]
     lines = [f"{f['name']} (weight {f['weight']:g}): {f['description']}" for f in result["functions"]] + [""]
     header = ["row", "kind", "completion"] + names + ["total"]
-    table = [[str(r["row"]), r["kind"], _clip(" ".join(r["completion"].split()), 48)]
+    table = [[str(r["row"]), r["kind"], clip(" ".join(r["completion"].split()), 48)]
              + [_number(r["rewards"][n]) for n in names] + [_number(r["total"])] for r in result["rows"]]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header)]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
@@ -166,7 +169,3 @@ def format_report(result: dict) -> str:
 
 def _number(value) -> str:
     return "-" if value is None else f"{value:.3g}"
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"

@@ -27,14 +27,16 @@ import numpy as np
 
 TESTS = Path(__file__).resolve().parent.parent
 SCRIPT = "convert_lora_to_gguf.py"
+ARCHITECTURES = ("llama", "qwen2", "qwen3", "mistral", "gemma2", "phi3")  # the ones the README claims
+OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--llama-cpp-dir", default=os.environ.get("LLAMA_CPP_DIR"),
                    help="llama.cpp checkout (or unpacked llama-cpp-python sdist); default $LLAMA_CPP_DIR")
-    p.add_argument("--arch", default="llama", help="tiny model architecture (llama, qwen2, qwen3, mistral, gemma2, phi3)")
-    p.add_argument("--outtype", default="f32", choices=("f32", "f16", "bf16", "q8_0"))
+    p.add_argument("--arch", default="llama", choices=ARCHITECTURES, help="tiny model architecture")
+    p.add_argument("--outtype", default="f32", choices=OUTTYPES)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--rslora", action="store_true", help="rank-stabilised LoRA with a rank pattern (differs on purpose)")
@@ -111,9 +113,15 @@ def compare(ours: dict, theirs: dict) -> dict:
 OURS = "import sys; from grpo_studio.engine.cli import main; sys.exit(main(['export', *sys.argv[1:]]))"
 
 
-def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def timed(command: list[str], safe_path: bool) -> tuple[float, subprocess.CompletedProcess]:
+    """Run and time `command`. llama.cpp's script imports modules that sit beside it (its folder must be on
+    sys.path), so it runs without PYTHONSAFEPATH; ours with it (`-P`: the checkout's kernels/ must never
+    shadow Hugging Face's `kernels`)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if not safe_path:
+        env.pop("PYTHONSAFEPATH", None)
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
     return time.perf_counter() - start, proc
 
 
@@ -131,12 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
         tmp = Path(tmp_name)
         base, adapter = build(tmp, args)
         # both as fresh processes (interpreter, imports, conversion), so the times compare like for like
-        ours_s, proc = timed([sys.executable, "-c", OURS, str(adapter), "--gguf", str(tmp / "ours.gguf"),
-                              "--outtype", args.outtype])
+        ours_s, proc = timed([sys.executable, "-P", "-c", OURS, str(adapter), "--gguf", str(tmp / "ours.gguf"),
+                              "--outtype", args.outtype], safe_path=True)
         if proc.returncode != 0:
             raise RuntimeError(f"our export failed: {proc.stderr[-600:]}")
         theirs_s, proc = timed([sys.executable, str(script), str(adapter), "--base", str(base), "--outtype",
-                                args.outtype, "--outfile", str(tmp / "theirs.gguf")])
+                                args.outtype, "--outfile", str(tmp / "theirs.gguf")], safe_path=False)
         if proc.returncode != 0:
             result = {"benchmark": "gguf_vs_llamacpp", "status": "skipped",
                       "reason": f"{SCRIPT} failed (exit {proc.returncode}): {proc.stderr.strip()[-600:]}"}

@@ -1,6 +1,8 @@
 """Reliability: kill -9 the demo engine at random moments (some while a checkpoint is being written),
-resume each time, and check that no checkpoint is ever corrupt and the final adapter equals that of an
-uninterrupted run with the same seed. Prints JSON.
+resume each time, and check that no checkpoint is ever corrupt, that every resumed engine's first step is
+the step after the last complete checkpoint (training is deterministic, so an equal adapter alone would not
+tell a resume from a restart at step 0), and that the final adapter is trained (not all zeros) and equals
+that of an uninterrupted run with the same seed. Prints JSON.
 
     python tests/benchmarks/bench_kill_resume.py [--steps 400] [--kills 20] [--checkpoint-every 5] [--seed 0]
 
@@ -54,7 +56,24 @@ def last_seq(run_dir: Path) -> int:
 
 
 def progressed_since(run_dir: Path, seq: int) -> bool:
-    return any(e["type"] == "progress" for e in read_events(RunPaths(run_dir).events, seq + 1))
+    return first_step_since(run_dir, seq) is not None
+
+
+def first_step_since(run_dir: Path, seq: int) -> int | None:
+    """The step of the first progress event after event `seq` (the first step an engine segment trained)."""
+    return next((e["step"] for e in read_events(RunPaths(run_dir).events, seq + 1) if e["type"] == "progress"),
+                None)
+
+
+def resume_step(run_dir: Path) -> int:
+    """The step a resume must train first: the one after the newest complete checkpoint (1 without one)."""
+    done = complete_checkpoints(RunPaths(run_dir).checkpoints)
+    return (done[-1][0] if done else 0) + 1
+
+
+def trained(adapter: dict) -> bool:
+    """LoRA's B matrices start at zero: any non-zero one means training changed the adapter."""
+    return any(bool(t.any()) for name, t in adapter.items() if "lora_B" in name)
 
 
 def kill_during_checkpoint(process: subprocess.Popen, run_dir: Path, timeout: float) -> bool:
@@ -111,12 +130,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     kills, during_checkpoint, resumes_ok, corrupt = 0, 0, 0, set()
     not_crashed_after_kill = 0
+    resume_steps: list[dict] = []  # per resume: the step it had to start at, and the one it started at
     process = start([str(config), "--run-dir", str(run_dir)], log)
-    segment_start, resumed = -1, False
+    segment_start, resumed, expected_step = -1, False, 1
     while True:
         # wait until this engine segment trains a step (a resumed one: it loaded its checkpoint) or ends
         while process.poll() is None and not progressed_since(run_dir, segment_start):
             time.sleep(0.02)
+        if resumed:
+            resume_steps.append({"expected": expected_step, "first": first_step_since(run_dir, segment_start)})
         if resumed and (process.poll() is None or process.returncode == 0):
             resumes_ok += 1
         if process.poll() is not None or kills >= args.kills:
@@ -133,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         if summarize_run(run_dir).state != "crashed":
             not_crashed_after_kill += 1
         corrupt.update(corrupt_checkpoints(run_dir))
-        segment_start, resumed = last_seq(run_dir), True
+        segment_start, resumed, expected_step = last_seq(run_dir), True, resume_step(run_dir)
         process = start(["--resume", "--run-dir", str(run_dir)], log)
     code = process.wait()
     finished = code == 0 and summarize_run(run_dir).state == "finished"
@@ -145,8 +167,12 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "steps": args.steps, "checkpoint_every": args.checkpoint_every, "kills": kills,
         "kills_during_checkpoint_write": during_checkpoint, "resumes_succeeded": resumes_ok,
+        "resumes_started_after_last_checkpoint": bool(resume_steps) and all(
+            r["expected"] == r["first"] for r in resume_steps),
+        "resume_steps": resume_steps,
         "killed_runs_not_shown_crashed": not_crashed_after_kill, "corrupt_checkpoints": sorted(corrupt),
         "final_state": summarize_run(run_dir).state, "final_adapter_equal": equal,
+        "final_adapter_trained": trained(b),
         "events_gap_free": [e["seq"] for e in events] == list(range(len(events))),
         "uninterrupted_s": round(straight_s, 1), "total_s": round(time.monotonic() - began, 1),
         "work_dir": str(work),

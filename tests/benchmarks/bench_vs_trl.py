@@ -15,33 +15,48 @@ no gradient checkpointing and the same CPU thread count on both sides.
   LoRA adapter disabled: TRL needs no reference copy for a PEFT model either), rewards math_correct +
   `digit_share` below (a random model gets no sum right; the digit share keeps the advantages non-zero).
 
+The two trainers alternate over `--repeats` rounds (engine first in even rounds, TRL first in odd ones), so
+machine noise hits both alike; every figure is reported as the median over the rounds with its spread (min,
+max), and each ratio as the ratio of the medians with the spread of the per-round ratios.
 Step time is the mean interval between consecutive step ends (everything a step costs: generation, rewards,
-update, logging) after `--warmup` steps. Memory: `baseline_rss` is the RSS after imports, model load and
+update, logging) after `--warmup` steps. The mean completion length (tokens, over all steps) is recorded on
+both sides: a trainer that generates shorter completions does less work per step. Memory: `baseline_rss` is the RSS after imports, model load and
 trainer setup (just before training starts); `train_peak_rss` the high-water mark during training (Linux
 resets the mark at the baseline, through /proc/self/clear_refs); `peak_above_baseline` their difference,
 what training itself costs; `peak_rss` the process's overall high-water mark.
-Prints one JSON object: {settings, engine: {...}, trl: {...}, ratios: {step_time, peak_rss,
-peak_above_baseline}, goal, meets_goal}.
+Prints one JSON object: {settings, versions, engine: {<figure>: {median, min, max, all}, runs: [...]},
+trl: {...}, ratios: {step_time, peak_rss, peak_above_baseline: {median, min, max}}, goal, meets_goal}.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import math
 import os
+import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under PYTHONSAFEPATH
+from bench_stats import spread  # noqa: E402
+
 GOAL = {"step_time": 1.0, "peak_rss": 0.7}
 LARGE = {"vocab_size": 32000, "hidden_size": 256, "intermediate_size": 688, "layers": 4, "heads": 4,
          "kv_heads": 2, "prompts_per_step": 4, "num_generations": 8, "max_prompt_length": 16,
          "max_completion_length": 128, "beta": 0.04, "learning_rate": 1e-4}
 DEFAULT_STEPS = {"demo": (30, 3), "large": (5, 1)}  # (steps, warmup)
+LIBRARIES = ("torch", "transformers", "peft", "trl", "accelerate", "grpo-studio")
+# Figures of one run that are summarised over the rounds (median and spread).
+FIGURES = ("mean_step_s", "peak_rss", "peak_above_baseline", "train_peak_rss", "baseline_rss",
+           "completion_length_mean")
+RATIOS = {"step_time": "mean_step_s", "peak_rss": "peak_rss", "peak_above_baseline": "peak_above_baseline"}
 
 
 def digit_share(completions, **kwargs) -> list[float]:
@@ -94,17 +109,17 @@ def bench_config(steps: int, size: str = "demo", model_dir: str | None = None):
     config.checkpoint_every = 0  # TRL saves nothing either (the engine's final save comes after the last step)
     config.log_samples_every = 0
     if size == "large":
-        s = LARGE
+        spec = LARGE
         config.model = str(model_dir)
         config.dataset = DatasetConfig(path=str(Path(model_dir) / "task.jsonl"), prompt_column="prompt",
                                        answer_column="answer")
         config.rewards = [RewardSpec("math_correct", 1.0), RewardSpec(f"{Path(__file__).resolve()}:digit_share", 1.0)]
-        config.grpo = dataclasses.replace(config.grpo, num_generations=s["num_generations"], beta=s["beta"],
-                                          max_prompt_length=s["max_prompt_length"],
-                                          max_completion_length=s["max_completion_length"])
-        config.optim = dataclasses.replace(config.optim, learning_rate=s["learning_rate"])
-        rows = s["prompts_per_step"] * s["num_generations"]
-        config.batch = BatchConfig(prompts_per_step=s["prompts_per_step"], micro_batch_size=rows)
+        config.grpo = dataclasses.replace(config.grpo, num_generations=spec["num_generations"], beta=spec["beta"],
+                                          max_prompt_length=spec["max_prompt_length"],
+                                          max_completion_length=spec["max_completion_length"])
+        config.optim = dataclasses.replace(config.optim, learning_rate=spec["learning_rate"])
+        rows = spec["prompts_per_step"] * spec["num_generations"]
+        config.batch = BatchConfig(prompts_per_step=spec["prompts_per_step"], micro_batch_size=rows)
     return config
 
 
@@ -159,7 +174,8 @@ def run_engine_child(config, probe: MemoryProbe) -> dict:
     ends = [e["time"] for e in events if e["type"] == "progress"]
     metrics = [e for e in events if e["type"] == "metrics"]
     return {"step_times": [b - a for a, b in zip(ends, ends[1:])], "rewards": [m["reward"] for m in metrics],
-            "losses": [m["loss"] for m in metrics], "kl": [m["kl"] for m in metrics]}
+            "losses": [m["loss"] for m in metrics], "kl": [m["kl"] for m in metrics],
+            "completion_lengths": [m["completion_length"]["mean"] for m in metrics]}
 
 
 def run_trl_child(config, probe: MemoryProbe) -> dict:
@@ -185,17 +201,18 @@ def run_trl_child(config, probe: MemoryProbe) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             marks.append(time.perf_counter())
 
-    g, o = config.grpo, config.optim
+    grpo, optim = config.grpo, config.optim
     with tempfile.TemporaryDirectory() as tmp:
         args = GRPOConfig(
             output_dir=tmp, max_steps=config.max_steps, seed=config.seed, use_cpu=True, bf16=False, fp16=False,
-            per_device_train_batch_size=config.batch.prompts_per_step * g.num_generations,
-            num_generations=g.num_generations, max_completion_length=g.max_completion_length,
-            temperature=g.temperature, top_p=g.top_p, top_k=0, beta=g.beta, epsilon=g.epsilon_low,
-            epsilon_high=g.epsilon_high, loss_type=g.loss_type, scale_rewards=g.scale_rewards,
-            reward_weights=[r.weight for r in rewards], learning_rate=o.learning_rate,
-            lr_scheduler_type="constant_with_warmup", warmup_steps=o.warmup_steps, max_grad_norm=o.max_grad_norm,
-            adam_beta1=o.adam_beta1, adam_beta2=o.adam_beta2, weight_decay=o.weight_decay,
+            per_device_train_batch_size=config.batch.prompts_per_step * grpo.num_generations,
+            num_generations=grpo.num_generations, max_completion_length=grpo.max_completion_length,
+            temperature=grpo.temperature, top_p=grpo.top_p, top_k=0, beta=grpo.beta, epsilon=grpo.epsilon_low,
+            epsilon_high=grpo.epsilon_high, loss_type=grpo.loss_type, scale_rewards=grpo.scale_rewards,
+            reward_weights=[r.weight for r in rewards], learning_rate=optim.learning_rate,
+            lr_scheduler_type="constant_with_warmup", warmup_steps=optim.warmup_steps,
+            max_grad_norm=optim.max_grad_norm, adam_beta1=optim.adam_beta1, adam_beta2=optim.adam_beta2,
+            weight_decay=optim.weight_decay,
             gradient_checkpointing=False, logging_steps=1, save_strategy="no", report_to="none",
             dataloader_num_workers=0, disable_tqdm=True, log_completions=False)
         lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
@@ -207,7 +224,8 @@ def run_trl_child(config, probe: MemoryProbe) -> dict:
         trainer.train()
         logs = [h for h in trainer.state.log_history if "reward" in h]
     return {"step_times": [b - a for a, b in zip(marks, marks[1:])], "rewards": [h["reward"] for h in logs],
-            "losses": [h.get("loss") for h in logs], "kl": [h.get("kl") for h in logs]}
+            "losses": [h.get("loss") for h in logs], "kl": [h.get("kl") for h in logs],
+            "completion_lengths": [h["completions/mean_length"] for h in logs]}
 
 
 def child(kind: str, steps: int, threads: int, size: str, model_dir: str | None) -> None:
@@ -241,18 +259,47 @@ def measure(kind: str, steps: int, warmup: int, threads: int, size: str, model_d
                            f"losses={losses}")
     timed = result["step_times"][warmup:] or result["step_times"]
     keys = ("baseline_rss", "train_peak_rss", "peak_above_baseline", "peak_rss", "hwm_reset", "threads")
+    lengths = result["completion_lengths"]
     return {"mean_step_s": sum(timed) / len(timed), "steps_timed": len(timed), **{k: result[k] for k in keys},
+            "completion_length_mean": sum(lengths) / len(lengths),
             "reward_first": rewards[0], "reward_last": rewards[-1], "loss_last": losses[-1],
             "kl_last": result["kl"][-1], "wall_s": round(time.perf_counter() - started, 1)}
 
 
-def settings(size: str, steps: int, warmup: int, threads: int, params: int | None) -> dict:
+def summarize(runs: list[dict]) -> dict:
+    """Median and spread of each figure over the rounds, and every round's own result."""
+    return {**{name: spread([run[name] for run in runs]) for name in FIGURES}, "runs": runs}
+
+
+def ratios(engine_runs: list[dict], trl_runs: list[dict]) -> dict:
+    """Per figure: engine median / TRL median, and the spread of the ratio within each round."""
+    out = {}
+    for name, figure in RATIOS.items():
+        per_round = [e[figure] / max(1e-12, t[figure]) for e, t in zip(engine_runs, trl_runs)]
+        median = statistics.median(e[figure] for e in engine_runs) / max(
+            1e-12, statistics.median(t[figure] for t in trl_runs))
+        out[name] = {"median": round(median, 3), "min": round(min(per_round), 3), "max": round(max(per_round), 3)}
+    return out
+
+
+def library_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def settings(size: str, steps: int, warmup: int, threads: int, repeats: int, params: int | None) -> dict:
     config = bench_config(steps, size, "(built)" if size == "large" else None)
-    g = config.grpo
-    out = {"size": size, "steps": steps, "warmup": warmup, "threads": threads, "model": config.model,
-           "num_generations": g.num_generations, "prompts_per_step": config.batch.prompts_per_step,
-           "micro_batch_size": config.batch.micro_batch_size, "max_completion_length": g.max_completion_length,
-           "beta": g.beta, "loss_type": g.loss_type, "learning_rate": config.optim.learning_rate,
+    grpo = config.grpo
+    out = {"size": size, "steps": steps, "warmup": warmup, "threads": threads, "repeats": repeats,
+           "model": config.model, "num_generations": grpo.num_generations,
+           "prompts_per_step": config.batch.prompts_per_step, "micro_batch_size": config.batch.micro_batch_size,
+           "max_completion_length": grpo.max_completion_length, "beta": grpo.beta, "loss_type": grpo.loss_type,
+           "learning_rate": config.optim.learning_rate,
            "lora_r": config.lora.r, "rewards": [Path(r.name).name for r in config.rewards]}
     if size == "large":
         out.update(model={k: LARGE[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "layers",
@@ -268,6 +315,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, help="first steps left out of the mean (default 3 / 1)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for both (the engine's choice "
                                                                "for the demo model)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the trainers alternate within them")
     parser.add_argument("--child", choices=("engine", "trl"), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -281,14 +329,17 @@ def main() -> int:
         if args.size == "large":
             model_dir = str(Path(tmp) / "model")
             params = build_large_model(Path(model_dir))
-        engine = measure("engine", steps, warmup, args.threads, args.size, model_dir)
-        trl = measure("trl", steps, warmup, args.threads, args.size, model_dir)
-    ratios = {"step_time": engine["mean_step_s"] / trl["mean_step_s"], "peak_rss": engine["peak_rss"] / trl["peak_rss"],
-              "peak_above_baseline": engine["peak_above_baseline"] / max(1, trl["peak_above_baseline"])}
+        runs: dict[str, list[dict]] = {"engine": [], "trl": []}
+        for round_index in range(args.repeats):
+            order = ("engine", "trl") if round_index % 2 == 0 else ("trl", "engine")
+            for kind in order:
+                runs[kind].append(measure(kind, steps, warmup, args.threads, args.size, model_dir))
+    compared = ratios(runs["engine"], runs["trl"])
     print(json.dumps({"benchmark": f"grpo_studio engine vs trl GRPOTrainer (CPU, {args.size} model)",
-                      "settings": settings(args.size, steps, warmup, args.threads, params),
-                      "engine": engine, "trl": trl, "ratios": {k: round(v, 3) for k, v in ratios.items()},
-                      "goal": GOAL, "meets_goal": {k: ratios[k] <= GOAL[k] for k in GOAL}}, indent=1))
+                      "settings": settings(args.size, steps, warmup, args.threads, args.repeats, params),
+                      "versions": library_versions(), "cpus": os.cpu_count(),
+                      "engine": summarize(runs["engine"]), "trl": summarize(runs["trl"]), "ratios": compared,
+                      "goal": GOAL, "meets_goal": {k: compared[k]["median"] <= GOAL[k] for k in GOAL}}, indent=1))
     return 0
 
 
