@@ -21,7 +21,7 @@ from grpo_studio.engine.estimate_gpu import detect_gpu
 from grpo_studio.engine.runs import new_run_dir
 from grpo_studio.gui.cli_job import cli_command
 from grpo_studio.gui.dataset_picker import DatasetPicker
-from grpo_studio.gui.form_fields import parse_errors, set_path
+from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.launch import start_engine
 from grpo_studio.gui.model_picker import ModelPicker

@@ -14,7 +14,7 @@ import pytest
 from grpo_studio.engine import hub_download as hd
 from grpo_studio.engine.errors import EXIT_CODES, ConfigError
 from grpo_studio.engine.fetch import fetch
-from grpo_studio.engine.protocol import event_problems
+from test_events_schema import event_problems
 from grpo_studio.engine.sources import cached_snapshot, local_model_folder, resolve_name, wanted_files
 from stand_in_hub import hub_env, stand_in_hub  # noqa: F401 - the fixture
 

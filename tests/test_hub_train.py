@@ -6,7 +6,7 @@ from grpo_studio.engine.control import Control
 from grpo_studio.engine.demo import demo_model_dir
 from grpo_studio.engine.events import read_events
 from grpo_studio.engine.hub_download import ensure_local
-from grpo_studio.engine.protocol import event_problems
+from test_events_schema import event_problems
 from grpo_studio.engine.runner import run_engine
 from grpo_studio.engine.runs import RunPaths, read_status
 from grpo_studio.engine.sources import resolve_name
