@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from grpo_studio import __version__
 from grpo_studio.gui import theme
 from grpo_studio.gui.main_window import MainWindow
+from grpo_studio.gui.qt_check import binding_problem
 from grpo_studio.gui.settings import AppSettings
 from grpo_studio.gui.single_instance import InstanceServer, ask_running_instance
 from grpo_studio.gui.widgets import icon_path
@@ -51,6 +52,10 @@ def resume_interrupted_runs(runs_dir) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(list(sys.argv[1:] if argv is None else argv))
+    problem = binding_problem()
+    if problem:  # it would abort mid-run anyway; say why and how to fix it instead
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "grpo-studio"])
     app.setApplicationName("GRPO Studio")
     app.setOrganizationName("grpo-studio")
