@@ -16,6 +16,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from grpo_studio import __version__
+from grpo_studio.engine.launcher import start_detached
 from grpo_studio.gui import theme
 from grpo_studio.gui.main_window import MainWindow
 from grpo_studio.gui.qt_check import binding_problem
@@ -42,11 +43,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def resume_interrupted_runs(runs_dir) -> list:
     """Start a detached `train --resume` for every crashed run; returns the runs resumed."""
     from grpo_studio.engine.runs import list_runs
-    from grpo_studio.gui.launch import start_engine
 
     crashed = [s for s in list_runs(runs_dir) if s.state == "crashed"]
     for summary in crashed:
-        start_engine(["train", "--resume", "--run-dir", str(summary.path)], summary.path)
+        start_detached(["train", "--resume", "--run-dir", str(summary.path)], summary.path)
     return crashed
 
 

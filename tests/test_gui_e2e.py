@@ -1,14 +1,12 @@
 """The whole flow on the real demo engine: New run (demo) → VRAM bar → Start → charts receive points → Pause →
 Resume → Stop → the run shows in Runs as stopped → reopen its charts from events.jsonl.
 
-Needs the real engine (runner + launcher + control socket client); skipped where they are not built yet."""
+Needs torch (the real engine trains in its own process)."""
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pytestqt")
-pytest.importorskip("grpo_studio.engine.launcher")
-pytest.importorskip("grpo_studio.engine.client")
 pytest.importorskip("torch")
 
 from PySide6.QtGui import QIcon  # noqa: E402
