@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QLocale, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "grpo-studio"])
+    # The UI is English: numbers too (1,387.5 — never "1.387,5" from a German system), spin boxes included.
+    QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedStates))
     app.setApplicationName("GRPO Studio")
     app.setOrganizationName("grpo-studio")
     app.setApplicationVersion(__version__)
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(icon)
     window = MainWindow(settings, icon)
     server.show_event.connect(window.bring_forward)
+    app.aboutToQuit.connect(window.shutdown)  # however the app ends, the followers stop before Qt goes
     pages = {"new": 0, "monitor": 1, "runs": 2, "export": 3, "try": 4}
     if args.page:
         window.show_page(pages[args.page])

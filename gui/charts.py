@@ -140,6 +140,8 @@ class Chart(QFrame):
         if empty_text:
             self.placeholder.setText(empty_text)
         self.stack.setCurrentIndex(1 if has_data else 0)
+        if self.legend is not None:
+            self.legend.setVisible(has_data)  # no legend over a "nothing to show" message
 
     def has_data(self) -> bool:
         return any(len(curve.xData if curve.xData is not None else []) for curve in self._curves.values())

@@ -110,9 +110,10 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Refresh runs", "F5", self.runs.refresh)
         run_menu = bar.addMenu("&Run")
         self._action(run_menu, "&Start training", None, self.new_run.start_action)
-        self._action(run_menu, "&Pause / resume", None, self.monitor.pause_action)
-        self._action(run_menu, "Save &checkpoint now", None, lambda: self.monitor.send_command("save_now"))
-        self._action(run_menu, "S&top (saves)", None, lambda: self.monitor.send_command("stop"))
+        # The run open in the Monitor, from any page (a Monitor-only shortcut died with the focus on another page).
+        self._action(run_menu, "&Pause / resume", "Ctrl+P", self.monitor.pause_action)
+        self._action(run_menu, "Save &checkpoint now", "Ctrl+S", lambda: self.monitor.send_command("save_now"))
+        self._action(run_menu, "S&top (saves)", "Ctrl+.", lambda: self.monitor.send_command("stop"))
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About GRPO Studio", None, self._about)
 

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QLocale, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
                                QTabWidget, QVBoxLayout, QWidget)
 
@@ -17,6 +16,7 @@ from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_duration,
                                      page_header, page_layout)
 
 REFRESH_MS = 200  # charts redraw at most five times a second however fast events arrive
+ANNOUNCE_WITHIN_S = 10.0  # events older than this are history (a reopened run): no status line for them
 PHASE_TEXT = {"loading_model": "loading the model", "generating": "generating completions",
               "scoring": "scoring rewards", "optimizing": "updating the adapter", "saving": "saving a checkpoint",
               "paused": "paused"}
@@ -63,7 +63,6 @@ class MonitorPage(QWidget):
         self.empty.action_event.connect(self.show_runs_action)
         self.stack.addWidget(self.empty)
         self.charts = None  # built with the run view on first use: pyqtgraph costs ~0.5 s to import
-        self._build_shortcuts()
 
     def ensure_view(self) -> None:
         if self.charts is None:
@@ -102,7 +101,7 @@ class MonitorPage(QWidget):
         progress_column = QVBoxLayout()
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
-        self.progress_text = label("", "Muted")
+        self.progress_text = label("", "Muted", wrap=True)  # "Step 101 of 600 · generating completions" wraps
         progress_column.addWidget(self.progress_text)
         progress_column.addWidget(self.progress)
         row.addLayout(progress_column, 3)
@@ -137,13 +136,6 @@ class MonitorPage(QWidget):
         self.tabs.addTab(self.log_view, "&Log")
         layout.addWidget(self.tabs, 1)
         return view
-
-    def _build_shortcuts(self) -> None:
-        for keys, slot in (("Ctrl+P", self.pause_action), ("Ctrl+S", lambda: self.send_command("save_now")),
-                           ("Ctrl+.", lambda: self.send_command("stop"))):
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
 
     # ------------------------------------------------------------------ opening runs
     def open_run(self, run_dir: str | Path, expect_start: bool = False) -> None:
@@ -191,8 +183,11 @@ class MonitorPage(QWidget):
         self._dirty = True
 
     def _say_what_changed(self, was_paused: bool, checkpoints: int, done: dict | None) -> None:
-        """One status line per change the user asked for (or should know about), once it really happened."""
+        """One status line per change the user asked for (or should know about), once it really happened —
+        live, not while a reopened run's history is read back."""
         data = self.data
+        if data.last_time is None or time.time() - data.last_time > ANNOUNCE_WITHIN_S:
+            return
         if data.done is not None and done is None:
             self.status_event.emit(self._progress_line())
         elif data.paused and not was_paused:

@@ -17,7 +17,7 @@ class SamplesView(QSplitter):
         super().__init__(Qt.Orientation.Vertical, parent)
         self.samples: list[dict] = []
         self.table = QTableWidget(0, len(FIXED))
-        self.table.setHorizontalHeaderLabels(FIXED)
+        self._set_columns([])
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -43,12 +43,7 @@ class SamplesView(QSplitter):
         self.samples = list(samples)
         names = sorted({n for s in samples for n in (s.get("rewards") or {})})
         table = self.table
-        table.setColumnCount(len(FIXED) + len(names))
-        table.setHorizontalHeaderLabels(FIXED + [_short(n) for n in names])
-        header = table.horizontalHeader()
-        for column in range(table.columnCount()):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if column in TEXT_COLUMNS
-                                        else QHeaderView.ResizeMode.ResizeToContents)
+        self._set_columns(names)
         table.setRowCount(len(samples))
         for row, sample in enumerate(reversed(samples)):  # newest first
             values = [str(sample.get("step", "")), _one_line(sample.get("prompt")),
@@ -59,6 +54,16 @@ class SamplesView(QSplitter):
                 if column not in TEXT_COLUMNS:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 table.setItem(row, column, item)
+
+    def _set_columns(self, reward_names: list[str]) -> None:
+        """The fixed columns and one per reward function; headers are never cut (ResizeToContents)."""
+        table = self.table
+        table.setColumnCount(len(FIXED) + len(reward_names))
+        table.setHorizontalHeaderLabels(FIXED + [_short(n) for n in reward_names])
+        header = table.horizontalHeader()
+        for column in range(table.columnCount()):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if column in TEXT_COLUMNS
+                                        else QHeaderView.ResizeMode.ResizeToContents)
 
     def _show_sample(self, row: int) -> None:
         if row < 0 or row >= len(self.samples):
