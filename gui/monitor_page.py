@@ -247,7 +247,7 @@ class MonitorPage(QWidget):
         running = self._running()
         self.stat_eta.value.setText("paused" if running and data.paused else
                                     fmt_duration(data.eta_s) if running else "–")
-        self.stat_speed.value.setText(fmt_rate(data.tokens_per_s))
+        self.stat_speed.value.setText(fmt_rate(data.tokens_per_s) if running and not data.paused else "–")
         for button in (self.pause_button, self.save_button, self.stop_button):
             button.setEnabled(running)
         if data.paused or data.done is not None:

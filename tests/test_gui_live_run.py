@@ -136,6 +136,7 @@ def test_opening_a_run_at_step_850_replays_it_all(monitor, qtbot, tmp_path):
     qtbot.waitUntil(lambda: monitor.data.step == 850, timeout=10_000)
     monitor._refresh()
     assert monitor.progress_text.text().startswith("Step 850 of 1000")
+    assert monitor.stat_speed.value.text() == "1,387"  # English digits grouping, no "1.387" or "13,87"
     assert len(monitor.data.reward.x) == 850 and monitor.charts.reward.stack.currentIndex() == 1
 
 
