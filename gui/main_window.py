@@ -274,6 +274,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.settings.set_value("window/geometry", self.saveGeometry())
+        self.active.poll()  # what is live now, not at the last poll
         live = self.active.active
         if not self.quitting and live and self.tray.available():
             event.ignore()
