@@ -17,7 +17,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from grpo_studio.engine.client import follow_events, send_command
 from grpo_studio.engine.runs import RunPaths, engine_alive, read_status, run_is_live
 
 START_GRACE_S = 60.0  # how long a just-launched engine may take to come up (torch import, a slow disk)
@@ -51,6 +50,8 @@ class RunFollower(QThread):
         self._stop.set()
 
     def run(self) -> None:
+        from grpo_studio.engine.client import follow_events  # here: the window shows before the socket code loads
+
         try:
             for event in follow_events(self.run_dir, self.from_seq, stop=self._stop,
                                        start_grace_s=self.start_grace_s):
@@ -112,6 +113,8 @@ class EngineBridge(QObject):
 
 def send_engine_command(run_dir: str | Path, cmd: str) -> dict:
     """One command to a run's engine, as {ok, error}; never raises."""
+    from grpo_studio.engine.client import send_command
+
     try:
         reply = send_command(Path(run_dir), {"cmd": cmd})
         return reply if isinstance(reply, dict) else {"ok": False, "error": "no reply"}
