@@ -9,6 +9,7 @@ process of the same user can read the key. JSON over send_bytes / recv_bytes onl
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from multiprocessing import connection as mpc
@@ -17,8 +18,8 @@ from typing import Iterator
 
 from grpo_studio.engine.errors import StudioError
 from grpo_studio.engine.events import read_events
-from grpo_studio.engine.protocol import MAX_MESSAGE_BYTES, decode, encode
-from grpo_studio.engine.runs import RunPaths, engine_alive, read_status
+from grpo_studio.engine.protocol import MAX_MESSAGE_BYTES, RunOutcome, decode, encode
+from grpo_studio.engine.runs import RunPaths, read_status, run_is_live
 
 POLL_S = 0.25
 
@@ -39,7 +40,7 @@ class EngineClient:
     def connect(self) -> "EngineClient":
         status = read_status(self.paths)
         address = status.get("endpoint")
-        if not address or not engine_alive(status):
+        if not address or not run_is_live(status):
             raise EngineNotRunning(f"no engine is running for {self.paths.root.name}",
                                    "see its state with `grpo-studio runs`; continue a crashed or stopped run "
                                    f"with `grpo-studio train --resume --run-dir {self.paths.root}`")
@@ -108,20 +109,30 @@ def send_command(run_dir: str | Path, cmd: str | dict, timeout: float = 5.0) -> 
         return client.command(cmd)
 
 
-def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = True,
-                  timeout: float = 5.0) -> Iterator[dict]:
+def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = True, timeout: float = 5.0, *,
+                  stop: threading.Event | None = None, start_grace_s: float = 0.0) -> Iterator[dict]:
     """Every event of a run from `from_seq` on, in order and without gaps: over the socket while the engine
-    is alive, else by tailing events.jsonl. Ends at the run's last `done` event (when `stop_at_done`; the
-    `done` of a segment that was later resumed does not count) or when the engine is gone and the file has
-    nothing more."""
+    is alive, else by tailing events.jsonl. Ends at the run's last `done` (when `stop_at_done`; see
+    RunOutcome), when the engine is gone and the file has nothing more, or as soon as `stop` is set.
+
+    `start_grace_s`: an engine was just launched on this folder (a new or resumed run). A `done` already in the
+    file does not end the follow, and the engine gets this long to come up before "no engine" ends it."""
     paths = RunPaths(Path(run_dir))
+    stop = stop or threading.Event()
+    outcome = RunOutcome(ignore_before_seq=next_seq_in_file(paths.events) if start_grace_s > 0 else 0)
+    grace_until = time.monotonic() + start_grace_s
     next_seq = from_seq
 
     def final(event: dict) -> bool:
-        return (stop_at_done and event.get("type") == "done"
+        """This event ends the follow: the latest segment's done, with nothing after it in the file."""
+        outcome.see(event)
+        return (stop_at_done and outcome.done is event
                 and next(read_events(paths.events, event["seq"] + 1), None) is None)
 
-    while True:
+    def gone() -> bool:
+        return not run_is_live(read_status(paths)) and time.monotonic() >= grace_until
+
+    while not stop.is_set():
         client = EngineClient(run_dir, timeout=timeout)
         try:
             client.connect()
@@ -131,13 +142,13 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
             client = None
         if client is not None:
             try:
-                while True:
+                while not stop.is_set():
                     try:
                         event = client.recv(POLL_S)
                     except (EOFError, OSError):
                         break
                     if event is None:
-                        if not engine_alive(read_status(paths)):
+                        if not run_is_live(read_status(paths)):
                             break
                         continue
                     if event.get("type") == "reply" or event.get("seq") != next_seq:
@@ -150,15 +161,23 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
                 client.close()
         # The socket is gone (or never was): the file has the rest, and may still grow. Whether the engine
         # is gone is asked first, so that everything it wrote before exiting is in what is read next.
-        gone = not engine_alive(read_status(paths))
+        ended = gone()
         for event in _consecutive_events(paths, next_seq):
             next_seq += 1
             yield event
             if final(event):
                 return
-        if gone:
+        if ended:
             return
-        time.sleep(POLL_S)
+        stop.wait(POLL_S)
+
+
+def next_seq_in_file(path: Path) -> int:
+    """The seq the next event appended to an events file will get (0 when there is none)."""
+    last = -1
+    for event in read_events(path):
+        last = event.get("seq", last)
+    return last + 1
 
 
 def _consecutive_events(paths: RunPaths, start: int) -> Iterator[dict]:

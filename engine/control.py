@@ -3,6 +3,7 @@ between steps. The socket server calls `handle`; the loop never blocks on the ne
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 
 class Control:
@@ -42,10 +43,12 @@ class Control:
             return True
         return False
 
-    def wait_while_paused(self, poll_s: float = 0.2) -> bool:
-        """Block while paused; returns True if the run was paused at all."""
+    def wait_while_paused(self, poll_s: float = 0.2, on_save: Callable[[], None] | None = None) -> bool:
+        """Block while paused; returns True if the run was paused at all. A save_now that arrives meanwhile is
+        served at once by `on_save` (a paused run is between steps: its state is complete), not after resume."""
         if self._running.is_set():
             return False
         while not self._running.wait(poll_s):
-            pass
+            if on_save is not None and self.take_save_request():
+                on_save()
         return True

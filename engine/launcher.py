@@ -8,6 +8,7 @@ imported torch.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -16,8 +17,15 @@ from pathlib import Path
 from grpo_studio.engine.runs import RunPaths, read_status, write_status
 
 
+CLI_ENV = "GRPO_STUDIO_CLI"  # a command line that stands in for `grpo-studio` (tests swap in a fake CLI)
+
+
 def engine_command(argv: list[str]) -> list[str]:
-    """The command line for `grpo-studio *argv` with this installation's Python (or the frozen bundle)."""
+    """The command line for `grpo-studio *argv`: $GRPO_STUDIO_CLI if set, else this installation's Python
+    (or the frozen bundle)."""
+    override = os.environ.get(CLI_ENV)
+    if override:
+        return shlex.split(override) + list(argv)
     if getattr(sys, "frozen", False):  # PyInstaller bundle: the executable is grpo-studio itself
         return [sys.executable, *argv]
     # -P: never put the current folder on sys.path. Run from a source checkout, its top-level kernels/

@@ -172,10 +172,11 @@ class Trainer:
         step_times: list[float] = []
         while self.step < self.total_steps:
             if self.control.paused:
+                self.emit("phase", phase="paused", step=self.step)
                 self.emit("log", level="info", message=f"paused after step {self.step}")
                 if on_pause is not None:
                     on_pause(True)
-                self.control.wait_while_paused()
+                self.control.wait_while_paused(on_save=self._save_while_paused)
                 self.emit("log", level="info", message=f"resumed at step {self.step}")
                 if on_pause is not None:
                     on_pause(False)
@@ -354,6 +355,14 @@ class Trainer:
         ckpt.prune_checkpoints(self.paths.checkpoints, self.config.checkpoint_keep)
         self.emit("checkpoint", step=self.step, path=str(path))
         return path
+
+    def _save_while_paused(self) -> None:
+        """save_now during a pause: the step is complete, so write it now and stay paused."""
+        if self.last_saved_step != self.step:
+            self.save_checkpoint()
+        else:
+            self.emit("log", level="info", message=f"step {self.step} is already saved")
+        self.emit("phase", phase="paused", step=self.step)
 
     def save_adapter(self) -> Path:
         """The final PEFT adapter in adapter/, replaced atomically (written beside it, then renamed)."""

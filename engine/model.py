@@ -172,12 +172,9 @@ def _setup_checkpointing(model: nn.Module, config: TrainConfig, device: torch.de
 
     offload = should_offload(config, device)  # auto: asks whether the plan *without* offloading fits
     if offload:
-        try:
-            from grpo_studio.kernels.offload import apply_offloaded_checkpointing
-        except ImportError:
-            notes.append("activation offloading is not available in this build; using plain checkpointing")
-        else:
-            return apply_offloaded_checkpointing(model, offload=True, on_warning=notes.append)
+        from grpo_studio.kernels.offload import apply_offloaded_checkpointing
+
+        return apply_offloaded_checkpointing(model, offload=True, on_warning=notes.append)
     kwargs = {"use_reentrant": False}
     if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 renamed it
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)

@@ -24,11 +24,34 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "error": ("kind", "message", "hint"),
     "done": ("reason", "adapter"),
 }
-PHASES = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving")
+# `paused`: the engine stopped between steps on a pause command; the next phase (or `done`) means it went on.
+PHASES = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving", "paused")
+LIVE_STATES = ("starting", "running", "paused")  # status.json states of a run whose engine is (meant to be) up
 ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "download", "disk_full")
 DONE_REASONS = ("finished", "stopped", "failed")
 COMMANDS = ("stop", "pause", "resume", "save_now", "ping", "subscribe")
 MAX_MESSAGE_BYTES = 1 << 20
+
+
+class RunOutcome:
+    """How a run's events say it ended, folded one event at a time: the `done` of its latest segment.
+
+    A resumed run appends a new `hello` after the `done` of the segment before, so that `done` no longer
+    counts. `ignore_before_seq`: an engine was just launched on the folder and its `hello` is still to come,
+    so a `done` already in the file (seq below this) does not count either."""
+
+    def __init__(self, ignore_before_seq: int = 0) -> None:
+        self.ignore_before_seq = ignore_before_seq
+        self.done: dict | None = None
+
+    def see(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind == "hello":
+            self.done = None
+        elif kind == "done":
+            seq = event.get("seq")
+            if not isinstance(seq, int) or seq >= self.ignore_before_seq:
+                self.done = event
 
 
 class ProtocolError(ValueError):

@@ -9,11 +9,13 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from grpo_studio.engine.protocol import LIVE_STATES, RunOutcome
 
 RUNS_DIR_ENV = "GRPO_STUDIO_RUNS_DIR"
 
@@ -114,7 +116,6 @@ def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 # The run store: what the GUI's Runs page, the tray and `grpo-studio runs` show.
 
-LIVE_STATES = ("starting", "running", "paused")
 
 
 @dataclass
@@ -147,10 +148,15 @@ class _EventDigest:
     reward: float | None = None
     best_reward: float | None = None
     step: int = 0
-    done: str | None = None
+    outcome: RunOutcome = field(default_factory=RunOutcome)
     error: str | None = None
     first_time: float | None = None
     last_time: float | None = None
+
+    @property
+    def done(self) -> str | None:
+        """How the latest segment ended (finished | stopped | failed), None while it has not."""
+        return self.outcome.done.get("reason") if self.outcome.done else None
 
 
 _digests: dict[Path, _EventDigest] = {}
@@ -188,17 +194,14 @@ def _fold(digest: _EventDigest, event: dict) -> None:
         digest.last_time = when
     if isinstance(event.get("step"), int):
         digest.step = max(digest.step, event["step"])
-    if kind == "hello":
-        digest.done = None  # a resumed run starts over: an earlier 'done' no longer describes it
-    elif kind == "metrics" and isinstance(event.get("reward"), (int, float)):
+    digest.outcome.see(event)
+    if kind == "metrics" and isinstance(event.get("reward"), (int, float)):
         digest.reward = float(event["reward"])
         digest.best_reward = digest.reward if digest.best_reward is None else max(digest.best_reward,
                                                                                   digest.reward)
     elif kind == "error":
         hint = event.get("hint")
         digest.error = str(event.get("message", "")) + (f" (hint: {hint})" if hint else "")
-    elif kind == "done":
-        digest.done = event.get("reason")
 
 
 def engine_alive(status: dict[str, Any]) -> bool:
@@ -219,6 +222,11 @@ def engine_alive(status: dict[str, Any]) -> bool:
         return False
 
 
+def run_is_live(status: dict[str, Any]) -> bool:
+    """The one liveness check: status.json says starting / running / paused and its engine process is there."""
+    return status.get("state") in LIVE_STATES and engine_alive(status)
+
+
 def _config_summary(paths: RunPaths) -> tuple[str, str]:
     try:
         import yaml
@@ -234,7 +242,7 @@ def run_state(status: dict[str, Any], digest: _EventDigest) -> str:
     if not status and digest.offset == 0:
         return "created"
     state = status.get("state")
-    if state in LIVE_STATES and engine_alive(status):
+    if run_is_live(status):
         return state
     if digest.done in ("finished", "stopped", "failed"):
         return digest.done

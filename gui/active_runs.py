@@ -9,10 +9,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from grpo_studio.engine import runs as run_store
+from grpo_studio.engine.protocol import LIVE_STATES
 from grpo_studio.engine.runs import RunPaths
 from grpo_studio.engine.signal_hints import PlateauWatch
 
-ACTIVE = ("starting", "running", "paused")
 POLL_MS = 2000
 
 
@@ -39,7 +39,7 @@ class ActiveRuns(QObject):
             runs = run_store.list_runs(self._runs_dir())
         except OSError:
             runs = []
-        active = [r for r in runs if r.state in ACTIVE]
+        active = [r for r in runs if r.state in LIVE_STATES]
         watched = {str(r.path) for r in active} | set(self._offsets)
         for run in runs:
             key = str(run.path)
@@ -52,7 +52,7 @@ class ActiveRuns(QObject):
             for event in self._new_events(key, events_file):
                 self._notice(run.name, event)
                 self._watch_plateau(key, run.name, event)
-            if run.state not in ACTIVE:
+            if run.state not in LIVE_STATES:
                 del self._offsets[key]  # ended: its last events were just read
                 self._plateaus.pop(key, None)
         self.active = active

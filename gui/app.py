@@ -11,13 +11,15 @@ import os
 import sys
 import time
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QLocale, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from grpo_studio import __version__
+from grpo_studio.engine.launcher import start_detached
 from grpo_studio.gui import theme
 from grpo_studio.gui.main_window import MainWindow
+from grpo_studio.gui.qt_check import binding_problem
 from grpo_studio.gui.settings import AppSettings
 from grpo_studio.gui.single_instance import InstanceServer, ask_running_instance
 from grpo_studio.gui.wheel_guard import install_wheel_guard
@@ -42,17 +44,22 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def resume_interrupted_runs(runs_dir) -> list:
     """Start a detached `train --resume` for every crashed run; returns the runs resumed."""
     from grpo_studio.engine.runs import list_runs
-    from grpo_studio.gui.launch import start_engine
 
     crashed = [s for s in list_runs(runs_dir) if s.state == "crashed"]
     for summary in crashed:
-        start_engine(["train", "--resume", "--run-dir", str(summary.path)], summary.path)
+        start_detached(["train", "--resume", "--run-dir", str(summary.path)], summary.path)
     return crashed
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(list(sys.argv[1:] if argv is None else argv))
+    problem = binding_problem()
+    if problem:  # it would abort mid-run anyway; say why and how to fix it instead
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "grpo-studio"])
+    # The UI is English: numbers too (1,387.5 — never "1.387,5" from a German system), spin boxes included.
+    QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedStates))
     app.setApplicationName("GRPO Studio")
     app.setOrganizationName("grpo-studio")
     app.setApplicationVersion(__version__)
@@ -70,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(icon)
     window = MainWindow(settings, icon)
     server.show_event.connect(window.bring_forward)
+    app.aboutToQuit.connect(window.shutdown)  # however the app ends, the followers stop before Qt goes
     pages = {"new": 0, "monitor": 1, "runs": 2, "export": 3, "try": 4}
     if args.page:
         window.show_page(pages[args.page])

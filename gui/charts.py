@@ -11,7 +11,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QStackedLayout, QVBoxLayout, QWidget
 
 from grpo_studio.gui import theme
-from grpo_studio.gui.run_data import RunData, Series
+from grpo_studio.gui.run_data import AVERAGE_STEPS, RunData, Series, trailing_mean
 from grpo_studio.gui.widgets import fmt_bytes, label
 
 pg.setConfigOptions(antialias=True, foreground="#5f6673")
@@ -49,6 +49,13 @@ class Chart(QFrame):
         outer.setSpacing(4)
         self.title_label = label(title, "CardTitle")
         outer.addWidget(self.title_label)
+        # Only charts with several lines get a legend; a single line is named by the chart's title. It sits
+        # above the plot, so it never covers the data.
+        self.legend = label("", "Muted", wrap=True) if legend else None
+        if self.legend is not None:
+            self.legend.setTextFormat(Qt.TextFormat.RichText)
+            outer.addWidget(self.legend)
+        self._legend_entries: dict[str, tuple[str, bool]] = {}
         self.stack = QStackedLayout()
         outer.addLayout(self.stack, 1)
         axes = {"left": BytesAxis("left")} if axis == "bytes" else {"left": SciAxis("left")} if axis == "sci" else {}
@@ -57,8 +64,6 @@ class Chart(QFrame):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.getPlotItem().setContentsMargins(2, 2, 6, 2)
-        # Only charts with several lines get a legend; a single line is named by the chart's title.
-        self.legend = self.plot.addLegend(offset=(6, 4), labelTextSize="8pt") if legend else None
         self.placeholder = QLabel(empty_text)
         self.placeholder.setObjectName("Muted")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -83,23 +88,26 @@ class Chart(QFrame):
             font.setPointSizeF(8)
             axis.setStyle(tickFont=font)
         item.showGrid(x=True, y=True, alpha=0.25)
-        if self.legend is not None:
-            self.legend.setLabelTextColor(c.text)
-            fill = QColor(c.surface)
-            fill.setAlpha(210)
-            self.legend.setBrush(pg.mkBrush(fill))
 
     def set_series(self, key: str, series: Series, color: str, width: float = 2.0, band: bool = False,
                    dashed: bool = False, scale: float = 1.0, band_alpha: int = 40) -> None:
         pen = pg.mkPen(color, width=width, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
         curve = self._curves.get(key)
         if curve is None:
-            curve = self.plot.plot([], [], pen=pen, name=key if self.legend is not None else None)
+            curve = self.plot.plot([], [], pen=pen)
             self._curves[key] = curve
+        if self.legend is not None and self._legend_entries.get(key) != (color, dashed):
+            self._legend_entries[key] = (color, dashed)
+            self._draw_legend()
         ys = [y * scale for y in series.y]
         curve.setData(series.x, ys)
         if band:
             self._set_band(key, series, color, scale, band_alpha)
+
+    def _draw_legend(self) -> None:
+        self.legend.setText("&nbsp;&nbsp; ".join(
+            f"<span style='color:{color}; font-weight:bold'>{'╌╌' if dashed else '━━'}</span>&nbsp;{key}"
+            for key, (color, dashed) in self._legend_entries.items()))
 
     def _set_band(self, key: str, series: Series, color: str, scale: float, alpha: int) -> None:
         if key not in self._bands:
@@ -132,15 +140,18 @@ class Chart(QFrame):
         if empty_text:
             self.placeholder.setText(empty_text)
         self.stack.setCurrentIndex(1 if has_data else 0)
+        if self.legend is not None:
+            self.legend.setVisible(has_data)  # no legend over a "nothing to show" message
 
     def has_data(self) -> bool:
         return any(len(curve.xData if curve.xData is not None else []) for curve in self._curves.values())
 
     def clear(self) -> None:
         for curve in self._curves.values():
-            if self.legend is not None:
-                self.legend.removeItem(curve)
             self.plot.removeItem(curve)
+        self._legend_entries = {}
+        if self.legend is not None:
+            self.legend.setText("")
         for upper, lower, fill in self._bands.values():
             self.plot.removeItem(fill)
         for line in self._hlines.values():
@@ -196,6 +207,8 @@ class ChartGrid(QWidget):
                                       chart.empty_text)
         colors = c.series
         self.reward.set_series("total", data.reward, colors[0], width=2.6, band=True)
+        self.reward.set_series(f"average of {AVERAGE_STEPS} steps", trailing_mean(data.reward), c.text,
+                               width=1.4, dashed=True)
         for i, (name, series) in enumerate(sorted(data.rewards.items())):
             # Per-function bands are faint: 0/1 rewards have std ~0.5 and would drown the means otherwise.
             self.reward.set_series(_short(name), series, colors[1 + i % (len(colors) - 1)], width=1.6, band=True,

@@ -5,28 +5,16 @@ and reads JSON back without blocking the event loop. Each stdout line that is a 
 `line_event`; other lines are kept as log text, never fatal. When the process ends, `finished_event` carries
 the exit code, the last JSON object (the whole answer for one-shot commands) and the stderr tail.
 
-The executable comes from engine.launcher.engine_command; $GRPO_STUDIO_CLI (a command line) overrides it,
+The executable comes from engine.launcher.engine_command, where $GRPO_STUDIO_CLI (a command line) overrides it,
 which is how tests swap in a fake CLI that replays recorded output.
 """
 from __future__ import annotations
 
 import json
-import os
-import shlex
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from grpo_studio.engine.launcher import engine_command
-
-CLI_ENV = "GRPO_STUDIO_CLI"
-
-
-def cli_command(args: list[str]) -> list[str]:
-    """The full argv that runs `grpo-studio *args` in a separate process."""
-    override = os.environ.get(CLI_ENV)
-    if override:
-        return shlex.split(override) + list(args)
-    return engine_command(list(args))
 
 
 class CliJob(QObject):
@@ -49,7 +37,7 @@ class CliJob(QObject):
         self._ended = False
 
     def start(self) -> None:
-        argv = cli_command(self.args)
+        argv = engine_command(self.args)
         self.process.start(argv[0], argv[1:])
 
     def running(self) -> bool:
@@ -114,7 +102,7 @@ class CliJob(QObject):
 
     def _error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
-            self._stderr += f"could not start {' '.join(cli_command(self.args))}".encode()
+            self._stderr += f"could not start {' '.join(engine_command(self.args))}".encode()
             self._emit_finished(-1)
 
     def _emit_finished(self, code: int) -> None:

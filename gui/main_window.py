@@ -11,11 +11,12 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidget, Q
                                QMessageBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from grpo_studio import __version__
+from grpo_studio.engine import runs as run_store
+from grpo_studio.engine.launcher import start_detached
 from grpo_studio.gui import theme
 from grpo_studio.gui.active_runs import ActiveRuns
 from grpo_studio.gui.engine_bridge import EngineBridge
 from grpo_studio.gui.export_page import ExportPage
-from grpo_studio.gui.launch import start_engine
 from grpo_studio.gui.monitor_page import MonitorPage
 from grpo_studio.gui.new_run_page import NewRunPage
 from grpo_studio.gui.runs_page import RunsPage
@@ -109,9 +110,10 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Refresh runs", "F5", self.runs.refresh)
         run_menu = bar.addMenu("&Run")
         self._action(run_menu, "&Start training", None, self.new_run.start_action)
-        self._action(run_menu, "&Pause / resume", None, self.monitor.pause_action)
-        self._action(run_menu, "Save &checkpoint now", None, lambda: self.monitor._send("save_now"))
-        self._action(run_menu, "S&top (saves)", None, lambda: self.monitor._send("stop"))
+        # The run open in the Monitor, from any page (a Monitor-only shortcut died with the focus on another page).
+        self._action(run_menu, "&Pause / resume", "Ctrl+P", self.monitor.pause_action)
+        self._action(run_menu, "Save &checkpoint now", "Ctrl+S", lambda: self.monitor.send_command("save_now"))
+        self._action(run_menu, "S&top (saves)", "Ctrl+.", lambda: self.monitor.send_command("stop"))
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About GRPO Studio", None, self._about)
 
@@ -152,7 +154,20 @@ class MainWindow(QMainWindow):
         self.new_run.gpu_event.connect(self._gpu_known)  # connect first: the probe may answer at once
         self.new_run.detect_gpu_async()
         self.new_run.model.scan(self.settings.hf_cache)
+        self.active.runs_event.connect(self._open_on_start, Qt.ConnectionType.SingleShotConnection)
         self.active.start()
+
+    def _open_on_start(self, live: list) -> None:
+        """A reopened window shows the live run (the newest one), else loads the most recent run, so the
+        Monitor never says "No run open" while a run trains."""
+        if self.monitor.run_dir is not None:
+            return
+        if live:
+            self.open_run(str(live[0].path))
+            return
+        recent = run_store.list_runs(self.settings.runs_dir)
+        if recent:
+            self.monitor.open_run(recent[0].path)
 
     # ------------------------------------------------------------------ navigation
     def show_page(self, index: int) -> None:
@@ -182,7 +197,7 @@ class MainWindow(QMainWindow):
 
     def resume_run(self, run_dir: str) -> None:
         try:
-            start_engine(["train", "--resume", "--run-dir", run_dir], Path(run_dir))
+            start_detached(["train", "--resume", "--run-dir", run_dir], Path(run_dir))
         except Exception as exc:  # noqa: BLE001 - shown to the user
             QMessageBox.warning(self, "Resume failed", f"Could not start the engine:\n{exc}")
             return
@@ -192,6 +207,8 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(1500, self.active.poll)
 
     def _command_done(self, run_dir: str, cmd: str, reply: dict) -> None:
+        if self.monitor.run_dir is not None and Path(run_dir) == self.monitor.run_dir:
+            return  # the Monitor says what came of its own run's commands, once it happened
         name = Path(run_dir).name
         if reply.get("ok"):
             text = {"pause": "will pause after this step", "resume": "resumed", "stop": "is stopping (saving a "
@@ -257,20 +274,33 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.settings.set_value("window/geometry", self.saveGeometry())
-        if not self.quitting and self.active.active and self.tray.available():
+        self.active.poll()  # what is live now, not at the last poll
+        live = self.active.active
+        if not self.quitting and live and self.tray.available():
             event.ignore()
             self.hide()
-            if not self.settings.told_about_tray:
-                self.settings.told_about_tray = True
-                self.tray.notify("info", "GRPO Studio is still here",
-                                 "Your runs keep training. Open the window again from the tray icon.")
-                if self.tray.icon is not None and not self.tray.icon.supportsMessages():
-                    QMessageBox.information(None, "GRPO Studio", "Your runs keep training; GRPO Studio stays in "
-                                            "the system tray. Open it again from the tray icon.")
+            self._tell_runs_go_on(live, in_tray=True)
             return
+        if live:
+            self._tell_runs_go_on(live, in_tray=False)
         self.shutdown()
         event.accept()
         QApplication.instance().quit()
+
+    def _tell_runs_go_on(self, runs: list, in_tray: bool) -> None:
+        """Once (ever): the window closes, training does not — and where to find the runs again."""
+        if self.settings.told_about_tray:
+            return
+        self.settings.told_about_tray = True
+        names = ", ".join(r.name for r in runs[:3]) + (" …" if len(runs) > 3 else "")
+        title = "Training goes on"
+        text = (f"{names} keep{'s' if len(runs) == 1 else ''} training in its own process. " +
+                ("GRPO Studio stays in the system tray: open the window again from its icon." if in_tray else
+                 "Open GRPO Studio again to watch it, or follow it in a terminal with `grpo-studio runs` and "
+                 "`grpo-studio attach RUN`."))
+        if in_tray and self.tray.notify("info", title, text):
+            return
+        QMessageBox.information(self if self.isVisible() else None, title, text)
 
     def quit_action(self) -> None:
         """Quit the GUI only: engines are separate processes and keep training."""

@@ -2,24 +2,26 @@
 readable panel, and the run's controls (Pause / Resume, Save now, Stop)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPlainTextEdit,
-                               QProgressBar, QPushButton, QScrollArea, QSplitter, QStackedWidget, QTableWidget,
-                               QTableWidgetItem, QTabWidget, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtCore import QLocale, QTimer, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
+                               QTabWidget, QVBoxLayout, QWidget)
 
-from grpo_studio.engine.text import clip
-from grpo_studio.gui.engine_bridge import EngineBridge, RunFollower, engine_alive
+from grpo_studio.gui.engine_bridge import EngineBridge, RunFollower, run_dir_is_live
 from grpo_studio.gui.learning_signal import LearningSignalCard
-from grpo_studio.gui.run_data import RunData
+from grpo_studio.gui.run_data import AVERAGE_STEPS, RunData
+from grpo_studio.gui.samples_view import SamplesView
 from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_duration, fmt_number, label, open_folder,
                                      page_header, page_layout)
 
 REFRESH_MS = 200  # charts redraw at most five times a second however fast events arrive
+ANNOUNCE_WITHIN_S = 10.0  # events older than this are history (a reopened run): no status line for them
 PHASE_TEXT = {"loading_model": "loading the model", "generating": "generating completions",
-              "scoring": "scoring rewards", "optimizing": "updating the adapter", "saving": "saving a checkpoint"}
+              "scoring": "scoring rewards", "optimizing": "updating the adapter", "saving": "saving a checkpoint",
+              "paused": "paused"}
+ENGLISH = QLocale(QLocale.Language.English, QLocale.Country.UnitedStates)  # the UI's language, whatever the system's
 
 
 class Stat(QWidget):
@@ -62,7 +64,6 @@ class MonitorPage(QWidget):
         self.empty.action_event.connect(self.show_runs_action)
         self.stack.addWidget(self.empty)
         self.charts = None  # built with the run view on first use: pyqtgraph costs ~0.5 s to import
-        self._build_shortcuts()
 
     def ensure_view(self) -> None:
         if self.charts is None:
@@ -86,8 +87,8 @@ class MonitorPage(QWidget):
         self.stop_button.setToolTip("Save a checkpoint and end the run; it can be resumed later (Ctrl+.)")
         self.folder_button = QPushButton("Open folder")
         self.pause_button.clicked.connect(self.pause_action)
-        self.save_button.clicked.connect(lambda: self._send("save_now"))
-        self.stop_button.clicked.connect(lambda: self._send("stop"))
+        self.save_button.clicked.connect(lambda: self.send_command("save_now"))
+        self.stop_button.clicked.connect(lambda: self.send_command("stop"))
         self.folder_button.clicked.connect(lambda: self.run_dir and open_folder(self.run_dir))
         header = page_header("Monitor", "", [self.pause_button, self.save_button, self.stop_button,
                                              self.folder_button])
@@ -101,11 +102,13 @@ class MonitorPage(QWidget):
         progress_column = QVBoxLayout()
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
-        self.progress_text = label("", "Muted")
+        self.progress_text = label("", "Muted", wrap=True)  # "Step 101 of 600 · generating completions" wraps
         progress_column.addWidget(self.progress_text)
         progress_column.addWidget(self.progress)
         row.addLayout(progress_column, 3)
-        self.stat_reward, self.stat_best = Stat("mean reward"), Stat("best reward")
+        self.stat_reward = Stat(f"mean reward, last {AVERAGE_STEPS} steps")
+        self.stat_reward.setToolTip("The mean of the last steps' rewards: the chart's average line ends here")
+        self.stat_best = Stat("best step reward")
         self.stat_eta, self.stat_speed = Stat("time left"), Stat("tokens / s")
         for stat in (self.stat_reward, self.stat_best, self.stat_eta, self.stat_speed):
             row.addWidget(stat)
@@ -129,39 +132,13 @@ class MonitorPage(QWidget):
         holder_layout.addWidget(self.charts)
         scroll.setWidget(holder)
         self.tabs.addTab(scroll, "&Charts")
-        self.tabs.addTab(self._build_samples(), "&Samples")
+        self.samples = SamplesView()
+        self.tabs.addTab(self.samples, "&Samples")
         self.log_view = QPlainTextEdit(readOnly=True)
         self.log_view.setMaximumBlockCount(5000)
         self.tabs.addTab(self.log_view, "&Log")
         layout.addWidget(self.tabs, 1)
         return view
-
-    def _build_samples(self) -> QWidget:
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        self.samples = QTableWidget(0, 4)
-        self.samples.setHorizontalHeaderLabels(["Step", "Prompt", "Completion", "Reward"])
-        self.samples.verticalHeader().hide()
-        self.samples.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.samples.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.samples.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.samples.setAlternatingRowColors(True)
-        header = self.samples.horizontalHeader()
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.samples.currentCellChanged.connect(lambda row, *_: self._show_sample(row))
-        self.sample_detail = QTextBrowser()
-        self.sample_detail.setPlaceholderText("Select a sample to read the whole prompt and completion.")
-        splitter.addWidget(self.samples)
-        splitter.addWidget(self.sample_detail)
-        splitter.setSizes([300, 160])
-        return splitter
-
-    def _build_shortcuts(self) -> None:
-        for keys, slot in (("Ctrl+P", self.pause_action), ("Ctrl+S", lambda: self._send("save_now")),
-                           ("Ctrl+.", lambda: self._send("stop"))):
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
 
     # ------------------------------------------------------------------ opening runs
     def open_run(self, run_dir: str | Path, expect_start: bool = False) -> None:
@@ -174,66 +151,90 @@ class MonitorPage(QWidget):
         self.pause_pending = False
         self.charts.clear()
         self.charts.estimate = _estimate_total(self.run_dir)
-        self.samples.setRowCount(0)
-        self.sample_detail.clear()
+        self.samples.clear()
         self.log_view.clear()
         self._log_shown = 0
         self.error_panel.hide()
         self.signal_card.clear()
         self.title.setText(self.run_dir.name)
         self.subtitle.setText(_describe(self.run_dir))
-        self.live = expect_start or engine_alive(self.run_dir)
-        self.follower = self.bridge.follow(self.run_dir, expect_start=expect_start)
-        self.follower.events_event.connect(self.events_event_response)
-        self.follower.mode_event.connect(self._mode_event_response)
-        self.follower.start()
+        self.live = expect_start or run_dir_is_live(self.run_dir)
+        follower = self.follower = self.bridge.follow(self.run_dir, expect_start=expect_start)
+        # Only the current follower's events count: a batch still queued from the run shown before must not
+        # land in this run's data (its seqs would hide this run's events as "already seen").
+        follower.events_event.connect(lambda events: follower is self.follower and self.events_event_response(events))
+        follower.ended_event.connect(lambda: follower is self.follower and self._follow_ended())
+        follower.start()
         self.stack.setCurrentIndex(1)
         self._dirty = True
         self._refresh()
         self.status_event.emit(f"Opened {self.run_dir.name}" + (" (live)" if self.live else ""))
 
     def close_run(self) -> None:
-        if self.follower is not None:
-            self.follower.events_event.disconnect(self.events_event_response)
-            self.follower.stop()
-            self.follower.wait(2000)
-            self.follower = None
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            follower.stop()
+            follower.wait(2000)
 
     def events_event_response(self, events: list) -> None:
+        before = (self.data.paused, len(self.data.checkpoints), self.data.done)
         self.data.apply(events)
         self.signal_card.apply(events)
         self._dirty = True
+        self._say_what_changed(*before)
 
-    def _mode_event_response(self, mode: str) -> None:
-        self.live = mode in ("live", "tail")
+    def _follow_ended(self) -> None:
+        self.live = False
         self._dirty = True
+
+    def _say_what_changed(self, was_paused: bool, checkpoints: int, done: dict | None) -> None:
+        """One status line per change the user asked for (or should know about), once it really happened —
+        live, not while a reopened run's history is read back."""
+        data = self.data
+        if data.last_time is None or time.time() - data.last_time > ANNOUNCE_WITHIN_S:
+            return
+        if data.done is not None and done is None:
+            self.status_event.emit(self._progress_line())
+        elif data.paused and not was_paused:
+            self.status_event.emit(f"Paused at step {data.step}: Resume continues, Save now saves it now")
+        elif was_paused and not data.paused:
+            self.status_event.emit(f"Resumed at step {data.step}")
+        if len(data.checkpoints) > checkpoints:
+            self.status_event.emit(f"Checkpoint saved at step {data.checkpoints[-1]['step']}")
 
     # ------------------------------------------------------------------ commands
     def pause_action(self) -> None:
         # While a pause is pending (the engine finishes its step first), a second click cancels it.
-        self._send("resume" if self.data.paused or self.pause_pending else "pause")
+        self.send_command("resume" if self.data.paused or self.pause_pending else "pause")
 
-    def _send(self, cmd: str) -> None:
+    def send_command(self, cmd: str) -> None:
         if self.run_dir is None or not self._running():
             self.status_event.emit("This run is not running")
             return
-        self.bridge.send(self.run_dir, cmd)  # the main window shows the engine's reply in the status bar
+        self.bridge.send(self.run_dir, cmd)
+        paused = self.data.paused
+        verb = {"pause": "Pausing after this step…", "resume": "Resuming…", "stop": "Stopping: saving a "
+                "checkpoint first…", "save_now": "Saving a checkpoint now…" if paused else
+                "A checkpoint will be saved after this step"}[cmd]
+        self.status_event.emit(verb)  # what happens next is said when it happened (_say_what_changed)
 
     def _command_event_response(self, run_dir: str, cmd: str, reply: dict) -> None:
         if self.run_dir is None or Path(run_dir) != self.run_dir:
             return
         if reply.get("ok"):
-            # The engine pauses between steps: "paused" is shown once its "paused after step N" event
-            # arrives, not on the reply, so the step shown is the step it stopped at.
+            # The engine pauses between steps: "paused" is shown once its `paused` phase arrives, not on
+            # the reply, so the step shown is the step it stopped at.
             if cmd == "pause":
                 self.pause_pending = True
             elif cmd == "resume":
                 self.pause_pending = False
                 self.data.paused = False  # it wakes within a fraction of a second
             self._dirty = True
+        else:  # the main window leaves the Monitor's own run to the Monitor
+            self.status_event.emit(f"{cmd} failed: {reply.get('error') or 'no reply from the engine'}")
 
     def _running(self) -> bool:
-        return self.data.done is None and (self.live or (self.run_dir is not None and engine_alive(self.run_dir)))
+        return self.data.done is None and (self.live or (self.run_dir is not None and run_dir_is_live(self.run_dir)))
 
     # ------------------------------------------------------------------ drawing
     def _refresh(self) -> None:
@@ -246,11 +247,12 @@ class MonitorPage(QWidget):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(data.step, max(total, 1)))
         self.progress_text.setText(self._progress_line())
-        self.stat_reward.value.setText(fmt_number(data.last_reward))
+        self.stat_reward.value.setText(fmt_number(data.recent_reward))
         self.stat_best.value.setText(fmt_number(data.best_reward))
         running = self._running()
-        self.stat_eta.value.setText(fmt_duration(data.eta_s) if running else "–")
-        self.stat_speed.value.setText(f"{data.tokens_per_s:,.0f}" if data.tokens_per_s else "–")
+        self.stat_eta.value.setText("paused" if running and data.paused else
+                                    fmt_duration(data.eta_s) if running else "–")
+        self.stat_speed.value.setText(fmt_rate(data.tokens_per_s) if running and not data.paused else "–")
         for button in (self.pause_button, self.save_button, self.stop_button):
             button.setEnabled(running)
         if data.paused or data.done is not None:
@@ -280,34 +282,7 @@ class MonitorPage(QWidget):
         return f"{step} · {phase}" if phase else step
 
     def _refresh_samples(self) -> None:
-        samples = self.data.samples
-        if self.samples.rowCount() == len(samples):
-            return
-        names = sorted({n for s in samples for n in (s.get("rewards") or {})})
-        self.samples.setColumnCount(4 + len(names))
-        self.samples.setHorizontalHeaderLabels(["Step", "Prompt", "Completion", "Reward"] +
-                                               [n.rsplit(":", 1)[-1] for n in names])
-        self.samples.setRowCount(len(samples))
-        for row, sample in enumerate(reversed(samples)):  # newest first
-            values = [str(sample.get("step", "")), _one_line(sample.get("prompt")),
-                      _one_line(sample.get("completion")), fmt_number(sample.get("reward"), 2)]
-            values += [fmt_number((sample.get("rewards") or {}).get(n), 2) for n in names]
-            for column, text in enumerate(values):
-                item = QTableWidgetItem(text)
-                if column != 1 and column != 2:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.samples.setItem(row, column, item)
-
-    def _show_sample(self, row: int) -> None:
-        if row < 0 or row >= len(self.data.samples):
-            return
-        sample = list(reversed(self.data.samples))[row]
-        rewards = "".join(f"<li>{name.rsplit(':', 1)[-1]}: {fmt_number(v, 3)}</li>"
-                          for name, v in (sample.get("rewards") or {}).items())
-        self.sample_detail.setHtml(
-            f"<p><b>Step {sample.get('step')}</b> · reward {fmt_number(sample.get('reward'), 3)}</p>"
-            f"<p><b>Prompt</b></p><pre>{_escape(sample.get('prompt'))}</pre>"
-            f"<p><b>Completion</b></p><pre>{_escape(sample.get('completion'))}</pre><ul>{rewards}</ul>")
+        self.samples.show_samples(self.data.samples)
 
     def _refresh_log(self) -> None:
         lines = self.data.log
@@ -315,17 +290,23 @@ class MonitorPage(QWidget):
         if shown > len(lines):
             shown = 0
             self.log_view.clear()
-        for level, message in lines[shown:]:
-            self.log_view.appendPlainText(f"[{level}] {message}" if level != "info" else message)
+        text = "\n".join(_log_text(line) for line in lines[shown:])
+        if text:
+            self.log_view.appendPlainText(text)
         self._log_shown = len(lines)
 
 
-def _one_line(text: object, limit: int = 120) -> str:
-    return clip(" ".join(str(text or "").split()), limit)
+def fmt_rate(value: float | None) -> str:
+    """Tokens per second in the UI's English: 13.9, 1,387."""
+    if not value:
+        return "–"
+    return ENGLISH.toString(float(value), "f", 1 if value < 100 else 0)
 
 
-def _escape(text: object) -> str:
-    return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _log_text(line) -> str:
+    when = time.strftime("%H:%M:%S", time.localtime(line.time)) if line.time is not None else "--:--:--"
+    level = "" if line.level == "info" else f"[{line.level}] "
+    return f"{when}  {level}{line.text}"
 
 
 def _describe(run_dir: Path) -> str:

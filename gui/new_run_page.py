@@ -18,12 +18,11 @@ from grpo_studio.engine.config import (DEMO, ConfigError, config_from_dict, dump
                                        set_path)
 from grpo_studio.engine.estimate import estimate_run, load_model_config
 from grpo_studio.engine.estimate_gpu import detect_gpu
+from grpo_studio.engine.launcher import engine_command, start_detached
 from grpo_studio.engine.runs import new_run_dir
-from grpo_studio.gui.cli_job import cli_command
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
-from grpo_studio.gui.launch import start_engine
 from grpo_studio.gui.model_picker import ModelPicker
 from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data, leave_demo
 from grpo_studio.gui.rewards_panel import RewardsPanel
@@ -342,7 +341,7 @@ class NewRunPage(QWidget):
 
     def command_text(self) -> str:
         """A shell snippet that recreates this run from a terminal."""
-        argv = cli_command(["train", "config.yaml"])
+        argv = engine_command(["train", "config.yaml"])
         command = " ".join(_quote(a) for a in argv)
         return f"cat > config.yaml <<'EOF'\n{dump_config(self.config)}EOF\n{command}\n"
 
@@ -362,7 +361,7 @@ class NewRunPage(QWidget):
         config_path = run_dir / "config.yaml"
         save_config(config, config_path)
         try:
-            start_engine(["train", str(config_path), "--run-dir", str(run_dir)], run_dir)
+            start_detached(["train", str(config_path), "--run-dir", str(run_dir)], run_dir)
         except Exception as exc:  # noqa: BLE001 - the folder stays; say what failed
             self.problems.show_error(f"Could not start the engine: {exc}")
             return

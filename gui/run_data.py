@@ -4,10 +4,20 @@ replayed events.jsonl, so a reopened run looks exactly like it did live."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from grpo_studio.engine.protocol import RunOutcome
 
 MAX_SAMPLES = 200
-MAX_LOG = 2000
+MAX_LOG = 5000
+AVERAGE_STEPS = 10  # the "mean reward" card and the chart's average line: the mean of the last this many steps
+STEP_PHASES = ("generating", "scoring", "optimizing")  # every step's cycle: not worth a log line each
+
+
+class LogLine(NamedTuple):
+    time: float | None
+    level: str
+    text: str
 
 
 @dataclass
@@ -46,10 +56,10 @@ class RunData:
     rss: Series = field(default_factory=Series)
     offloaded: Series = field(default_factory=Series)
     samples: list[dict] = field(default_factory=list)
-    log: list[tuple[str, str]] = field(default_factory=list)
+    log: list[LogLine] = field(default_factory=list)
     checkpoints: list[dict] = field(default_factory=list)
     error: dict | None = None
-    done: dict | None = None
+    outcome: RunOutcome = field(default_factory=RunOutcome)
     paused: bool = False
     last_seq: int = -1
     started: float | None = None
@@ -60,8 +70,15 @@ class RunData:
         return max(self.reward.y) if self.reward.y else None
 
     @property
-    def last_reward(self) -> float | None:
-        return self.reward.y[-1] if self.reward.y else None
+    def done(self) -> dict | None:
+        """The latest segment's `done` event ({reason, adapter, ...}), None while the run goes on."""
+        return self.outcome.done
+
+    @property
+    def recent_reward(self) -> float | None:
+        """The mean reward of the last AVERAGE_STEPS steps (the last point of the chart's average line)."""
+        recent = self.reward.y[-AVERAGE_STEPS:]
+        return sum(recent) / len(recent) if recent else None
 
     def apply(self, events: list[dict]) -> None:
         for event in events:
@@ -78,6 +95,7 @@ class RunData:
         if isinstance(when, (int, float)):
             self.started = self.started if self.started is not None else float(when)
             self.last_time = float(when)
+        self.outcome.see(event)
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(event)
@@ -86,11 +104,18 @@ class RunData:
     def _on_hello(self, e: dict) -> None:
         self.hello = dict(e)
         self.total_steps = e.get("total_steps") or self.total_steps
-        self.done, self.error = None, None  # a resumed run starts a new life in the same file
+        self.error = None  # a resumed run starts a new life in the same file
+        steps = f", {self.total_steps} steps" if self.total_steps else ""
+        self._log(e, "info", f"engine {e.get('version', '')} started on {e.get('gpu_name') or e.get('device')}"
+                             f"{steps}")
 
     def _on_phase(self, e: dict) -> None:
-        self.phase = str(e.get("phase") or "")
-        self.paused = False  # the engine pauses between steps; any new phase means it went on
+        phase = str(e.get("phase") or "")
+        if phase != self.phase and phase not in STEP_PHASES and phase not in ("paused", "saving"):
+            self._log(e, "info", phase.replace("_", " "))  # loading_model, and phases added later
+        self.phase = phase
+        # The engine says so; a later phase means it went on, except a save_now served during the pause.
+        self.paused = phase == "paused" or (phase == "saving" and self.paused)
 
     def _on_progress(self, e: dict) -> None:
         self.step = int(e.get("step") or 0)
@@ -114,6 +139,9 @@ class RunData:
             self.length_max.add(step, length.get("max"))
         self.lr.add(step, e.get("lr"))
         self.grad_norm.add(step, e.get("grad_norm"))
+        of = f"/{self.total_steps}" if self.total_steps else ""
+        self._log(e, "info", f"step {step}{of} · reward {_fmt(e.get('reward'))} · loss {_fmt(e.get('loss'))}"
+                             f" · length {_fmt(length.get('mean') if isinstance(length, dict) else None, 1)}")
 
     def _on_memory(self, e: dict) -> None:
         step = e.get("step") or self.step
@@ -127,21 +155,37 @@ class RunData:
         del self.samples[:-MAX_SAMPLES]
 
     def _on_log(self, e: dict) -> None:
-        message = str(e.get("message", ""))
-        level = str(e.get("level", "info"))
-        if message in ("paused", "resumed") or message.startswith(("paused", "resumed")):
-            self.paused = message.startswith("paused")
-        self.log.append((level, message))
-        del self.log[:-MAX_LOG]
+        self._log(e, str(e.get("level", "info")), str(e.get("message", "")))
 
     def _on_checkpoint(self, e: dict) -> None:
         self.checkpoints.append({"step": e.get("step"), "path": e.get("path")})
+        self._log(e, "info", f"checkpoint saved at step {e.get('step')}: {e.get('path')}")
 
     def _on_error(self, e: dict) -> None:
         self.error = {"kind": e.get("kind", "crash"), "message": e.get("message", ""), "hint": e.get("hint", "")}
-        self.log.append(("error", str(e.get("message", ""))))
+        self._log(e, "error", str(e.get("message", "")))
 
     def _on_done(self, e: dict) -> None:
-        self.done = {"reason": e.get("reason"), "adapter": e.get("adapter")}
         self.paused = False
         self.phase = ""
+        adapter = f"; adapter in {e['adapter']}" if e.get("adapter") else ""
+        self._log(e, "info", f"{e.get('reason')} at step {self.step}{adapter}")
+
+    def _log(self, e: dict, level: str, text: str) -> None:
+        when = e.get("time")
+        self.log.append(LogLine(float(when) if isinstance(when, (int, float)) else None, level, text))
+        del self.log[:-MAX_LOG]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
+def trailing_mean(series: Series, window: int = AVERAGE_STEPS) -> Series:
+    """Each point's mean over it and the window - 1 points before it (what the "mean reward" card shows)."""
+    out = Series()
+    total = 0.0
+    for i, y in enumerate(series.y):
+        total += y - (series.y[i - window] if i >= window else 0.0)
+        out.add(series.x[i], total / min(i + 1, window))
+    return out

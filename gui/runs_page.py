@@ -12,11 +12,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMes
                                QStackedWidget, QTableView, QWidget)
 
 from grpo_studio.engine import runs as run_store
+from grpo_studio.engine.protocol import LIVE_STATES
 from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import EmptyState, fmt_duration, fmt_number, open_folder, page_header, page_layout
 
 RESUMABLE = ("stopped", "crashed", "failed")
-ACTIVE = ("starting", "running", "paused")
 WIDE_COLUMNS = (0, 2)  # Run, Model
 STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", "finished": "Finished",
               "stopped": "Stopped", "failed": "Failed", "crashed": "Crashed"}
@@ -207,8 +207,8 @@ class RunsPage(QWidget):
         run = self.selected_run()
         self.open_button.setEnabled(run is not None)
         self.folder_button.setEnabled(run is not None)
-        self.delete_button.setEnabled(run is not None and run.state not in ACTIVE)
-        self.delete_button.setToolTip("" if run is None or run.state not in ACTIVE else
+        self.delete_button.setEnabled(run is not None and run.state not in LIVE_STATES)
+        self.delete_button.setToolTip("" if run is None or run.state not in LIVE_STATES else
                                       "Stop the run before deleting it")
         self.resume_button.setEnabled(run is not None and run.state in RESUMABLE)
 
@@ -230,7 +230,7 @@ class RunsPage(QWidget):
 
     def delete_action(self) -> None:
         run = self.selected_run()
-        if run is None or run.state in ACTIVE:
+        if run is None or run.state in LIVE_STATES:
             return
         answer = QMessageBox.question(
             self, "Delete run", f"Delete the run “{run.name}”?\n\nIts checkpoints, adapter, exports and record "

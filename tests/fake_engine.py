@@ -35,10 +35,15 @@ def run_fake(run_dir: Path, interval: float = 0.01, steps: int = 1_000_000) -> i
             if control.stop_requested:
                 reason = "stopped"
                 break
-            if control.wait_while_paused(0.02):
+            def save(step=step):
+                events.emit("checkpoint", step=step, path=str(paths.checkpoints / f"step-{step}"))
+
+            if control.paused:
+                events.emit("phase", phase="paused", step=step)
+                control.wait_while_paused(0.02, on_save=save)
                 continue
             if control.take_save_request():
-                events.emit("checkpoint", step=step, path=str(paths.checkpoints / f"step-{step}"))
+                save()
             step += 1
             events.step = step
             events.emit("progress", step=step, total_steps=steps, eta_s=None, tokens_per_s=None)

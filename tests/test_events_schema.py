@@ -1,4 +1,7 @@
 """Every event a run writes has the protocol's shape, and sequence numbers never skip, across a resume too."""
+import threading
+
+from grpo_studio.engine.control import Control
 from grpo_studio.engine.events import read_events
 from grpo_studio.engine.protocol import DONE_REASONS, ERROR_KINDS, EVENT_FIELDS, PHASES
 from grpo_studio.engine.runner import run_engine
@@ -65,3 +68,38 @@ def test_failed_run_events_follow_the_protocol(tmp_path):
     events = list(read_events(RunPaths(tmp_path / "run").events))
     assert [e["type"] for e in events][0] == "hello" and events[-1]["type"] == "done"
     assert all(event_problems(e) == [] for e in events)
+
+
+class PauseAfter(Control):
+    """Pauses the real loop once `step` steps are on record; while paused asks for a checkpoint (which must be
+    written at once, not after resume), then resumes."""
+
+    def __init__(self, run_dir, step):
+        super().__init__()
+        self.events, self.step, self.pauses = RunPaths(run_dir).events, step, 0
+
+    @property
+    def paused(self):
+        if not self.pauses and any(e["type"] == "progress" and e["step"] >= self.step
+                                   for e in read_events(self.events)):
+            self.pauses = 1
+            self.handle("pause")
+        return super().paused
+
+    def wait_while_paused(self, poll_s=0.2, on_save=None):
+        self.handle("save_now")
+        threading.Timer(1.0, self.handle, ("resume",)).start()
+        return super().wait_while_paused(0.01, on_save)
+
+
+def test_pause_is_a_phase_and_save_now_while_paused_saves_that_step(tmp_path):
+    run = tmp_path / "run"
+    assert run_engine(small_config(steps=4), run, control=PauseAfter(run, 2), quiet=True) == 0
+    events = list(read_events(RunPaths(run).events))
+    assert all(event_problems(e) == [] for e in events)
+    kinds = [(e["type"], e.get("phase"), e.get("step")) for e in events]
+    paused = kinds.index(("phase", "paused", 2))
+    saved = kinds.index(("checkpoint", None, 2))
+    resumed = kinds.index(("phase", "generating", 3))
+    assert paused < saved < resumed  # saved during the pause, at the step it paused at
+    assert ("phase", "paused", 2) in kinds[saved:resumed]  # and still paused after the save

@@ -18,7 +18,9 @@ def window(qtbot, tmp_path, monkeypatch, runs_dir):
     monkeypatch.setenv("GRPO_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
     monkeypatch.setenv("GRPO_STUDIO_GPU", "none")
     monkeypatch.delenv("GRPO_STUDIO_CLI", raising=False)
-    main = MainWindow(AppSettings(), QIcon())
+    settings = AppSettings()
+    settings.told_about_tray = True  # no modal "training goes on" box at teardown (test_gui_live_run tests it)
+    main = MainWindow(settings, QIcon())
     qtbot.addWidget(main)
     main.show()
     yield main

@@ -7,6 +7,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6.QtWidgets import QLabel  # noqa: E402
+
 from grpo_studio.engine.demo import demo_config  # noqa: E402
 from grpo_studio.engine.config import save_config  # noqa: E402
 from grpo_studio.engine.events import read_events  # noqa: E402
@@ -59,11 +61,17 @@ def test_null_metrics_leave_gaps():
     assert data.kl.y == [] and data.clip_ratio.y == [] and data.reward.y == [0.5]
 
 
-def test_pause_state_follows_the_log_and_phases():
+def test_pause_state_follows_the_engines_phases_not_log_text():
     data = RunData()
     data.apply([{"type": "log", "seq": 0, "time": 1, "level": "info", "message": "paused after step 3"}])
+    assert not data.paused  # words in a log line are for people
+    data.apply([{"type": "phase", "seq": 1, "time": 2, "phase": "paused", "step": 3}])
     assert data.paused
-    data.apply([{"type": "phase", "seq": 1, "time": 2, "phase": "generating"}])
+    data.apply([{"type": "phase", "seq": 2, "time": 3, "phase": "saving", "step": 3},  # save_now while paused
+                {"type": "checkpoint", "seq": 3, "time": 3, "step": 3, "path": "c"},
+                {"type": "phase", "seq": 4, "time": 3, "phase": "paused", "step": 3}])
+    assert data.paused
+    data.apply([{"type": "phase", "seq": 5, "time": 4, "phase": "generating", "step": 4}])
     assert not data.paused
 
 
@@ -76,7 +84,19 @@ def test_monitor_replays_a_finished_run(monitor, qtbot, tmp_path):
     steps = [e["step"] for e in METRICS]
     assert charts.reward.stack.currentIndex() == 1  # the plot, not the placeholder
     assert list(charts.reward._curves["total"].xData) == steps
-    assert {"total", *(n.rsplit(":", 1)[-1] for n in METRICS[-1]["rewards"])} == set(charts.reward._curves)
+    average = "average of 10 steps"
+    assert {"total", average, *(n.rsplit(":", 1)[-1] for n in METRICS[-1]["rewards"])} == set(charts.reward._curves)
+    # the card shows the mean of the last 10 steps, which is where the chart's average line ends
+    last_ten = sum(e["reward"] for e in METRICS[-10:]) / 10
+    assert charts.reward._curves[average].yData[-1] == pytest.approx(last_ten)
+    assert monitor.stat_reward.value.text() == f"{last_ten:.3f}"
+    assert "last 10 steps" in monitor.stat_reward.findChildren(QLabel)[-1].text()
+    monitor.resize(1200, 900)
+    monitor.show()
+    qtbot.waitExposed(monitor)
+    legend = charts.reward.legend  # above the plot, never over the data
+    assert "total" in legend.text() and average in legend.text()
+    assert legend.isVisible() and legend.geometry().bottom() < charts.reward.plot.geometry().top()
     assert len(charts.loss._curves["loss"].xData) == len(steps)
     assert charts.gpu.stack.currentIndex() == 0 and "CPU" in charts.gpu.placeholder.text()
     # the demo trains with beta 0: no reference pass, so KL says so instead of drawing a fake flat zero
@@ -84,10 +104,11 @@ def test_monitor_replays_a_finished_run(monitor, qtbot, tmp_path):
     assert charts.kl.stack.currentIndex() == 0 and "beta is 0" in charts.kl.placeholder.text()
     assert len(charts.ram._curves["process RSS"].yData) == sum(e["type"] == "memory" for e in RECORDED)
     samples = [e for e in RECORDED if e["type"] == "sample"]
-    assert monitor.samples.rowCount() == len(samples)
-    assert monitor.samples.item(0, 0).text() == str(samples[-1]["step"])  # newest first
-    monitor.samples.setCurrentCell(0, 1)
-    assert samples[-1]["completion"] in monitor.sample_detail.toPlainText()
+    table = monitor.samples.table
+    assert table.rowCount() == len(samples)
+    assert table.item(0, 0).text() == str(samples[-1]["step"])  # newest first
+    table.setCurrentCell(0, 1)
+    assert samples[-1]["completion"] in monitor.samples.detail.toPlainText()
     assert "Finished" in monitor.progress_text.text()
     assert monitor.progress.value() == steps[-1]
     assert not monitor.stop_button.isEnabled()  # nothing to stop
@@ -144,8 +165,7 @@ def test_commands_go_to_the_bridge(monitor, qtbot, tmp_path, monkeypatch):
     monitor._refresh()
     assert monitor.pause_button.text() == "Pausing…"  # accepted; the engine finishes its step first
     assert not monitor.data.paused
-    monitor.events_event_response([{"type": "log", "seq": 0, "time": 1.0, "level": "info",
-                                    "message": "paused after step 3"}])
+    monitor.events_event_response([{"type": "phase", "seq": 0, "time": 1.0, "phase": "paused", "step": 3}])
     monitor._refresh()
     assert monitor.data.paused and monitor.pause_button.text() == "Resume"
     monitor.pause_button.click()
