@@ -11,9 +11,6 @@ RULES = {
     "engine": QT | {"grpo_studio.gui"},
     "kernels": QT | {"grpo_studio.engine", "grpo_studio.gui"},
 }
-# Engine modules the GUI may import: they must stay torch-free themselves.
-TORCH_FREE_ENGINE = ["config.py", "estimate.py", "estimate_model.py", "estimate_gpu.py", "model_configs.py",
-                     "protocol.py", "runs.py", "errors.py", "events.py"]
 
 
 def imported_names(path: Path) -> list[str]:
@@ -40,14 +37,88 @@ def test_layers_respect_import_rules():
     assert broken == []
 
 
-def test_gui_facing_engine_modules_are_torch_free():
-    broken = []
-    for name in TORCH_FREE_ENGINE:
-        path = ROOT / "engine" / name
-        if path.exists():
-            broken += [f"engine/{name} imports {n}" for n in imported_names(path)
-                       if any(n == b or n.startswith(b + ".") for b in HEAVY)]
-    assert broken == []
+def import_time_names(path: Path) -> list[str]:
+    """Modules imported when `path` itself is imported: its top-level statements (try/if blocks included),
+    not function bodies and not `if TYPE_CHECKING:` blocks."""
+    names: list[str] = []
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                names.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.append(node.module)
+                names.extend(f"{node.module}.{alias.name}" for alias in node.names)  # submodules
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+                visit(node.body + node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body])
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return names
+
+
+def all_imported_names(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return imported_names(path) + names
+
+
+def engine_modules_the_gui_loads(root: Path) -> dict[Path, list[str]]:
+    """Every engine module the GUI process loads, with that module's import-time imports: whatever gui/
+    imports (at the top or inside a function: both run in the GUI), then what those modules import when
+    loaded."""
+    def source(name: str) -> Path | None:
+        parts = name.split(".")
+        if parts[:2] != ["grpo_studio", "engine"]:
+            return None
+        base = root.joinpath("engine", *parts[2:])
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    reached: dict[Path, list[str]] = {}
+    todo = [name for path in (root / "gui").rglob("*.py") for name in all_imported_names(path)]
+    while todo:
+        path = source(todo.pop())
+        if path is not None and path not in reached:
+            reached[path] = import_time_names(path)
+            package_init = path.parent / "__init__.py"  # importing a module runs its package's __init__
+            todo += [n for n in reached[path]] + ([] if package_init in reached else
+                                                  ["grpo_studio.engine" + ("" if path.parent.name == "engine"
+                                                                           else "." + path.parent.name)])
+    return reached
+
+
+def heavy_at_import(reached: dict[Path, list[str]], root: Path) -> list[str]:
+    return [f"{path.relative_to(root)} imports {name}" for path, names in sorted(reached.items()) for name in names
+            if any(name == b or name.startswith(b + ".") for b in HEAVY)]
+
+
+def test_engine_modules_the_gui_loads_are_torch_free():
+    """The list is derived from what gui/ imports, so a new GUI import of an engine module is checked too."""
+    reached = engine_modules_the_gui_loads(ROOT)
+    names = {path.name for path in reached}
+    assert {"config.py", "runs.py", "protocol.py", "estimate.py", "client.py", "launcher.py"} <= names
+    assert heavy_at_import(reached, ROOT) == []
+
+
+def test_derived_list_follows_engine_imports(tmp_path):
+    (tmp_path / "gui").mkdir()
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "gui" / "page.py").write_text("from grpo_studio.engine.config import X\n"
+                                              "def later():\n    from grpo_studio.engine import client\n")
+    (tmp_path / "engine" / "client.py").write_text("")
+    (tmp_path / "engine" / "__init__.py").write_text("")
+    (tmp_path / "engine" / "config.py").write_text("def f():\n    import torch\nfrom grpo_studio.engine import util\n")
+    (tmp_path / "engine" / "util.py").write_text("try:\n    import torch\nexcept ImportError:\n    pass\n")
+    (tmp_path / "engine" / "model.py").write_text("import torch\n")  # not reached from gui/
+    reached = engine_modules_the_gui_loads(tmp_path)
+    assert sorted(p.name for p in reached) == ["__init__.py", "client.py", "config.py", "util.py"]
+    assert heavy_at_import(reached, tmp_path) == ["engine/util.py imports torch"]
 
 
 def test_rule_checker_catches_a_violation(tmp_path, monkeypatch):
