@@ -11,7 +11,8 @@ from grpo_studio.engine import launcher
 from grpo_studio.engine.client import follow_events, send_command
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.events import EventLog, read_events
-from grpo_studio.engine.protocol import RunOutcome, event_problems
+from grpo_studio.engine.protocol import RunOutcome
+from test_events_schema import event_problems
 from grpo_studio.engine.runs import RunPaths, read_status, run_is_live, write_status
 
 
