@@ -31,6 +31,7 @@ from grpo_studio.engine.control import Control
 from grpo_studio.engine.memory import memory_fields
 from grpo_studio.engine.rollout import Rollout, generate
 from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.sampling import SamplingParams
 from grpo_studio.kernels import grpo_loss, token_logprobs
 
 Emit = Callable[..., Any]
@@ -208,8 +209,10 @@ class Trainer:
 
         self.emit("phase", phase="generating", step=self.step)
         rollout = generate(self.model, self.tokenizer, [e.prompt_ids for e in batch], num_generations=G,
-                           max_completion_length=grpo.max_completion_length, temperature=grpo.temperature,
-                           top_p=grpo.top_p, batch_size=config.batch.generation_batch_size, device=self.device)
+                           max_completion_length=grpo.max_completion_length,
+                           sampling=SamplingParams.from_grpo(grpo), backend=grpo.generation_backend,
+                           generation_dtype=grpo.generation_dtype,
+                           batch_size=config.batch.generation_batch_size, device=self.device)
 
         self.emit("phase", phase="scoring", step=self.step)
         scores, rewards = self._score(indices, rollout)
