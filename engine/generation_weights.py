@@ -119,8 +119,8 @@ def _merged_linear(layer: nn.Module, dtype: torch.dtype) -> nn.Linear:
     for adapter in layer.active_adapters:
         if adapter in layer.lora_A:
             weight = weight + layer.get_delta_weight(adapter).float()
-    out = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None, device=weight.device,
-                    dtype=dtype)
+    out = torch.nn.utils.skip_init(nn.Linear, base.in_features, base.out_features, bias=base.bias is not None,
+                                   device=weight.device, dtype=dtype)  # no random init of weights replaced next
     out.weight.data = weight.to(dtype)
     if base.bias is not None:
         out.bias.data = base.bias.data.to(dtype)

@@ -150,3 +150,33 @@ def test_config_sampling_fields():
                                    "generation_backend": "vllm", "generation_dtype": "int8"}})
     for name in ("top_k", "min_p", "repetition_penalty", "generation_backend", "generation_dtype"):
         assert f"grpo.{name}" in str(err.value)
+
+
+@pytest.mark.parametrize("batch_size", [None, 4, 3])
+def test_estimator_kv_row_is_what_the_fast_path_allocates(tmp_path, monkeypatch, batch_size):
+    """Prompts of max_prompt_length tokens: the estimator's KV term equals the most cache memory alive at once
+    (the expanded rows plus the slice's prefill, during the expansion; the cache is sized to the full
+    completion length whether or not rows stop early)."""
+    from grpo_studio.engine import kv_cache
+    from grpo_studio.engine.estimate_model import Arch, Settings, kv_cache_bytes
+
+    model, tok = _lora_model(tmp_path, "qwen2")
+    peak = 0
+    real_select = kv_cache.select_rows
+
+    def measured(cache, rows):
+        nonlocal peak
+        size = lambda: sum(t.numel() * t.element_size() for l in cache.layers for t in (l.keys, l.values))
+        before = size()
+        real_select(cache, rows)
+        peak = max(peak, before + size())  # old and new tensors coexist during the copy
+
+    monkeypatch.setattr(fast_generate, "select_rows", measured)
+    prompt, completion = 9, 5
+    generate(model, tok, [[5] * prompt, [6] * prompt], num_generations=3, max_completion_length=completion,
+             sampling=GREEDY, generation_dtype="float32", batch_size=batch_size)
+    c = model.get_base_model().config.to_dict()
+    arch = Arch.from_config({"head_dim": c["hidden_size"] // c["num_attention_heads"], **c})
+    settings = Settings(dtype_bytes=4, num_generations=3, prompts_per_step=2, max_prompt_length=prompt,
+                        max_completion_length=completion, generation_batch_size=batch_size)
+    assert kv_cache_bytes(arch, settings) == peak

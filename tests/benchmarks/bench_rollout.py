@@ -9,7 +9,7 @@ model (r=16, all linear layers, as training uses), G=8, sampling at temperature 
 within each repeat, all in this one process with the same seed per repeat; median and spread (min, max)
 over the repeats. Sizes (random weights, no downloads):
   demo: the demo model (~130k parameters, 16 prompts, 6 tokens, as the demo trains);
-  20m:  Qwen2-shaped, 16k vocabulary, hidden 256, 8 layers (~20M), 4 prompts x 128 tokens;
+  20m:  Qwen2-shaped, 16k vocabulary, hidden 256, 12 layers, untied head (~20M), 4 prompts x 128 tokens;
   0.5b: Qwen2.5-0.5B's architecture from resources/architectures.json, 2 prompts x 64 tokens.
 --4bit adds the 20m model with an NF4 base (bitsandbytes): hf, fast with peft's unmerged forward, fast
 with merged copies. --step adds whole GRPO steps (Trainer.train_step) with generation_backend hf vs fast at
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -31,9 +32,9 @@ GOAL = {"rollout_speedup_at_20m_and_above": 2.0}
 SIZES = {
     "demo": {"prompts": 16, "tokens": 6},
     "20m": {"prompts": 4, "tokens": 128, "config": {"model_type": "qwen2", "vocab_size": 16384, "hidden_size": 256,
-                                                    "intermediate_size": 1024, "num_hidden_layers": 8,
+                                                    "intermediate_size": 1024, "num_hidden_layers": 12,
                                                     "num_attention_heads": 4, "num_key_value_heads": 2,
-                                                    "tie_word_embeddings": True}},
+                                                    "tie_word_embeddings": False}},
     "0.5b": {"prompts": 2, "tokens": 64, "hub_id": "Qwen/Qwen2.5-0.5B"},
 }
 TINY = {"prompts": 2, "tokens": 8, "config": {"model_type": "qwen2", "vocab_size": 512, "hidden_size": 64,
@@ -143,10 +144,8 @@ def summary(values: list[float]) -> dict:
 def bench_rollouts(size: str, spec: dict, repeats: int, load_in_4bit: bool = False) -> dict:
     import torch
 
-    from grpo_studio.engine.model import set_torch_threads
-
     model, tokenizer, prompts = build(size, spec, load_in_4bit)
-    threads = set_torch_threads(model, torch.device("cpu"))
+    threads = torch.get_num_threads()
     runs = contenders(load_in_4bit)
     rates: dict[str, list[float]] = {name: [] for name in runs}
     seconds: dict[str, list[float]] = {name: [] for name in runs}
@@ -211,8 +210,14 @@ def main() -> int:
     parser.add_argument("--step", action="store_true", help="also time whole GRPO steps, hf vs fast")
     parser.add_argument("--4bit", dest="four_bit", action="store_true", help="also the 20m model with an NF4 base")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 by default: on a shared machine "
+                        "more threads only wait on each other)")
     args = parser.parse_args()
-    result: dict = {"versions": versions(), "rollouts": {}, "goal": GOAL}
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the trainer's thread choice then keeps it too
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result: dict = {"versions": versions(), "threads": args.threads, "rollouts": {}, "goal": GOAL}
     sizes = [s for s in args.sizes.split(",") if s]
     for size in sizes:
         spec = TINY if args.tiny and size != "demo" else SIZES[size]
