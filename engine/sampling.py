@@ -76,9 +76,10 @@ def next_tokens(scores: torch.Tensor, seen: torch.Tensor | None, params: Samplin
 def draw(probs: torch.Tensor) -> torch.Tensor:
     """One index per row with probability probs[row, index], by inverting the cumulative distribution: the
     same distribution as torch.multinomial(probs, 1), whose CPU kernel draws an exponential per vocabulary
-    entry (a quarter of a 20M model's decode step). fp64 sums keep zero-probability entries unreachable."""
-    cdf = probs.double().cumsum(-1)
-    u = torch.rand(probs.shape[0], 1, dtype=torch.float64, device=probs.device) * cdf[:, -1:]
+    entry (a quarter of a 20M model's decode step). A zero-probability entry adds nothing to the sum, so it
+    spans an empty interval and is never drawn; fp32 rounding moves the other boundaries by ~1e-7."""
+    cdf = probs.float().cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, device=probs.device) * cdf[:, -1:]
     index = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
     off = probs.gather(1, index[:, None]).squeeze(1) == 0  # u rounded up to the total: take the last entry
     if off.any():  # with positive probability (vanishingly rare)
