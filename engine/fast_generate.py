@@ -54,7 +54,8 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
     positions = positions.masked_fill(prompt_mask == 0, 1)  # as HF generate does
     mask = torch.zeros(prompt_ids.shape[0], capacity, dtype=prompt_mask.dtype, device=device)
     mask[:, :P] = prompt_mask
-    logits = _forward(lm, prompt_ids, mask if settings.static else mask[:, :P], positions, cache)
+    cache_kwarg = _cache_kwarg(lm)
+    logits = _forward(lm, prompt_ids, mask if settings.static else mask[:, :P], positions, cache, cache_kwarg)
     select_rows(cache, rows)
     logits, mask, next_pos = logits[rows], mask[rows], positions[rows, -1] + 1
 
@@ -93,15 +94,16 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
             seen[torch.arange(tokens.numel(), device=device), tokens] = True
         mask[:, P + t] = 1
         step_mask = mask if settings.static else mask[:, :P + t + 1]
-        logits = step_fn(lm, tokens[:, None], step_mask, next_pos[:, None], cache)
+        logits = step_fn(lm, tokens[:, None], step_mask, next_pos[:, None], cache, cache_kwarg)
         next_pos = next_pos + 1
     return out[:, :taken]
 
 
-def _forward(lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
+def _forward(lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache,
+             cache_kwarg: str) -> torch.Tensor:
     """Last-position logits [B, V] in fp32 (HF generate also samples from fp32 logits)."""
     out = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
-             **{_cache_kwarg(lm): cache})
+             **{cache_kwarg: cache})
     return out.logits[:, -1].float()
 
 

@@ -33,7 +33,8 @@ class GenerationPlan:
         return f"generation in {str(self.dtype).removeprefix('torch.')}, {layout} ({self.reason})"
 
 
-def resolve_generation_dtype(name: str, train_dtype: torch.dtype, device: torch.device, params: int) -> tuple:
+def resolve_generation_dtype(name: str, train_dtype: torch.dtype, device: torch.device,
+                             params: int) -> tuple[torch.dtype, str]:
     """(dtype, why) for `generation_dtype` (auto | bfloat16 | float16 | float32)."""
     if name != "auto":
         return getattr(torch, name), "set in the config"
