@@ -220,6 +220,7 @@ def main() -> int:
     parser.add_argument("--step", action="store_true", help="also time whole GRPO steps, hf vs fast")
     parser.add_argument("--4bit", dest="four_bit", action="store_true", help="also the 20m model with an NF4 base")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--tokens", type=int, help="completion length for every size (default: per size)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 by default: on a shared machine "
                         "more threads only wait on each other)")
     args = parser.parse_args()
@@ -233,6 +234,8 @@ def main() -> int:
         spec = TINY if args.tiny and size != "demo" else SIZES[size]
         if args.tiny and size == "demo":
             spec = {**spec, "prompts": 2}
+        if args.tokens:
+            spec = {**spec, "tokens": args.tokens}
         result["rollouts"][size] = bench_rollouts(size, spec, args.repeats)
     if args.four_bit:
         result["rollouts"]["20m_4bit"] = bench_rollouts("20m", TINY if args.tiny else SIZES["20m"], args.repeats,
