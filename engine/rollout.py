@@ -31,6 +31,7 @@ class Rollout:
     completion_ids: torch.Tensor  # [N, C] right-padded
     completion_mask: torch.Tensor  # [N, C] 1 up to and including the first EOS
     texts: list[str]  # decoded completions (special tokens dropped)
+    truncated: torch.Tensor | None = None  # [N] bool: no EOS within max_completion_length (cut off)
     generation: str = ""  # how it was generated (backend, dtype, weight layout), for the log
 
     @property
@@ -90,7 +91,8 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
     mask = completion_mask(completion_ids, eos_ids)
     texts = tokenizer.batch_decode(completion_ids.masked_fill(mask == 0, tokenizer.pad_token_id),
                                    skip_special_tokens=True)
-    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, description)
+    truncated = ~torch.isin(completion_ids, torch.tensor(eos_ids, device=completion_ids.device)).any(1)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, truncated, description)
 
 
 def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_tokens, sampling,
