@@ -35,6 +35,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 OVERLONG = ("truncate", "drop")
 IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 MULTI_OBJECTIVE_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
+GENERATION_BACKENDS = ("auto", "hf", "fast")
 
 
 def setting(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
@@ -88,6 +89,16 @@ class GRPOSettings:
                                                                      "drives activation and KV-cache memory.")
     temperature: float = setting(1.0, range=(0.01, 10.0), help="Sampling temperature for generation.")
     top_p: float = setting(1.0, range=(0.01, 1.0), help="Nucleus sampling cut-off.")
+    # Sampling is set entirely by these fields (TRL's names): a model's own generation_config never adds to it.
+    top_k: int = setting(0, range=(0, None), help="Sample from the k most likely tokens only (0 = off).")
+    min_p: float = setting(0.0, range=(0.0, 1.0), help="Drop tokens less likely than min_p x the top token's "
+                                                  "probability (0 = off).")
+    repetition_penalty: float = setting(1.0, range=(0.01, 10.0), help="Divide the logits of tokens already in the "
+                                                                 "prompt or completion by this (1 = off).")
+    generation_backend: str = setting("auto", choices=GENERATION_BACKENDS, help="fast: shared prompt prefill, "
+                                 "merged LoRA, lean decode loop (auto = fast); hf: Hugging Face generate.")
+    generation_dtype: str = setting("auto", choices=DTYPES, help="Dtype for sampling (auto = bf16 where it is "
+                               "faster, even when training is fp32; the loss recomputes log-probs).")
     beta: float = setting(0.0, range=(0.0, 10.0), help="KL penalty to the base model (0 = no reference pass).")
     epsilon_low: float = setting(0.2, range=(0.0, 1.0), help="Lower clip of the policy ratio (TRL's epsilon).")
     epsilon_high: float = setting(0.2, range=(0.0, 10.0), help="Upper clip of the policy ratio.")

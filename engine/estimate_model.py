@@ -233,6 +233,15 @@ def kv_bytes_per_token(arch: Arch, s: Settings) -> int:
     return 2 * arch.layers * arch.kv_dim * s.dtype_bytes  # K and V, every layer
 
 
+def kv_cache_bytes(arch: Arch, s: Settings) -> int:
+    """The fast rollout's cache (engine/kv_cache.py): prompt + completion positions for each of the
+    generation batch's rows, allocated once, plus the prefill cache of the slice's distinct prompts, which
+    lives until it has been expanded into the rows."""
+    rows, group = s.generation_batch, s.num_generations
+    prompts = rows // group if rows % group == 0 else min(rows, -(-(rows - 1) // group) + 1)
+    return (rows + prompts) * s.seq_len * kv_bytes_per_token(arch, s)
+
+
 def _sampling_bytes(arch: Arch, sequences: int) -> int:
     return 2 * sequences * arch.vocab * 4  # the last position's fp32 logits and the probabilities sampled from
 
@@ -257,7 +266,7 @@ def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
         recompute = tokens * (layer_saved_bytes_per_token(arch, s) + backward_working_bytes_per_token(arch, s))
     recompute += dequantized_weight_bytes(arch, s)
     logits = loss_bytes(arch, s, tokens, rows)
-    kv_cache = s.generation_batch * s.seq_len * kv_bytes_per_token(arch, s)
+    kv_cache = kv_cache_bytes(arch, s)
     generation = (s.generation_batch * s.max_prompt_length * forward_working_bytes_per_token(arch, s)
                   + _sampling_bytes(arch, s.generation_batch))
     generation += (s.generation_batch * s.max_prompt_length * lora_forward_bytes_per_token(arch, s)

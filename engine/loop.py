@@ -38,6 +38,7 @@ from grpo_studio.engine.reward_model import RewardModel
 from grpo_studio.engine.rewards import RewardScores, load_reward_functions, score_completions
 from grpo_studio.engine.rollout import Rollout, generate
 from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.sampling import SamplingParams
 from grpo_studio.kernels import grpo_loss, token_logprobs
 from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
@@ -263,8 +264,10 @@ class Trainer:
         G = grpo.num_generations
         self.emit("phase", phase="generating", step=self.step)
         return generate(self.model, self.tokenizer, [e.prompt_ids for e in batch], num_generations=G,
-                        max_completion_length=grpo.max_completion_length, temperature=grpo.temperature,
-                        top_p=grpo.top_p, batch_size=config.batch.generation_batch_size, device=self.device)
+                        max_completion_length=grpo.max_completion_length,
+                        sampling=SamplingParams.from_grpo(grpo), backend=grpo.generation_backend,
+                        generation_dtype=grpo.generation_dtype,
+                        batch_size=config.batch.generation_batch_size, device=self.device)
 
     def _score(self, indices: list[int], rollout: Rollout) -> RewardScores:
         G = self.config.grpo.num_generations

@@ -1,15 +1,27 @@
-"""Generation: `num_generations` sampled completions per prompt with Hugging Face `generate` (KV cache on).
+"""Generation: `num_generations` sampled completions per prompt, by one of two backends.
 
-Prompts are left-padded into one batch (generate derives position ids from the attention mask);
-completions come back right-padded, with a mask that keeps every token up to and including the first EOS,
-as TRL does. Large steps are generated in slices of `batch_size` completions to bound the KV cache.
+- fast (the default; `engine/fast_generate.py`): one prefill per distinct prompt shared by its G
+  completions, a preallocated KV cache, LoRA merged into a copy of the weights while sampling (when it fits),
+  bf16 where that is faster, finished rows leaving the batch;
+- hf: Hugging Face `generate` on the peft model, the reference the fast path is tested against.
+Both sample with exactly the run's settings (`SamplingParams`): a model's own generation_config never adds
+a repetition penalty, min_p or top_k of its own.
+
+Prompts are left-padded into one batch (position ids come from the attention mask); completions come back
+right-padded, with a mask that keeps every token up to and including the first EOS, as TRL does. Large
+steps are generated in slices of `batch_size` completions to bound the KV cache.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from grpo_studio.engine.sampling import SamplingParams
+
+BACKENDS = ("auto", "hf", "fast")
 
 
 @dataclass
@@ -20,6 +32,7 @@ class Rollout:
     completion_mask: torch.Tensor  # [N, C] 1 up to and including the first EOS
     texts: list[str]  # decoded completions (special tokens dropped)
     truncated: torch.Tensor | None = None  # [N] bool: no EOS within max_completion_length (cut off)
+    generation: str = ""  # how it was generated (backend, dtype, weight layout), for the log
 
     @property
     def size(self) -> int:
@@ -46,20 +59,30 @@ def completion_mask(ids: torch.Tensor, eos_ids: list[int]) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_generations: int,
-             max_completion_length: int, temperature: float = 1.0, top_p: float = 1.0,
-             batch_size: int | None = None, device: torch.device | None = None) -> Rollout:
+             max_completion_length: int, sampling: SamplingParams | None = None, backend: str = "auto",
+             generation_dtype: str = "auto", batch_size: int | None = None,
+             device: torch.device | None = None) -> Rollout:
     """Sample `num_generations` completions for each tokenised prompt."""
+    if backend not in BACKENDS:
+        raise ValueError(f"generation_backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    sampling = sampling or SamplingParams()
     device = device or next(model.parameters()).device
     repeated = [p for p in prompts for _ in range(num_generations)]
     prompt_ids, prompt_mask = left_pad(repeated, tokenizer.pad_token_id, device)
     eos_ids = _eos_ids(model, tokenizer)
+    step = batch_size or len(repeated)
     was_training = model.training
     model.eval()  # no dropout while sampling
     try:
-        step = batch_size or len(repeated)
-        pieces = [_generate_slice(model, prompt_ids[i:i + step], prompt_mask[i:i + step], eos_ids,
-                                  tokenizer.pad_token_id, max_completion_length, temperature, top_p)
-                  for i in range(0, len(repeated), step)]
+        if backend == "hf":
+            description = "hf generate on the peft model"
+            pieces = [_hf_slice(model, prompt_ids[i:i + step], prompt_mask[i:i + step], eos_ids,
+                                tokenizer.pad_token_id, max_completion_length, sampling)
+                      for i in range(0, len(repeated), step)]
+        else:
+            pieces, description = _fast(model, prompt_ids[::num_generations], prompt_mask[::num_generations],
+                                        num_generations, step, eos_ids, tokenizer.pad_token_id,
+                                        max_completion_length, sampling, generation_dtype)
     finally:
         model.train(was_training)
     width = max(p.shape[1] for p in pieces)
@@ -69,14 +92,75 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
     texts = tokenizer.batch_decode(completion_ids.masked_fill(mask == 0, tokenizer.pad_token_id),
                                    skip_special_tokens=True)
     truncated = ~torch.isin(completion_ids, torch.tensor(eos_ids, device=completion_ids.device)).any(1)
-    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, truncated)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, truncated, description)
 
 
-def _generate_slice(model, ids, mask, eos_ids, pad_id, max_new_tokens, temperature, top_p) -> torch.Tensor:
-    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature,
-                         top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, eos_token_id=eos_ids,
-                         pad_token_id=pad_id, use_cache=True)
+def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_tokens, sampling,
+          generation_dtype) -> tuple[list[torch.Tensor], str]:
+    from grpo_studio.engine.fast_generate import DecodeSettings, cuda_graphs_available, decode
+    from grpo_studio.engine.generation_weights import generation_weights
+
+    device = prompt_ids.device
+    total = prompt_ids.shape[0] * G
+    plan, train_dtype = _plan(model, generation_dtype, device, min(step, total),
+                              prompt_ids.shape[1] + max_new_tokens)
+    graphs = cuda_graphs_available(device)
+    settings = DecodeSettings(max_new_tokens, tuple(eos_ids), pad_id, sampling, static=graphs, compile_step=graphs)
+    pieces = []
+    with generation_weights(model, plan, train_dtype) as lm:
+        for start in range(0, total, step):
+            rows = torch.arange(start, min(start + step, total), device=device) // G
+            first = int(rows[0])
+            pieces.append(decode(lm, prompt_ids[first:int(rows[-1]) + 1], prompt_mask[first:int(rows[-1]) + 1],
+                                 rows - first, settings))
+    return pieces, "fast: " + plan.describe()
+
+
+def _plan(model, generation_dtype: str, device: torch.device, rows: int, capacity: int):
+    """The dtype and weight layout for this rollout: merged copies when they fit beside the KV cache."""
+    from grpo_studio.engine import generation_weights as gw
+    from grpo_studio.engine.kv_cache import cache_bytes
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    train_dtype = base.get_input_embeddings().weight.dtype
+    params = sum(p.numel() for p in base.parameters())
+    dtype, why = gw.resolve_generation_dtype(generation_dtype, train_dtype, device, params)
+    config = base.config.get_text_config(decoder=True)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    kv = cache_bytes(rows, capacity, config.num_hidden_layers, kv_heads * head_dim, dtype.itemsize)
+    merged = False
+    if gw.can_merge(model):
+        merged = gw.merged_copy_bytes(model, dtype, train_dtype) + kv < gw.MEMORY_SHARE * gw.free_memory(device)
+        why += "" if merged else "; merged weights would not fit in free memory"
+    if not merged and dtype != train_dtype:  # a dtype copy alone would cost nearly as much memory
+        dtype, why = train_dtype, why + "; staying in the training dtype"
+    return gw.GenerationPlan(dtype, merged, why), train_dtype
+
+
+def _hf_slice(model, ids, mask, eos_ids, pad_id, max_new_tokens, sampling: SamplingParams) -> torch.Tensor:
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=eos_ids, pad_token_id=pad_id,
+                              use_cache=True, **sampling.hf_kwargs())
+    with _clean_generation_config(model, pad_id):
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
     return out[:, ids.shape[1]:]
+
+
+@contextlib.contextmanager
+def _clean_generation_config(model: nn.Module, pad_id: int):
+    """generate fills every field left unset from the model's own generation_config (repetition_penalty,
+    min_p, top_k, bad_words_ids, ...): give it an empty one for the call, so only the run's settings count."""
+    from transformers import GenerationConfig
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    own = base.generation_config
+    base.generation_config = GenerationConfig(pad_token_id=pad_id)
+    try:
+        yield
+    finally:
+        base.generation_config = own
 
 
 def _eos_ids(model: nn.Module, tokenizer) -> list[int]:

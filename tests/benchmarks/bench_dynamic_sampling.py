@@ -31,6 +31,7 @@ from grpo_studio.engine.demo import demo_config, demo_task_path
 from grpo_studio.engine.loop import Trainer, seed_everything
 from grpo_studio.engine.reward_functions import math_correct
 from grpo_studio.engine.rollout import generate
+from grpo_studio.engine.sampling import SamplingParams
 from grpo_studio.engine.runs import RunPaths
 
 
@@ -79,7 +80,8 @@ def accuracy_per_prompt(trainer: Trainer, examples: list, generations: int, seed
     grpo = trainer.config.grpo
     rollout = generate(trainer.model, trainer.tokenizer, [e.prompt_ids for e in examples],
                        num_generations=generations, max_completion_length=grpo.max_completion_length,
-                       temperature=grpo.temperature, device=trainer.device)
+                       sampling=SamplingParams.from_grpo(grpo), backend=grpo.generation_backend,
+                       generation_dtype=grpo.generation_dtype, device=trainer.device)
     scores = math_correct(None, rollout.texts, answer=[e.columns["answer"] for e in examples
                                                        for _ in range(generations)])
     return [sum(scores[i * generations:(i + 1) * generations]) / generations for i in range(len(examples))]

@@ -27,7 +27,7 @@ def run(workdir, smoke: bool, deadline: float) -> dict:
 
     def engine_path(new_tokens: int = completion) -> int:
         out = rollout.generate(policy.model, tokenizer, prompts, num_generations=generations,
-                               max_completion_length=new_tokens, temperature=1.0, top_p=1.0, device=device)
+                               max_completion_length=new_tokens, device=device)
         return int(out.completion_mask.sum())
 
     def plain_hf(new_tokens: int = completion) -> int:
