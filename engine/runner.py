@@ -32,6 +32,10 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
     """Train `config` in `run_dir`; returns the process exit code (0 = finished or stopped)."""
     import torch
 
+    from grpo_studio.engine import distributed_launch
+
+    if not distributed_launch.join(config, run_dir):  # a rank > 0 under torchrun: trains, owns nothing
+        return distributed_launch.run_other_rank(config, run_dir, resume=resume)
     paths = RunPaths(Path(run_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
     lock = RunLock(paths.root).acquire()  # first: a second engine on this folder stops here
@@ -60,7 +64,7 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
 
     from grpo_studio.engine.loop import Trainer
 
-    trainer = Trainer(config, paths, events.emit, control)
+    trainer = Trainer(config, paths, events.emit, distributed_launch.shared(control))
     last_status = [0.0]
 
     def on_step(step: int) -> None:
@@ -87,6 +91,9 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         return _fail(events, paths, "oom", f"out of GPU memory at step {trainer.step}: {first_line}", OOM_HINT,
                      EXIT_CODES["oom"], echo=quiet)
     except Exception as error:  # a bug or an unexpected library failure: keep the traceback for the report
+        peer = distributed_launch.peer_failure(paths)  # another rank failed first: its error is the cause
+        if peer is not None:
+            return _fail(events, paths, peer["kind"], peer["message"], peer["hint"], peer["code"], echo=quiet)
         traceback.print_exc(file=sys.stderr)
         return _fail(events, paths, "crash", f"{type(error).__name__}: {error}",
                      f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"],
@@ -99,6 +106,7 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         events.sync()
         events.close()
         lock.close()
+        distributed_launch.leave()
 
 
 def _fail(events: EventLog, paths: RunPaths, kind: str, message: str, hint: str, code: int,
