@@ -94,6 +94,8 @@ def run_engine(config: TrainConfig, run_dir: Path, *, resume: bool = False, cont
         peer = distributed_launch.peer_failure(paths)  # another rank failed first: its error is the cause
         if peer is not None:
             return _fail(events, paths, peer["kind"], peer["message"], peer["hint"], peer["code"], echo=quiet)
+        if distributed_launch.lost_a_rank(error):  # a rank vanished without a word: the run crashed
+            return distributed_launch.report_lost_rank(events, paths, error)
         traceback.print_exc(file=sys.stderr)
         return _fail(events, paths, "crash", f"{type(error).__name__}: {error}",
                      f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"],
