@@ -130,3 +130,21 @@ def test_helpers_are_no_ops_in_one_process():
     assert distributed.world_size() == 1 and distributed.is_main()
     assert distributed.gather_rows(x) is x and distributed.shard([1, 2, 3]) == [1, 2, 3]
     assert distributed.global_token_norm(0.0) == 1.0 and distributed.all_reduce_sum(2.5) == 2.5
+
+
+def test_estimate_is_per_gpu():
+    from grpo_studio.engine.config import TrainConfig
+    from grpo_studio.engine.estimate import estimate_run, format_table
+    from grpo_studio.engine.model_configs import load_model_config
+
+    model = load_model_config("meta-llama/Llama-3.1-8B")
+    one, four = TrainConfig(), TrainConfig(gpus=4)
+    one.batch.prompts_per_step = four.batch.prompts_per_step = 8
+    single = estimate_run(one, model, gpu=None)
+    split = estimate_run(four, model, gpu=None)
+    assert split["settings"]["prompts_per_step"] == 2 and split["settings"]["gpus"] == 4
+    assert split["plans"]["grpo_studio"]["total"] < single["plans"]["grpo_studio"]["total"]
+    quarter = TrainConfig()
+    quarter.batch.prompts_per_step = 2
+    assert split["plans"] == estimate_run(quarter, model, gpu=None)["plans"]  # one GPU's share, exactly
+    assert "per GPU of 4" in format_table(split)

@@ -127,3 +127,21 @@ def test_killed_rank_crashes_the_run_and_resume_matches_an_uninterrupted_run(con
     assert resumed.keys() == uninterrupted.keys()
     assert max((resumed[k] - uninterrupted[k]).abs().max().item() for k in resumed) <= 1e-6
     assert any(v.abs().sum() > 0 for k, v in resumed.items() if "lora_B" in k)
+
+
+def test_an_error_on_rank_1_reaches_rank_0s_error_event(tmp_path):
+    rewards = tmp_path / "rewards.py"
+    rewards.write_text("import os\n\n\ndef picky(completions, **kwargs):\n"
+                       "    if os.environ.get('RANK') == '1':\n"
+                       "        raise ValueError('this reward breaks on rank 1')\n"
+                       "    return [0.0] * len(completions)\n")
+    config = demo_config(steps=5)
+    config.rewards[1].name = f"{rewards}:picky"
+    save_config(config, tmp_path / "config.yaml")
+    run = tmp_path / "run"
+    done = subprocess.run(train_command(str(tmp_path / "config.yaml"), "--gpus", "2", "--run-dir", str(run)),
+                          env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    error = [e for e in events(run) if e["type"] == "error"][-1]
+    assert error["message"].startswith("rank 1: ") and "breaks on rank 1" in error["message"], error
+    assert events(run)[-1]["type"] == "done" and summarize_run(run).state == "failed"
