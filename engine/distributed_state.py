@@ -4,6 +4,7 @@ Identity / no-ops in one process."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -12,6 +13,17 @@ from grpo_studio.engine import distributed
 from grpo_studio.engine.errors import ConfigError
 from grpo_studio.engine.rewards import RewardScores
 from grpo_studio.engine.rollout import Rollout
+
+
+def align_ranks(params: list, reseed: Callable[[], None], emit: Callable[..., Any]) -> None:
+    """After the model loads: rank 0's trainable weights on every rank, then each rank's own RNG stream
+    (`reseed`), so the ranks sample different completions from the same policy."""
+    if distributed.world_size() == 1:
+        return
+    distributed.broadcast_parameters(params)
+    reseed()
+    emit("log", level="info", message=f"data parallel: {distributed.world_size()} ranks, each training "
+                                      f"its share of every step's prompts")
 
 
 def step_view(scores: RewardScores, rollout: Rollout) -> tuple[RewardScores, torch.Tensor, list[bool]]:

@@ -109,9 +109,8 @@ class Trainer:
         distributed.check_config(self.config)
         self._setup_data()  # before any weights load: a data or reward problem fails fast
         self._setup_model(folder, base_name)
-        if distributed.world_size() > 1:  # same weights everywhere; each rank samples its own completions
-            distributed.broadcast_parameters(self.params)
-            seed_everything(self.config.seed + distributed.rank())
+        distributed_state.align_ranks(self.params, lambda: seed_everything(self.config.seed + distributed.rank()),
+                                      self.emit)
         self._setup_optimizer()
         if resume:
             self._resume()
@@ -356,13 +355,13 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         self.emit("phase", phase="saving", step=self.step)
         ranks = distributed_state.rank_checkpoint_state()  # every rank's RNG: resume is exact on each
-        self.last_saved_step = self.step
         path = self.paths.checkpoints / f"step-{self.step}"
-        if distributed.is_main():
+        if distributed.is_main():  # rank 0 alone writes
             path = ckpt.save_checkpoint(self.paths.checkpoints, self.step, self.model, self.optimizer,
                                         self.scheduler, self.sampler.state_dict(),
                                         {"config_hash": self.config.config_hash(), **ranks})
         distributed.barrier()  # no rank runs ahead of a checkpoint that may yet fail
+        self.last_saved_step = self.step
         self.emit("checkpoint", step=self.step, path=str(path))
         return path
 
