@@ -148,3 +148,32 @@ def test_estimate_is_per_gpu():
     quarter.batch.prompts_per_step = 2
     assert split["plans"] == estimate_run(quarter, model, gpu=None)["plans"]  # one GPU's share, exactly
     assert "per GPU of 4" in format_table(split)
+
+
+def _control_main(rank: int, world: int, init_file: str, out_file: str) -> None:
+    from grpo_studio.engine.control import Control
+    from grpo_studio.engine.distributed_control import SharedControl
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        local = Control()
+        shared = SharedControl(local)
+        seen = []
+        for boundary, command in enumerate(["save_now", None, "pause", "resume", "stop"]):
+            if rank == 0 and command:
+                local.handle(command)  # only rank 0's socket hears the command
+            shared.sync()
+            seen.append((boundary, shared.paused, shared.take_save_request(), shared.take_save_request(),
+                         shared.stop_requested))
+        torch.distributed.barrier()
+        torch.save(seen, f"{out_file}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_control_flags_reach_every_rank_at_the_same_boundary(tmp_path):
+    mp.spawn(_control_main, args=(2, str(tmp_path / "init"), str(tmp_path / "seen")), nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"seen.{r}") for r in (0, 1))
+    assert rank0 == rank1
+    assert rank0 == [(0, False, True, False, False), (1, False, False, False, False), (2, True, False, False, False),
+                     (3, False, False, False, False), (4, False, False, False, True)]

@@ -77,12 +77,22 @@ def test_two_rank_demo_run_learns(full_run):
     assert not (full_run / "rank-errors").exists() or not list((full_run / "rank-errors").iterdir())
 
 
-def test_stop_through_the_socket_ends_both_ranks(config_file, tmp_path):
+def test_pause_then_stop_through_the_socket_ends_both_ranks(config_file, tmp_path):
     run = tmp_path / "run"
     process = subprocess.Popen(train_command(str(config_file), "--gpus", "2", "--run-dir", str(run),
                                              "--steps", "300"), env=env())
     try:
         wait_for_step(run, 2, process)
+        assert send_command(run, "pause")["ok"]  # every rank holds at the same boundary ...
+        deadline = time.monotonic() + 60
+        while read_status(RunPaths(run)).get("state") != "paused":
+            assert time.monotonic() < deadline, "never paused"
+            time.sleep(0.05)
+        held = len([e for e in events(run) if e["type"] == "progress"])
+        time.sleep(1.5)
+        assert len([e for e in events(run) if e["type"] == "progress"]) == held
+        assert send_command(run, "resume")["ok"]  # ... and goes on together
+        wait_for_step(run, held + 1, process)
         assert send_command(run, "stop")["ok"]
         assert process.wait(timeout=120) == 0  # torchrun returns once both ranks have exited, all cleanly
     finally:
