@@ -3,8 +3,8 @@
 
 One machine: `--standalone` (torchrun picks a free local rendezvous port). Several: every machine runs the
 same command with its `--node-rank`, the same `--nnodes` and `--rdzv-endpoint HOST:PORT` (c10d rendezvous).
-This process waits for torchrun and ignores Ctrl-C itself: the terminal delivers it to every rank, and
-rank 0 stops the run at the next step boundary for all of them.
+This process waits for torchrun; a Ctrl-C (or SIGTERM) asks rank 0 to stop the run at the next step
+boundary for every rank, a second one ends torchrun.
 """
 from __future__ import annotations
 
@@ -66,15 +66,34 @@ def launch(args: argparse.Namespace, job, gpus: int, engine_argv: list[str]) -> 
     # -P for the ranks too: a source checkout's top-level kernels/ must not shadow Hugging Face's `kernels`
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
     Path(job.run_dir).mkdir(parents=True, exist_ok=True)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # torchrun gets its own process group: a Ctrl-C here becomes one `stop` for rank 0 (all ranks stop at the
+    # same step, with a checkpoint) instead of signals racing through torchrun and every rank at once
+    process = subprocess.Popen(command, env=env, **({} if sys.platform == "win32" else {"start_new_session": True}))
+    handlers = {signum: signal.signal(signum, _stopper(process, Path(job.run_dir)))
+                for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if signum is not None}
     try:
-        process = subprocess.Popen(command, env=env)
-        forward = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum)) \
-            if hasattr(signal, "SIGTERM") else None
-        try:
-            return process.wait()
-        finally:
-            if forward is not None:
-                signal.signal(signal.SIGTERM, forward)
+        return process.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _stopper(process: subprocess.Popen, run_dir: Path):
+    """First signal: ask rank 0 through the socket to stop after this step; a second (or no socket): end
+    torchrun, which ends every rank."""
+    asked = []
+
+    def handler(signum, frame) -> None:
+        if not asked:
+            asked.append(signum)
+            try:
+                from grpo_studio.engine.client import send_command
+
+                send_command(run_dir, "stop", timeout=30.0)  # a busy rank 0 may answer slowly
+                print("\nstopping after this step (saving a checkpoint); Ctrl-C again to abort", flush=True)
+                return
+            except Exception:  # noqa: BLE001 - no engine socket yet (or on another machine): end torchrun
+                pass
+        process.send_signal(signal.SIGTERM)
+
+    return handler

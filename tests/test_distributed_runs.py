@@ -155,3 +155,19 @@ def test_an_error_on_rank_1_reaches_rank_0s_error_event(tmp_path):
     error = [e for e in events(run) if e["type"] == "error"][-1]
     assert error["message"].startswith("rank 1: ") and "breaks on rank 1" in error["message"], error
     assert events(run)[-1]["type"] == "done" and summarize_run(run).state == "failed"
+
+
+def test_ctrl_c_on_the_launcher_stops_every_rank_with_a_checkpoint(config_file, tmp_path):
+    run = tmp_path / "run"
+    process = subprocess.Popen(train_command(str(config_file), "--gpus", "2", "--run-dir", str(run),
+                                             "--steps", "300"), env=env())
+    try:
+        wait_for_step(run, 2, process)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    found = events(run)
+    assert found[-1]["type"] == "done" and found[-1]["reason"] == "stopped"
+    assert len([e for e in found if e["type"] == "checkpoint"]) == 1
