@@ -39,6 +39,16 @@ def config_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def stop_config(tmp_path_factory):
+    """Checkpoints only when the run ends or stops: a stop must write exactly one."""
+    config = demo_config(steps=300)
+    config.checkpoint_every = 0
+    path = tmp_path_factory.mktemp("stop-config") / "config.yaml"
+    save_config(config, path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def full_run(config_file, tmp_path_factory):
     run = tmp_path_factory.mktemp("full") / "run"
     subprocess.run(train_command(str(config_file), "--gpus", "2", "--run-dir", str(run)), env=env(), check=True,
@@ -77,10 +87,9 @@ def test_two_rank_demo_run_learns(full_run):
     assert not (full_run / "rank-errors").exists() or not list((full_run / "rank-errors").iterdir())
 
 
-def test_pause_then_stop_through_the_socket_ends_both_ranks(config_file, tmp_path):
+def test_pause_then_stop_through_the_socket_ends_both_ranks(stop_config, tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen(train_command(str(config_file), "--gpus", "2", "--run-dir", str(run),
-                                             "--steps", "300"), env=env())
+    process = subprocess.Popen(train_command(str(stop_config), "--gpus", "2", "--run-dir", str(run)), env=env())
     try:
         wait_for_step(run, 2, process)
         assert send_command(run, "pause")["ok"]  # every rank holds at the same boundary ...
@@ -157,10 +166,9 @@ def test_an_error_on_rank_1_reaches_rank_0s_error_event(tmp_path):
     assert events(run)[-1]["type"] == "done" and summarize_run(run).state == "failed"
 
 
-def test_ctrl_c_on_the_launcher_stops_every_rank_with_a_checkpoint(config_file, tmp_path):
+def test_ctrl_c_on_the_launcher_stops_every_rank_with_a_checkpoint(stop_config, tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen(train_command(str(config_file), "--gpus", "2", "--run-dir", str(run),
-                                             "--steps", "300"), env=env())
+    process = subprocess.Popen(train_command(str(stop_config), "--gpus", "2", "--run-dir", str(run)), env=env())
     try:
         wait_for_step(run, 2, process)
         process.send_signal(signal.SIGINT)
