@@ -60,25 +60,35 @@ def rows_of(rollout: Rollout, scores: RewardScores, rank: int, world: int):
                               per_function={k: v[rows] for k, v in scores.per_function.items()})
 
 
-def one_update(case: dict, run_dir, rollout: Rollout, scores: RewardScores) -> dict:
-    """Grads the optimizer saw, the weights after the update and the update's metrics."""
-    trainer = Trainer(case_config(case), RunPaths(run_dir), lambda *a, **k: None)
+def updater(run_dir):
+    """One Trainer set up once; `update(case, rollout, scores)` resets its adapter and optimizer, applies the
+    case's settings and returns the grads the optimizer saw, the weights after the update and its metrics."""
+    trainer = Trainer(case_config(CASES[0]), RunPaths(run_dir), lambda *a, **k: None)
     trainer.setup()
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # the same non-zero adapter on every rank, so gradients reach every LoRA matrix
-        for name, p in trainer.model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=generator) * 0.05)
-    seen = []
-    step = trainer.optimizer.step
+    start = [p.detach().clone() for p in trainer.params]
 
-    def recording_step(*args, **kwargs):
-        seen.append([p.grad.detach().clone() for p in trainer.params])
-        return step(*args, **kwargs)
+    def update(case: dict, rollout: Rollout, scores: RewardScores) -> dict:
+        trainer.config = case_config(case)
+        generator = torch.Generator().manual_seed(3)
+        with torch.no_grad():  # the same non-zero adapter on every rank, so gradients reach every LoRA matrix
+            for p, initial in zip(trainer.params, start):
+                p.copy_(initial)
+            for name, p in trainer.model.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(torch.randn(p.shape, generator=generator) * 0.05)
+        trainer._setup_optimizer()
+        seen = []
+        step = trainer.optimizer.step
 
-    trainer.optimizer.step = recording_step
-    update = trainer._optimize(rollout, scores)
-    return {"grads": seen, "weights": [p.detach().clone() for p in trainer.params], "update": tuple(update)}
+        def recording_step(*args, **kwargs):
+            seen.append([p.grad.detach().clone() for p in trainer.params])
+            return step(*args, **kwargs)
+
+        trainer.optimizer.step = recording_step
+        result = trainer._optimize(rollout, scores)
+        return {"grads": seen, "weights": [p.detach().clone() for p in trainer.params], "update": tuple(result)}
+
+    return update
 
 
 def _rank_main(rank: int, world: int, init_file: str, batch_file: str, out_file: str) -> None:
@@ -87,7 +97,8 @@ def _rank_main(rank: int, world: int, init_file: str, batch_file: str, out_file:
     try:
         rollout, scores = torch.load(batch_file, weights_only=False)
         part = rows_of(rollout, scores, rank, world)
-        results = [one_update(case, os.path.dirname(out_file), *part) for case in CASES]
+        update = updater(os.path.dirname(out_file))
+        results = [update(case, *part) for case in CASES]
         if rank == 0:
             torch.save(results, out_file)
     finally:
@@ -100,8 +111,9 @@ def test_two_ranks_give_the_single_process_update(tmp_path):
     mp.spawn(_rank_main, args=(2, str(tmp_path / "init"), str(tmp_path / "batch.pt"), str(tmp_path / "two.pt")),
              nprocs=2, join=True)
     two = torch.load(tmp_path / "two.pt", weights_only=False)
+    update = updater(tmp_path / "one")
     for case, split in zip(CASES, two):
-        single = one_update(case, tmp_path / "one", rollout, scores)
+        single = update(case, rollout, scores)
         assert len(single["grads"]) == len(split["grads"]) == case.get("num_iterations", 1)
         for grads_1, grads_2 in zip(single["grads"], split["grads"]):
             assert max((a - b).abs().max().item() for a, b in zip(grads_1, grads_2)) <= 1e-6, case
