@@ -171,6 +171,9 @@ class TrainConfig:
                                                                 "RAM (auto = on CUDA when they would "
                                                                 "not fit).")
     device: str = setting("auto", choices=DEVICES)
+    # data-parallel training (torchrun); the multi-node flags are the CLI's (`grpo-studio train --help`)
+    gpus: int = setting(1, range=(1, 1024), help="GPUs of this machine to train on, one rank each (torchrun). "
+                                            "batch.prompts_per_step must divide by the total number of GPUs.")
 
     @property
     def gradient_accumulation_steps(self) -> int:

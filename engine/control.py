@@ -28,6 +28,9 @@ class Control:
             return f"unknown command {cmd!r}"
         return None
 
+    def sync(self) -> None:
+        """Called at every step boundary; one process has nothing to agree on (see distributed_control)."""
+
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()

@@ -53,7 +53,7 @@ def settings_from_config(config: TrainConfig) -> Settings:
         lora_targets=targets if targets == "all-linear" else tuple(targets),
         optimizer=config.optim.optimizer,
         num_generations=int(config.grpo.num_generations),
-        prompts_per_step=int(config.batch.prompts_per_step),
+        prompts_per_step=per_gpu_prompts(config),  # each GPU holds its share of the step (data parallel)
         max_prompt_length=int(config.grpo.max_prompt_length),
         max_completion_length=int(config.grpo.max_completion_length),
         micro_batch_size=int(config.batch.micro_batch_size),
@@ -62,6 +62,11 @@ def settings_from_config(config: TrainConfig) -> Settings:
         gradient_checkpointing=bool(config.gradient_checkpointing),
         offload=config.offload_activations != "off",
     )
+
+
+def per_gpu_prompts(config: TrainConfig) -> int:
+    """The prompts one GPU holds per step: prompts_per_step / gpus (torchrun ranks split the step)."""
+    return max(1, int(config.batch.prompts_per_step) // max(1, int(getattr(config, "gpus", 1))))
 
 
 def estimate_run(config: TrainConfig, model_config: dict | None = None, gpu: dict | None | str = "detect") -> dict:
@@ -126,6 +131,7 @@ def _settings_summary(config: TrainConfig, s: Settings) -> dict:
         "micro_batch_size": s.micro_batch, "generation_batch_size": s.generation_batch, "chunk_size": s.chunk_size,
         "gradient_checkpointing": s.gradient_checkpointing, "offload_activations": config.offload_activations,
         "offload_effective": s.offload and s.gradient_checkpointing,
+        "gpus": int(getattr(config, "gpus", 1)),  # the figures are per GPU; prompts_per_step is one GPU's share
     }
 
 
@@ -270,7 +276,8 @@ def format_table(result: dict) -> str:
         f"Settings: {_weights_label(s)} weights, LoRA r={s['lora_r']}, {s['optimizer']}, "
         f"{s['prompts_per_step']} prompts x {s['num_generations']} generations, {s['max_prompt_length']} prompt + "
         f"{s['max_completion_length']} completion tokens, micro-batch {s['micro_batch_size']}, "
-        f"offload {'on' if s['offload_effective'] else 'off'}",
+        f"offload {'on' if s['offload_effective'] else 'off'}"
+        + (f"; per GPU of {s['gpus']} (each holds its share of the step's prompts)" if s.get("gpus", 1) > 1 else ""),
         "",
         f"{'':28}{'GRPO Studio':>14}{'naive TRL+FA2':>16}",
     ]

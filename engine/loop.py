@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from grpo_studio.engine import checkpoint as ckpt
+from grpo_studio.engine import distributed, distributed_state
 from grpo_studio.engine import model as policy_model
 from grpo_studio.engine.advantages import aggregate_advantages
 from grpo_studio.engine.config import TrainConfig
@@ -110,8 +111,11 @@ class Trainer:
         self.emit("phase", phase="loading_model")
         folder, base_name = policy_model.resolve_model_path(self.config.model)
         self.tokenizer = policy_model.load_tokenizer(folder)
+        distributed.check_config(self.config)
         self._setup_data()  # before any weights load: a data or reward problem fails fast
         self._setup_model(folder, base_name)
+        distributed_state.align_ranks(self.params, lambda: seed_everything(self.config.seed + distributed.rank()),
+                                      self.emit)
         self._setup_optimizer()
         if resume:
             self._resume()
@@ -161,6 +165,7 @@ class Trainer:
             self.emit("log", level="info", message="no complete checkpoint to resume from; starting at step 0")
             return
         path, state = found
+        distributed_state.restore_rank_rng(state, path)
         self.sampler.load_state_dict(state["data"])
         self.step = self.last_saved_step = int(state["step"])
         self.emit("log", level="info", message=f"resumed from {path.name}")
@@ -172,6 +177,7 @@ class Trainer:
         Between steps: `on_step(step)` after each, `on_pause(True/False)` around a pause."""
         step_times: list[float] = []
         while self.step < self.total_steps:
+            self.control.sync()  # with several ranks: rank 0's stop / pause / save flags, the same everywhere
             if self.control.paused:
                 self.emit("phase", phase="paused", step=self.step)
                 self.emit("log", level="info", message=f"paused after step {self.step}")
@@ -213,30 +219,20 @@ class Trainer:
             batch, resampling = self._sample_and_score(), None
             drawn = [batch]
         rollout, scores = batch.rollout, batch.scores
-        advantages = aggregate_advantages(self._reward_table(scores), self.reward_weights, G, grpo.scale_rewards,
-                                          grpo.multi_objective_aggregation).to(self.device)
-
         self.emit("phase", phase="optimizing", step=self.step)
-        mask = rollout.completion_mask
-        if grpo.mask_truncated_completions and rollout.truncated is not None:  # TRL: out of loss and attention
-            mask = mask * (~rollout.truncated).to(mask.dtype)[:, None]
-        micro = self._micro_batches(rollout, mask, advantages)
-        if grpo.num_iterations > 1 or grpo.beta > 0:
-            self._fixed_logps(micro)
-        update = mean_update([self._update(micro, with_entropy=i == 0) for i in range(grpo.num_iterations)])
+        update = self._optimize(rollout, scores)
 
         # Rewards and the signal are measured on the first draw of prompts: with dynamic sampling the trained
-        # batch is chosen for its spread, so its reward would not say how well the model does.
-        first = drawn[0]
-        rewards = _reward_tensor(first.scores.total)
-        lengths = first.rollout.completion_mask.sum(1).float()
-        truncated = [] if first.rollout.truncated is None else first.rollout.truncated.tolist()
-        signal = step_signal(first.scores.total, G, first.scores.per_function, truncated, first.scores.failures)
+        # batch is chosen for its spread, so its reward would not say how well the model does. With several
+        # ranks they cover every rank's completions.
+        first_scores, lengths, truncated = distributed_state.step_view(drawn[0].scores, drawn[0].rollout)
+        rewards = _reward_tensor(first_scores.total)
+        signal = step_signal(first_scores.total, G, first_scores.per_function, truncated, first_scores.failures)
         signal["entropy"] = update.entropy
         if resampling is not None:
             signal["dynamic_sampling"] = resampling.as_dict()
         self.emit("metrics", step=self.step, reward=_nanmean(rewards), reward_std=_nanstd(rewards),
-                  rewards={name: _stats(values) for name, values in first.scores.per_function.items()},
+                  rewards={name: _stats(values) for name, values in first_scores.per_function.items()},
                   loss=update.loss, kl=update.kl if grpo.beta > 0 else None,  # no reference pass, nothing measured
                   clip_ratio=update.clip_ratio,
                   completion_length={"mean": lengths.mean().item(), "max": int(lengths.max().item())},
@@ -249,11 +245,28 @@ class Trainer:
             self.emit("sample", step=self.step, prompt=example.prompt_text, completion=rollout.texts[i],
                       rewards={name: values[i] for name, values in scores.per_function.items()},
                       reward=scores.total[i])
-        return sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)
+        return int(distributed.all_reduce_sum(
+            sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)))
+
+    def _optimize(self, rollout: Rollout, scores: RewardScores) -> UpdateResult:
+        """Advantages, micro-batches and the step's num_iterations optimizer updates on one scored batch
+        (this rank's share of it; advantages see every rank's rewards)."""
+        grpo = self.config.grpo
+        table = distributed.gather_rows(self._reward_table(scores))
+        advantages = aggregate_advantages(table, self.reward_weights, grpo.num_generations, grpo.scale_rewards,
+                                          grpo.multi_objective_aggregation)
+        advantages = distributed.shard(advantages).to(self.device)
+        mask = rollout.completion_mask
+        if grpo.mask_truncated_completions and rollout.truncated is not None:  # TRL: out of loss and attention
+            mask = mask * (~rollout.truncated).to(mask.dtype)[:, None]
+        micro = self._micro_batches(rollout, mask, advantages)
+        if grpo.num_iterations > 1 or grpo.beta > 0:
+            self._fixed_logps(micro)
+        return mean_update([self._update(micro, with_entropy=i == 0) for i in range(grpo.num_iterations)])
 
     # ----------------------------------------------------------------------------------- step pieces
     def _sample_and_score(self) -> ScoredBatch:
-        indices = self.sampler.next()
+        indices = distributed.shard(self.sampler.next())  # every rank draws the same batch, trains its share
         rollout = self._generate(indices)
         self.emit("phase", phase="scoring", step=self.step)
         return ScoredBatch(indices, rollout, self._score(indices, rollout))
@@ -285,7 +298,7 @@ class Trainer:
     def _micro_batches(self, rollout: Rollout, mask: torch.Tensor, advantages: torch.Tensor) -> list[MicroBatch]:
         config = self.config
         size, total = config.batch.micro_batch_size, rollout.size
-        tokens = mask.sum().clamp(min=1).item()
+        tokens = distributed.global_token_norm(mask.sum().item())  # the global count, over the world size
         per_token = normalises_per_token(config.grpo.loss_type)
         out = []
         for start in range(0, total, size):
@@ -339,23 +352,31 @@ class Trainer:
             clip_sum += out.clip_ratio.item() * share
             if with_entropy:
                 entropy_sum += out.entropy.item() * share
+        distributed.average_gradients(self.params)
         max_norm = self.config.optim.max_grad_norm
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf"))
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, kl_sum, clip_sum, entropy_sum, counted = distributed_state.global_update_metrics(
+            loss_sum, kl_sum, clip_sum, entropy_sum, counted)
         entropy = entropy_sum if with_entropy and counted else None  # no token in the loss: nothing measured
         return UpdateResult(loss_sum, kl_sum, clip_sum, float(norm), lr, entropy)
 
     # ------------------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Path:
         self.emit("phase", phase="saving", step=self.step)
-        path = ckpt.save_checkpoint(self.paths.checkpoints, self.step, self.model, self.optimizer,
-                                    self.scheduler, self.sampler.state_dict(),
-                                    {"config_hash": self.config.config_hash(), "config": self.config.to_dict()})
+        ranks = distributed_state.rank_checkpoint_state()  # every rank's RNG: resume is exact on each
+        path = self.paths.checkpoints / f"step-{self.step}"
+        if distributed.is_main():  # rank 0 alone writes
+            path = ckpt.save_checkpoint(self.paths.checkpoints, self.step, self.model, self.optimizer,
+                                        self.scheduler, self.sampler.state_dict(),
+                                        {"config_hash": self.config.config_hash(), "config": self.config.to_dict(),
+                                         **ranks})
+            ckpt.prune_checkpoints(self.paths.checkpoints, self.config.checkpoint_keep)
+        distributed.barrier()  # no rank runs ahead of a checkpoint that may yet fail
         self.last_saved_step = self.step
-        ckpt.prune_checkpoints(self.paths.checkpoints, self.config.checkpoint_keep)
         self.emit("checkpoint", step=self.step, path=str(path))
         return path
 

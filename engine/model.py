@@ -41,6 +41,8 @@ def resolve_device(name: str) -> torch.device:
                           "set device: auto (or cpu), or check the NVIDIA driver with nvidia-smi")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":  # the rank's own GPU under torchrun (distributed.init_from_env sets it); else GPU 0
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
 
 

@@ -50,6 +50,10 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
                 notes: list[str]) -> int:
     import torch
 
+    from grpo_studio.engine import distributed_launch
+
+    if not distributed_launch.join(config, run_dir):  # a rank > 0 under torchrun: trains, owns nothing
+        return distributed_launch.run_other_rank(config, run_dir, resume=resume)
     paths = RunPaths(Path(run_dir))
     make_private_dir(paths.root)
     try:
@@ -95,7 +99,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
 
         from grpo_studio.engine.loop import Trainer
 
-        trainer = Trainer(config, paths, events.emit, control)
+        trainer = Trainer(config, paths, events.emit, distributed_launch.shared(control))
         last_status = [0.0]
 
         def on_step(step: int) -> None:
@@ -132,13 +136,8 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
         return 0
     except StudioError as error:
         return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)
-    except Exception as error:  # OOM or a full disk in any of its forms, else a bug: keep the traceback
-        oom = classify_oom(error, phase.current) if trainer is not None else None
-        if oom is not None:
-            return _fail_oom(events, paths, trainer, oom, error, completed[0] if completed else None, quiet)
-        full = as_disk_full(error, paths.root)
-        if full is not None:
-            return _fail_disk_full(events, paths, reserve, full, echo=quiet)
+        trainer = Trainer(config, paths, events.emit, distributed_launch.shared(control))
+        last_status = [0.0]
         traceback.print_exc(file=sys.stderr)
         return _fail(events, paths, "crash", f"{type(error).__name__}: {error}",
                      f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"],
@@ -155,6 +154,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
             pass
         events.close()
         lock.close()
+        distributed_launch.leave()
 
 
 def _full_before_start(error: OSError, paths: RunPaths) -> int:

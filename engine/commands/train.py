@@ -14,10 +14,12 @@ refuses settings changed since the checkpoint that it cannot honour (resume_chec
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from grpo_studio.engine import torchrun_launch
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.errors import ConfigError
 
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar (events are still written)")
     parser.add_argument("--detach", action="store_true", help="train in the background (it survives this "
                                                               "terminal); follow with `grpo-studio attach RUN`")
+    torchrun_launch.add_arguments(parser)  # --gpus N and torchrun's multi-node flags
 
 
 @dataclass
@@ -107,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
     job = resolve_job(args)
     if args.detach:
         return _detach(args, job)
+    gpus = torchrun_launch.ranks_per_node(args, job.config)
+    under_torchrun = "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+    if (gpus > 1 or args.nnodes) and not under_torchrun:
+        return torchrun_launch.launch(args, job, gpus, _engine_argv(args, job))
+    if under_torchrun:
+        job.config.gpus = int(os.environ.get("LOCAL_WORLD_SIZE", gpus))  # config.yaml records it: resume reuses it
+        if os.environ.get("RANK", "0") != "0":
+            args.quiet = True  # one progress bar: rank 0's
     control = Control()
     previous = _stop_on_signals(control)
     try:
@@ -120,6 +131,22 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _engine_argv(args: argparse.Namespace, job: TrainJob) -> list[str]:
+    """`grpo-studio` arguments that run this job in its own run folder (for a background engine or a rank)."""
+    if job.resume:
+        argv = [NAME, "--resume"]
+    elif args.demo:
+        argv = [NAME, "--demo"]
+    else:
+        argv = [NAME, str(Path(args.config).resolve())]
+    argv += ["--run-dir", str(Path(job.run_dir).resolve())]
+    if args.steps is not None:
+        argv += ["--steps", str(args.steps)]
+    if args.quiet:
+        argv.append("--quiet")
+    return argv
 
 
 def _detach(args: argparse.Namespace, job: TrainJob) -> int:
@@ -140,6 +167,9 @@ def _detach(args: argparse.Namespace, job: TrainJob) -> int:
     argv += ["--run-dir", str(run_dir), "--quiet"]  # nobody watches a progress bar in engine.log
     if args.steps is not None:
         argv += ["--steps", str(args.steps)]
+    for flag in ("gpus", *torchrun_launch.MULTI_NODE_FLAGS):  # the background engine starts torchrun itself
+        if getattr(args, flag, None) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     pid = start_detached(argv, run_dir)
     print(f"run folder: {run_dir}")
     print(f"engine started in the background (pid {pid}); its output goes to {run_dir / 'engine.log'}")
