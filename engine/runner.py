@@ -136,8 +136,18 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
         return 0
     except StudioError as error:
         return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)
-        trainer = Trainer(config, paths, events.emit, distributed_launch.shared(control))
-        last_status = [0.0]
+    except Exception as error:  # OOM, a full disk or another rank's failure, else a bug: keep the traceback
+        peer = distributed_launch.peer_failure(paths)  # another rank failed first: its error is the cause
+        if peer is not None:
+            return _fail(events, paths, peer["kind"], peer["message"], peer["hint"], peer["code"], echo=quiet)
+        if distributed_launch.lost_a_rank(error):  # a rank vanished without a word: the run crashed
+            return distributed_launch.report_lost_rank(events, paths, error)
+        oom = classify_oom(error, phase.current) if trainer is not None else None
+        if oom is not None:
+            return _fail_oom(events, paths, trainer, oom, error, completed[0] if completed else None, quiet)
+        full = as_disk_full(error, paths.root)
+        if full is not None:
+            return _fail_disk_full(events, paths, reserve, full, echo=quiet)
         traceback.print_exc(file=sys.stderr)
         return _fail(events, paths, "crash", f"{type(error).__name__}: {error}",
                      f"the traceback is in {paths.log} (or above); please report it", EXIT_CODES["crash"],

@@ -113,6 +113,12 @@ class EngineServer:
         self._thread.start()
         return self
 
+    @property
+    def client_count(self) -> int:
+        """Clients connected now (the handshake included): what the client cap counts."""
+        with self._lock:
+            return len(self._clients)
+
     def close(self) -> None:
         if self._closed.is_set():
             return

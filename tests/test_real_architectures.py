@@ -66,7 +66,9 @@ def architecture(hub_id: str) -> dict:
 @pytest.fixture(scope="session")
 def family_dir(tmp_path_factory, pytestconfig):
     built: dict[str, Path] = {}
-    cache = Path(pytestconfig.cache.mkdir("gguf-tokenizers"))
+    # converted tokenizers are kept in pytest's cache between runs (a fresh folder with -p no:cacheprovider)
+    cache = (Path(pytestconfig.cache.mkdir("gguf-tokenizers")) if getattr(pytestconfig, "cache", None)
+             else tmp_path_factory.mktemp("gguf-tokenizers"))
 
     def build(family: str) -> Path:
         if family in built:
