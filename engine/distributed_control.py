@@ -3,6 +3,7 @@ server or signals) are broadcast once per step, and every rank's loop reads that
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from grpo_studio.engine import distributed
 from grpo_studio.engine.control import Control
@@ -38,12 +39,15 @@ class SharedControl(Control):
         save, self._flags["save"] = self._flags["save"], False
         return save
 
-    def wait_while_paused(self, poll_s: float = 0.2) -> bool:
-        """Every rank waits, re-agreeing each poll, so all leave the pause at the same boundary."""
+    def wait_while_paused(self, poll_s: float = 0.2, on_save: Callable[[], None] | None = None) -> bool:
+        """Every rank waits, re-agreeing each poll, so all leave the pause at the same boundary; a save_now
+        that arrives meanwhile is served at once on every rank (the checkpoint is collective)."""
         was_paused = self.paused
         while self.paused:
             time.sleep(poll_s)
             self.sync()
+            if on_save is not None and self.take_save_request():
+                on_save()
         return was_paused
 
 

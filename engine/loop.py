@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from grpo_studio.engine.rewards import RewardScores, load_reward_functions, scor
 from grpo_studio.engine.rollout import Rollout, generate
 from grpo_studio.engine.runs import RunPaths
 from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
 from grpo_studio.kernels import grpo_loss, token_logprobs
 from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
@@ -62,24 +63,6 @@ class MicroBatch:
     weight: float  # share of the whole batch's loss (so micro-batches add up to the full-batch loss)
     old_logps: torch.Tensor | None = None
     ref_logps: torch.Tensor | None = None
-
-
-class UpdateResult(NamedTuple):
-    """What one optimizer update measured (the step reports the mean over its num_iterations updates)."""
-    loss: float
-    kl: float
-    clip_ratio: float
-    grad_norm: float
-    lr: float
-    entropy: float | None  # mean token entropy; measured in a step's first update only (the sampling policy)
-
-
-def mean_update(results: list[UpdateResult]) -> UpdateResult:
-    def mean(values: list) -> float | None:
-        present = [v for v in values if v is not None]
-        return sum(present) / len(present) if present else None
-
-    return UpdateResult(*(mean(list(values)) for values in zip(*results)))
 
 
 class Trainer:
@@ -226,13 +209,13 @@ class Trainer:
         # batch is chosen for its spread, so its reward would not say how well the model does. With several
         # ranks they cover every rank's completions.
         first_scores, lengths, truncated = distributed_state.step_view(drawn[0].scores, drawn[0].rollout)
-        rewards = _reward_tensor(first_scores.total)
+        rewards = reward_tensor(first_scores.total)
         signal = step_signal(first_scores.total, G, first_scores.per_function, truncated, first_scores.failures)
         signal["entropy"] = update.entropy
         if resampling is not None:
             signal["dynamic_sampling"] = resampling.as_dict()
-        self.emit("metrics", step=self.step, reward=_nanmean(rewards), reward_std=_nanstd(rewards),
-                  rewards={name: _stats(values) for name, values in first_scores.per_function.items()},
+        self.emit("metrics", step=self.step, reward=nan_mean(rewards), reward_std=nan_std(rewards),
+                  rewards={name: reward_stats(values) for name, values in first_scores.per_function.items()},
                   loss=update.loss, kl=update.kl if grpo.beta > 0 else None,  # no reference pass, nothing measured
                   clip_ratio=update.clip_ratio,
                   completion_length={"mean": lengths.mean().item(), "max": int(lengths.max().item())},
@@ -292,7 +275,7 @@ class Trainer:
 
     def _reward_table(self, scores: RewardScores) -> torch.Tensor:
         """[N, K] rewards per completion and function, NaN where a function returned None."""
-        columns = [_reward_tensor(scores.per_function[rf.name]) for rf in self.reward_functions]
+        columns = [reward_tensor(scores.per_function[rf.name]) for rf in self.reward_functions]
         return torch.stack(columns, dim=1)
 
     def _micro_batches(self, rollout: Rollout, mask: torch.Tensor, advantages: torch.Tensor) -> list[MicroBatch]:
@@ -400,23 +383,3 @@ class Trainer:
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
         return final
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-def _reward_tensor(values: list[float | None]) -> torch.Tensor:
-    return torch.tensor([math.nan if v is None else float(v) for v in values], dtype=torch.float32)
-
-
-def _nanmean(x: torch.Tensor) -> float | None:
-    value = torch.nanmean(x).item()
-    return None if math.isnan(value) else value
-
-
-def _nanstd(x: torch.Tensor) -> float | None:
-    x = x[~torch.isnan(x)]
-    return x.std().item() if x.numel() > 1 else (0.0 if x.numel() == 1 else None)
-
-
-def _stats(values: list) -> dict:
-    present = torch.tensor([float(v) for v in values if v is not None], dtype=torch.float32)
-    return {"mean": _nanmean(present) if present.numel() else None, "std": _nanstd(present)}

@@ -28,7 +28,7 @@ def run(workdir: Path, smoke: bool, deadline: float) -> dict:
     from grpo_studio.engine.config import dump_config
     from grpo_studio.engine.errors import EXIT_CODES
     from grpo_studio.engine.events import read_events
-    from grpo_studio.engine.loop import PromptSampler
+    from grpo_studio.engine.prompt_sampler import PromptSampler
     from grpo_studio.engine.runs import RunPaths
 
     folder = model_dir(workdir, QWEN, smoke)
