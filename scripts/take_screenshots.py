@@ -8,8 +8,8 @@ Writes resources/screenshots/{new_run,monitor,monitor_samples,error,runs,tray_me
 size and NAME_WxH.png at every other size (the window is resized and each page taken again). First it trains the
 real demo (about 20 s on 2 CPU cores) into a temp runs folder: that finished run is the one Runs, Export and
 Try show, and Export and Try run the real `grpo-studio export` / `chat` on it. The other runs around it (live,
-stopped, crashed, failed with an out-of-memory error) replay tests/data/*.jsonl with their times moved to
-today, so the Runs table reads like a user's. Settings and runs live in a temp folder; no GPU is needed.
+stopped, crashed) replay that run's own events.jsonl, the failed one tests/data/oom_events.jsonl, with their
+times moved to today, so the Runs table reads like a user's. Settings and runs live in a temp folder; no GPU is needed.
 """
 from __future__ import annotations
 
@@ -58,11 +58,12 @@ def make_runs(runs: Path) -> dict[str, Path]:
 
     import psutil
 
-    lines = (DATA / "demo_events.jsonl").read_text().splitlines(keepends=True)
-    total = json.loads(lines[0]).get("total_steps") or 0
     now = time.time()
     made = {"finished": runs / f"{time.strftime('%Y-%m-%d_%H%M%S', time.localtime(now))}_demo"}
     train_demo(made["finished"])
+    # The other runs replay this real run's own record (today's engine: every field the Monitor shows).
+    lines = (made["finished"] / "events.jsonl").read_text().splitlines(keepends=True)
+    total = json.loads(lines[0]).get("total_steps") or 0
     cut = len(lines) * 2 // 3  # the live run is two thirds through the recording
     # The live run's "engine" is this process, started after it (a status older than its pid reads as crashed).
     this_process = max(time.time(), psutil.Process().create_time() + 1.0)
@@ -197,7 +198,7 @@ def monitor_screen(window, runs, shot, settle, until, first) -> None:
     window.monitor._refresh()
     shot("monitor")
     window.monitor.tabs.setCurrentIndex(1)
-    window.monitor.samples.setCurrentCell(0, 1)
+    window.monitor.samples.table.setCurrentCell(0, 1)
     shot("monitor_samples")
     window.monitor.tabs.setCurrentIndex(0)
 
