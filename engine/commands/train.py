@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signum, handler)
 
 
-def _engine_argv(args: argparse.Namespace, job: TrainJob) -> list[str]:
+def _engine_argv(args: argparse.Namespace, job: TrainJob, quiet: bool | None = None) -> list[str]:
     """`grpo-studio` arguments that run this job in its own run folder (for a background engine or a rank)."""
     if job.resume:
         argv = [NAME, "--resume"]
@@ -144,7 +144,7 @@ def _engine_argv(args: argparse.Namespace, job: TrainJob) -> list[str]:
     argv += ["--run-dir", str(Path(job.run_dir).resolve())]
     if args.steps is not None:
         argv += ["--steps", str(args.steps)]
-    if args.quiet:
+    if args.quiet if quiet is None else quiet:
         argv.append("--quiet")
     return argv
 
@@ -158,15 +158,7 @@ def _detach(args: argparse.Namespace, job: TrainJob) -> int:
     RunLock(run_dir).acquire().release()  # refuse here, while the user watches, if an engine owns the run
     for note in job.notes:
         print(note)
-    if job.resume:
-        argv = [NAME, "--resume"]
-    elif args.demo:
-        argv = [NAME, "--demo"]
-    else:
-        argv = [NAME, str(Path(args.config).resolve())]
-    argv += ["--run-dir", str(run_dir), "--quiet"]  # nobody watches a progress bar in engine.log
-    if args.steps is not None:
-        argv += ["--steps", str(args.steps)]
+    argv = _engine_argv(args, job, quiet=True)  # nobody watches a progress bar in engine.log
     for flag in ("gpus", *torchrun_launch.MULTI_NODE_FLAGS):  # the background engine starts torchrun itself
         if getattr(args, flag, None) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
