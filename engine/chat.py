@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import torch
 
-from grpo_studio.engine.config import TrainConfig, load_config
+from grpo_studio.engine.common.config import TrainConfig, load_config
 from grpo_studio.engine.data import build_prompt, render_prompt
-from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.export_gguf import find_adapter, find_base_model, find_run_dir
 
 Emit = Callable[[dict], None]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from grpo_studio.engine.chat import ChatSession, Emit
-from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.common.errors import StudioError
 
 
 class RequestInbox:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from grpo_studio.engine.disk import as_disk_full
-from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.common.disk import as_disk_full
+from grpo_studio.engine.common.errors import StudioError
 
 # The torch-free half (names, listing, pruning) lives in checkpoint_files; re-exported for the loop.
 from grpo_studio.engine.checkpoint_files import (COMPLETE_FILE, CONFIG_FILE, STATE_FILE,  # noqa: F401

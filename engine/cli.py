@@ -13,7 +13,7 @@ import sys
 
 from grpo_studio import __version__
 from grpo_studio.engine import commands
-from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.common.errors import StudioError
 
 
 def _command_modules() -> list:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grpo_studio.engine.config import DEMO, DatasetConfig, TrainConfig
+from grpo_studio.engine.common.config import DEMO, DatasetConfig, TrainConfig
 from grpo_studio.engine.data_files import check_data_file
-from grpo_studio.engine.errors import DataError
-from grpo_studio.engine.text import clip
+from grpo_studio.engine.common.errors import DataError
+from grpo_studio.engine.common.text import clip
 
 if TYPE_CHECKING:
     import datasets
@@ -92,7 +92,7 @@ def _load(dataset: DatasetConfig) -> tuple["datasets.Dataset", str]:
 def _resolve(dataset: DatasetConfig) -> tuple[list[Path], str, str]:
     """(files, datasets builder name, human-readable source) for a path, a cached hub id or `demo`."""
     if dataset.path == DEMO:
-        from grpo_studio.engine.demo import demo_task_path
+        from grpo_studio.engine.common.demo import demo_task_path
 
         path = demo_task_path()
         if not path.is_file():
@@ -102,7 +102,7 @@ def _resolve(dataset: DatasetConfig) -> tuple[list[Path], str, str]:
     path = Path(dataset.path).expanduser()
     subset = None
     if not path.exists():
-        from grpo_studio.engine.sources import resolve_name
+        from grpo_studio.engine.common.sources import resolve_name
 
         source = resolve_name(dataset.path, "dataset")  # a hub id, else "not found (taken for a path)"
         subset = source.subset
@@ -133,7 +133,7 @@ def _base_split(split: str) -> str:
 
 def _cached_hub_dataset(source) -> Path:
     """The local snapshot folder of a hub dataset, from the cache only (a run downloads it first: engine.fetch)."""
-    from grpo_studio.engine.sources import cached_snapshot
+    from grpo_studio.engine.common.sources import cached_snapshot
 
     folder = cached_snapshot(source)
     if folder is None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from grpo_studio.engine.errors import DataError
-from grpo_studio.engine.text import clip
+from grpo_studio.engine.common.errors import DataError
+from grpo_studio.engine.common.text import clip
 
 
 def check_data_file(path: Path, fmt: str) -> None:

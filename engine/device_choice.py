@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from grpo_studio.engine.config import TrainConfig
+from grpo_studio.engine.common.config import TrainConfig
 
 BF16_MIN_CAPABILITY = (8, 0)
 
@@ -36,7 +36,7 @@ def auto_dtype(device: torch.device) -> torch.dtype:
 def gpu_budget(device: torch.device) -> dict:
     """{name, total, free} in bytes of the GPU this process trains on, as the estimator expects, with `free`
     counting the memory this process already holds as available to it (see the module docstring)."""
-    from grpo_studio.engine.estimate_model import CUDA_CONTEXT
+    from grpo_studio.engine.common.estimate_model import CUDA_CONTEXT
 
     free, total = torch.cuda.mem_get_info(device)
     held = torch.cuda.memory_reserved(device)
@@ -52,7 +52,7 @@ def should_offload(config: TrainConfig, device: torch.device, model_config: dict
     if device.type != "cuda":
         return False
     try:
-        from grpo_studio.engine.estimate import needs_offload
+        from grpo_studio.engine.common.estimate import needs_offload
 
         return needs_offload(config, gpu_budget(device), model_config)
     except Exception:  # never fail a run over the advisory estimate

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.errors import ConfigError
 
 # Collectives wait this long for a slow rank (a long generation, a checkpoint write) before failing.
 TIMEOUT = datetime.timedelta(minutes=30)

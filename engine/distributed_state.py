@@ -10,7 +10,7 @@ import torch
 
 from grpo_studio.engine import checkpoint as ckpt
 from grpo_studio.engine import distributed
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.rewards import RewardScores
 from grpo_studio.engine.rollout import Rollout
 

@@ -26,7 +26,7 @@ from typing import Callable
 import gguf
 import numpy as np
 
-from grpo_studio.engine.errors import ExportError
+from grpo_studio.engine.common.errors import ExportError
 from grpo_studio.engine.gguf_names import ArchInfo, TensorNames, arch_info, permute_heads, permute_rows
 
 Q = gguf.GGMLQuantizationType
@@ -108,12 +108,12 @@ def find_base_model(adapter_config: dict, base_dir: str | Path | None = None) ->
                           "pass the base model's folder with --base DIR")
     folder = Path(str(name)).expanduser()
     if not folder.exists() and folder.parts[-3:] == ("resources", "demo", "model"):
-        from grpo_studio.engine.demo import demo_model_dir  # the demo model of another install of the app
+        from grpo_studio.engine.common.demo import demo_model_dir  # the demo model of another install of the app
 
         folder = demo_model_dir()
     if not (folder / "config.json").is_file():
-        from grpo_studio.engine.errors import StudioError
-        from grpo_studio.engine.sources import local_model_folder
+        from grpo_studio.engine.common.errors import StudioError
+        from grpo_studio.engine.common.sources import local_model_folder
 
         try:  # a local folder, or a hub id in the cache (dotted ids too): engine.sources decides
             folder = local_model_folder(str(name))

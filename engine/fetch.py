@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from grpo_studio.engine.config import TrainConfig
+from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.hub_download import DownloadPlan, Progress, ensure_local
-from grpo_studio.engine.sources import Source, resolve_name
+from grpo_studio.engine.common.sources import Source, resolve_name
 
 Emit = Callable[..., dict]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import gguf
 import numpy as np
 
-from grpo_studio.engine.errors import ExportError
+from grpo_studio.engine.common.errors import ExportError
 
 
 @dataclass(frozen=True)

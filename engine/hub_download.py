@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from grpo_studio.engine.errors import ConfigError, DataError, StudioError
-from grpo_studio.engine.sources import Source, hub_cache_dir, hub_endpoint, hub_offline, wanted_files
+from grpo_studio.engine.common.errors import ConfigError, DataError, StudioError
+from grpo_studio.engine.common.sources import Source, hub_cache_dir, hub_endpoint, hub_offline, wanted_files
 
 TOKEN_HINT = ("put a Hugging Face access token (read access, from {tokens}) in Settings → Hugging Face token, "
               "or run `hf auth login`, or set HF_TOKEN")
@@ -141,7 +141,7 @@ def ensure_local(source: Source, revision: str | None = None, on_start: Callable
                  on_progress: Callable[[Progress], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> Path:
     """The snapshot folder of a hub repo: from the cache when complete, else planned, checked and downloaded."""
-    from grpo_studio.engine.sources import cached_snapshot
+    from grpo_studio.engine.common.sources import cached_snapshot
 
     folder = cached_snapshot(source, revision)
     if folder is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grpo_studio.engine.errors import RunBusyError
+from grpo_studio.engine.common.errors import RunBusyError
 
 LOCK_NAME = "engine.lock"
 

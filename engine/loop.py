@@ -28,7 +28,7 @@ from grpo_studio.engine import checkpoint as ckpt
 from grpo_studio.engine import distributed, distributed_state
 from grpo_studio.engine import model as policy_model
 from grpo_studio.engine.advantages import aggregate_advantages
-from grpo_studio.engine.config import TrainConfig
+from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.diagnostics import step_signal
 from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
@@ -38,7 +38,7 @@ from grpo_studio.engine.prompt_sampler import PromptSampler
 from grpo_studio.engine.reward_model import RewardModel
 from grpo_studio.engine.rewards import RewardScores, load_reward_functions, score_completions
 from grpo_studio.engine.rollout import Rollout, generate
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.sampling import SamplingParams
 from grpo_studio.engine.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
 from grpo_studio.kernels import grpo_loss, token_logprobs

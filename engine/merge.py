@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from grpo_studio.engine.errors import ExportError
+from grpo_studio.engine.common.errors import ExportError
 from grpo_studio.engine.export_gguf import find_adapter, find_base_model
 
 _BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}

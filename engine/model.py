@@ -17,8 +17,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from grpo_studio.engine.config import TrainConfig
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.errors import ConfigError
 
 SMALL_MODEL_PARAMS = 20_000_000  # below this, one CPU thread is fastest
 
@@ -58,7 +58,7 @@ def resolve_model_path(name: str) -> tuple[Path, str]:
     """(local folder with config.json, name for adapter_config.json) for 'demo', a folder or a cached hub id.
 
     Never downloads: a run fetches its hub model first (engine.fetch); see engine.sources for the rule."""
-    from grpo_studio.engine.sources import local_model_folder, resolve_name
+    from grpo_studio.engine.common.sources import local_model_folder, resolve_name
 
     folder = local_model_folder(name)
     source = resolve_name(name, "model")

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpo_studio.engine.errors import ExportError
-from grpo_studio.engine.runs import atomic_write_text
+from grpo_studio.engine.common.errors import ExportError
+from grpo_studio.engine.common.runs import atomic_write_text
 
 
 @dataclass(frozen=True)

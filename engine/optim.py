@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from grpo_studio.engine.config import TrainConfig
+from grpo_studio.engine.common.config import TrainConfig
 
 
 def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:

@@ -14,7 +14,7 @@ from typing import IO
 
 from tqdm import tqdm
 
-from grpo_studio.engine.signal_hints import HintWatcher
+from grpo_studio.engine.common.signal_hints import HintWatcher
 
 
 def _duration(seconds: float | None) -> str:

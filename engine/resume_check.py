@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from grpo_studio.engine.config import TrainConfig
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.errors import ConfigError
 
 # Settings a resumed run honours (the rest of the config is fixed by the checkpoint).
 CHANGEABLE = ("max_steps", "num_train_epochs", "checkpoint_every", "checkpoint_keep", "log_samples_every",

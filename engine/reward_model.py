@@ -34,7 +34,7 @@ class RewardModel:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from grpo_studio.engine.errors import ConfigError
+        from grpo_studio.engine.common.errors import ConfigError
         from grpo_studio.engine.model import resolve_model_path
 
         device = torch.device(self.device or "cpu")
@@ -67,7 +67,7 @@ class RewardModel:
 
     def texts(self, prompts: list, completions: list) -> list[str]:
         """What the reward model reads: the conversation in its chat template, or prompt + completion."""
-        from grpo_studio.engine.reward_functions import completion_text
+        from grpo_studio.engine.common.reward_functions import completion_text
 
         out = []
         for prompt, completion in zip(prompts, completions):

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grpo_studio.engine.config import RewardSpec
-from grpo_studio.engine.errors import ConfigError, RewardError
-from grpo_studio.engine.reward_functions import BUILTIN_REWARDS, completion_text, describe, make_length_penalty
+from grpo_studio.engine.common.config import RewardSpec
+from grpo_studio.engine.common.errors import ConfigError, RewardError
+from grpo_studio.engine.common.reward_functions import BUILTIN_REWARDS, completion_text, describe, make_length_penalty
 from grpo_studio.engine.user_code import Failure, call_guarded, find_failing_slice
-from grpo_studio.engine.text import clip
+from grpo_studio.engine.common.text import clip
 
 # Keyword names the trainer itself passes; dataset columns with these names are not forwarded (as TRL).
 RESERVED = ("prompt", "prompts", "completion", "completions", "completion_ids", "trainer_state")

@@ -14,8 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
-from grpo_studio.engine.errors import ConfigError
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.runs import RunPaths
 
 # Everything the engine (or the launcher, for engine.log) writes into a run folder.
 ENGINE_ENTRIES = ("config.yaml", "status.json", "secret", "events.jsonl", "engine.log", "engine.lock",
@@ -76,7 +76,7 @@ def prepare_new_run(run_dir: Path, config_file: Path | None, overwrite: bool) ->
 
 def _holds_earlier_run(run_dir: Path) -> bool:
     paths = RunPaths(run_dir)
-    from grpo_studio.engine.runs import read_status
+    from grpo_studio.engine.common.runs import read_status
 
     return (paths.events.is_file() or paths.checkpoints.is_dir() or paths.adapter.is_dir()
             or read_status(paths).get("state") not in (None, "starting"))
@@ -88,7 +88,7 @@ def _may_precede_start(run_dir: Path, name: str, config_file: Path | None) -> bo
     if name == "config.yaml":  # the app saves the run's config there and trains that very file
         return _is_config_file(run_dir, name, config_file)
     if name == "status.json":
-        from grpo_studio.engine.runs import read_status
+        from grpo_studio.engine.common.runs import read_status
 
         return read_status(RunPaths(run_dir)).get("state") in (None, "starting")
     return True

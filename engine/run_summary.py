@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.runs import RunPaths
 
 
 def _duration(seconds: float) -> str:

@@ -20,16 +20,16 @@ import traceback
 from pathlib import Path
 
 from grpo_studio import __version__
-from grpo_studio.engine.config import TrainConfig, dump_config
+from grpo_studio.engine.common.config import TrainConfig, dump_config
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.disk import DiskFullError, SpaceReserve, as_disk_full
-from grpo_studio.engine.errors import EXIT_CODES, StudioError
-from grpo_studio.engine.events import EventLog
+from grpo_studio.engine.common.disk import DiskFullError, SpaceReserve, as_disk_full
+from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
+from grpo_studio.engine.common.events import EventLog
 from grpo_studio.engine.hub_download import DownloadCancelled
 from grpo_studio.engine.lock import RunLock
 from grpo_studio.engine.oom import LastCompletedStep, OomFailure, classify_oom, release_memory
 from grpo_studio.engine.run_folder import make_private_dir, secure_run_files
-from grpo_studio.engine.runs import RunPaths, atomic_write_text, write_status
+from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, write_status
 from grpo_studio.engine.server import EngineServer
 
 STATUS_EVERY_S = 1.0  # status.json is rewritten (with fsync) at most this often; events carry every step

@@ -37,10 +37,10 @@ from multiprocessing import connection as mpc
 from pathlib import Path
 
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.errors import StudioError
-from grpo_studio.engine.events import EventLog, read_events
-from grpo_studio.engine.protocol import COMMANDS, ProtocolError, decode, encode, reply
-from grpo_studio.engine.runs import RunPaths, read_status, write_status
+from grpo_studio.engine.common.errors import StudioError
+from grpo_studio.engine.common.events import EventLog, read_events
+from grpo_studio.engine.common.protocol import COMMANDS, ProtocolError, decode, encode, reply
+from grpo_studio.engine.common.runs import RunPaths, read_status, write_status
 from grpo_studio.engine.socket_dir import SOCKET_NAME, make_socket_dir, remove_socket_dir
 
 QUEUE_SIZE = 10_000

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.errors import ConfigError
 
 MULTI_NODE_FLAGS = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")
 
@@ -87,7 +87,7 @@ def _stopper(process: subprocess.Popen, run_dir: Path):
         if not asked:
             asked.append(signum)
             try:
-                from grpo_studio.engine.client import send_command
+                from grpo_studio.engine.common.client import send_command
 
                 send_command(run_dir, "stop", timeout=30.0)  # a busy rank 0 may answer slowly
                 print("\nstopping after this step (saving a checkpoint); Ctrl-C again to abort", flush=True)

@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterator
 
-from grpo_studio.engine.errors import RewardError
+from grpo_studio.engine.common.errors import RewardError
 
 OUTPUT_CAP_BYTES = 8 << 10
 

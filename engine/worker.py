@@ -14,8 +14,8 @@ from pathlib import Path
 from grpo_studio.engine import distributed
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.distributed_control import SharedControl
-from grpo_studio.engine.errors import EXIT_CODES, StudioError
-from grpo_studio.engine.runs import RunPaths, atomic_write_text
+from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
+from grpo_studio.engine.common.runs import RunPaths, atomic_write_text
 
 ERRORS_DIR = "rank-errors"
 

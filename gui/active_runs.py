@@ -8,10 +8,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from grpo_studio.engine import runs as run_store
-from grpo_studio.engine.protocol import LIVE_STATES
-from grpo_studio.engine.runs import RunPaths
-from grpo_studio.engine.signal_hints import PlateauWatch
+from grpo_studio.engine.common import runs as run_store
+from grpo_studio.engine.common.protocol import LIVE_STATES
+from grpo_studio.engine.common.runs import RunPaths
+from grpo_studio.engine.common.signal_hints import PlateauWatch
 
 POLL_MS = 2000
 

@@ -16,7 +16,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from grpo_studio import __version__
-from grpo_studio.engine.launcher import start_detached
+from grpo_studio.engine.common.launcher import start_detached
 from grpo_studio.gui import theme
 from grpo_studio.gui.main_window import MainWindow
 from grpo_studio.gui.qt_check import binding_problem
@@ -43,7 +43,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def resume_interrupted_runs(runs_dir) -> list:
     """Start a detached `train --resume` for every crashed run; returns the runs resumed."""
-    from grpo_studio.engine.runs import list_runs
+    from grpo_studio.engine.common.runs import list_runs
 
     crashed = [s for s in list_runs(runs_dir) if s.state == "crashed"]
     for summary in crashed:

@@ -14,7 +14,7 @@ import json
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
-from grpo_studio.engine.launcher import engine_command
+from grpo_studio.engine.common.launcher import engine_command
 
 
 class CliJob(QObject):

@@ -7,7 +7,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView,
                                QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from grpo_studio.engine.config import DEMO
+from grpo_studio.engine.common.config import DEMO
 from grpo_studio.gui.cli_job import CliJob, error_text
 from grpo_studio.gui.dataset_preview import PreviewError, cell_text, quick_preview
 from grpo_studio.gui.download_panel import DownloadPanel
@@ -192,7 +192,7 @@ class DatasetPicker(QWidget):
             return
         source = path
         if path == DEMO:
-            from grpo_studio.engine.demo import demo_task_path
+            from grpo_studio.engine.common.demo import demo_task_path
             source = str(demo_task_path())
         try:
             result = quick_preview(source)

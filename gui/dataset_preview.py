@@ -10,7 +10,7 @@ import csv
 import json
 from pathlib import Path
 
-from grpo_studio.engine.text import clip
+from grpo_studio.engine.common.text import clip
 
 PROMPT_NAMES = ("prompt", "messages", "conversation", "input", "instruction")
 QUESTION_NAMES = ("question", "problem", "query", "task")

@@ -24,7 +24,7 @@ BAR_STEPS = 1000  # QProgressBar holds an int: permille, not bytes
 def looks_like_hub_id(name: str, what: str = "model") -> bool:
     """Cheap pre-check, without importing huggingface_hub in the window: `owner/name` that is no local path.
     The `download --plan` it leads to applies engine.sources' full rule (huggingface_hub's validation)."""
-    from grpo_studio.engine.sources import FILE_SUFFIXES
+    from grpo_studio.engine.common.sources import FILE_SUFFIXES
 
     repo = name.strip().partition(":")[0] if what == "dataset" else name.strip()
     return (repo.count("/") == 1 and not repo.startswith((".", "/", "~")) and not repo.endswith("/")

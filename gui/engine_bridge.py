@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from grpo_studio.engine.runs import RunPaths, engine_alive, read_status, run_is_live
+from grpo_studio.engine.common.runs import RunPaths, engine_alive, read_status, run_is_live
 
 START_GRACE_S = 60.0  # how long a just-launched engine may take to come up (torch import, a slow disk)
 
@@ -50,7 +50,8 @@ class RunFollower(QThread):
         self._stop.set()
 
     def run(self) -> None:
-        from grpo_studio.engine.client import follow_events  # here: the window shows before the socket code loads
+        # imported here: the window shows before the socket code loads
+        from grpo_studio.engine.common.client import follow_events
 
         try:
             for event in follow_events(self.run_dir, self.from_seq, stop=self._stop,
@@ -113,7 +114,7 @@ class EngineBridge(QObject):
 
 def send_engine_command(run_dir: str | Path, cmd: str) -> dict:
     """One command to a run's engine, as {ok, error}; never raises."""
-    from grpo_studio.engine.client import send_command
+    from grpo_studio.engine.common.client import send_command
 
     try:
         reply = send_command(Path(run_dir), {"cmd": cmd})

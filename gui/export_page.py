@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QHeaderView, QLineEdit, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem,
                                QWidget)
 
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.gui.adapter_page import AdapterPage
 from grpo_studio.gui.widgets import Card, fmt_bytes, label, open_folder, page_header, page_layout
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from grpo_studio.engine.config import TrainConfig, field_help
+from grpo_studio.engine.common.config import TrainConfig, field_help
 from grpo_studio.gui.widgets import FieldError
 
 _HELP = field_help()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QGridLayout, QPushButton, QVBoxLayout, QWidget
 
-from grpo_studio.engine.config import get_path, set_path
+from grpo_studio.engine.common.config import get_path, set_path
 from grpo_studio.gui.form_fields import FieldEditor, add_row
 
 # (dotted path, label, editor options); two columns each.

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from PySide6.QtWidgets import QWidget
 
-from grpo_studio.engine.signal_hints import MIN_STEPS, WINDOW, Hint, signal_hints
+from grpo_studio.engine.common.signal_hints import MIN_STEPS, WINDOW, Hint, signal_hints
 from grpo_studio.gui.widgets import Card, fmt_number, label
 
 WAITING = f"Measured on every step once {MIN_STEPS} steps are in."

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidget, Q
                                QMessageBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from grpo_studio import __version__
-from grpo_studio.engine import runs as run_store
-from grpo_studio.engine.launcher import start_detached
+from grpo_studio.engine.common import runs as run_store
+from grpo_studio.engine.common.launcher import start_detached
 from grpo_studio.gui import theme
 from grpo_studio.gui.active_runs import ActiveRuns
 from grpo_studio.gui.engine_bridge import EngineBridge

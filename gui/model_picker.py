@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from grpo_studio.engine.config import DEMO
+from grpo_studio.engine.common.config import DEMO
 from grpo_studio.gui.download_panel import DownloadPanel
 from grpo_studio.gui.widgets import FieldError, fmt_bytes, label
 

@@ -325,8 +325,8 @@ def _describe(run_dir: Path) -> str:
 def _estimate_total(run_dir: Path) -> int | None:
     """GRPO Studio's peak estimate for this run, drawn as a line on the GPU memory chart."""
     try:
-        from grpo_studio.engine.config import load_config
-        from grpo_studio.engine.estimate import estimate_run
+        from grpo_studio.engine.common.config import load_config
+        from grpo_studio.engine.common.estimate import estimate_run
 
         return int(estimate_run(load_config(run_dir / "config.yaml"), gpu=None)["plans"]["grpo_studio"]["total"])
     except Exception:  # noqa: BLE001 - no config or an unknown model: simply no estimate line

@@ -14,12 +14,12 @@ from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton, QScrollArea, QSizePolicy,
                                QVBoxLayout, QWidget)
 
-from grpo_studio.engine.config import (DEMO, ConfigError, config_from_dict, dump_config, load_config, save_config,
-                                       set_path)
-from grpo_studio.engine.estimate import estimate_run, load_model_config
-from grpo_studio.engine.estimate_gpu import detect_gpu
-from grpo_studio.engine.launcher import engine_command, start_detached
-from grpo_studio.engine.runs import new_run_dir
+from grpo_studio.engine.common.config import (DEMO, ConfigError, config_from_dict, dump_config, load_config,
+                                              save_config, set_path)
+from grpo_studio.engine.common.estimate import estimate_run, load_model_config
+from grpo_studio.engine.common.estimate_gpu import detect_gpu
+from grpo_studio.engine.common.launcher import engine_command, start_detached
+from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from grpo_studio.engine.config import DEMO, TrainConfig, get_path, set_path
+from grpo_studio.engine.common.config import DEMO, TrainConfig, get_path, set_path
 
 # Never reset when leaving the demo: what the user picks anyway (the model), data that works with any model
 # (the demo's addition task stays until the user chooses a dataset), and the seed.
@@ -36,7 +36,7 @@ _GPU_COMMON = {"load_in_4bit": True, "optim.optimizer": "adamw_8bit", "gradient_
 
 
 def demo_data() -> dict:
-    from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.common.demo import demo_config
     return demo_config().to_dict()
 
 
@@ -60,7 +60,7 @@ def leave_demo(data: dict) -> tuple[dict, list[str]]:
     """`data` from a demo form, made fit for a real model: the demo's reward file removed and every setting the
     demo tunes put back to its default where it still holds the demo's value (what the user changed stays).
     Returns (new data, the names of what was reset)."""
-    from grpo_studio.engine.demo import demo_format_reward
+    from grpo_studio.engine.common.demo import demo_format_reward
 
     out = copy.deepcopy(data)
     reset: list[str] = []

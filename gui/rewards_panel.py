@@ -23,7 +23,7 @@ FALLBACK_TEXT = {
 
 def builtin_descriptions() -> dict[str, str]:
     try:  # the engine's own one-line docs; torch-free, but keep the GUI alive if that ever changes
-        from grpo_studio.engine.reward_functions import BUILTIN_REWARDS
+        from grpo_studio.engine.common.reward_functions import BUILTIN_REWARDS
         return {name: text for name, (_, text) in BUILTIN_REWARDS.items()}
     except Exception:  # noqa: BLE001
         return dict(FALLBACK_TEXT)

@@ -6,8 +6,8 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from grpo_studio.engine import runs as run_store
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common import runs as run_store
+from grpo_studio.engine.common.runs import RunPaths
 
 
 def runs_with_adapter(runs_dir: Path | None) -> list:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from grpo_studio.engine.protocol import RunOutcome
+from grpo_studio.engine.common.protocol import RunOutcome
 
 MAX_SAMPLES = 200
 MAX_LOG = 5000

@@ -11,8 +11,8 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMessageBox, QPushButton,
                                QStackedWidget, QTableView, QWidget)
 
-from grpo_studio.engine import runs as run_store
-from grpo_studio.engine.protocol import LIVE_STATES
+from grpo_studio.engine.common import runs as run_store
+from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import EmptyState, fmt_duration, fmt_number, open_folder, page_header, page_layout
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from grpo_studio.engine.runs import default_runs_dir
+from grpo_studio.engine.common.runs import default_runs_dir
 
 SETTINGS_ENV = "GRPO_STUDIO_SETTINGS"
 DEFAULT_PLATEAU_STEPS = 50

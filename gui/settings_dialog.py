@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from grpo_studio.engine.runs import default_runs_dir
+from grpo_studio.engine.common.runs import default_runs_dir
 from grpo_studio.gui.settings import AppSettings
 from grpo_studio.gui.widgets import FieldError, label
 
@@ -90,7 +90,7 @@ class SettingsDialog(QDialog):
         super().accept()
 
     def _show_token_state(self) -> None:
-        from grpo_studio.engine.hub_token import token_stored
+        from grpo_studio.engine.common.hub_token import token_stored
 
         stored = token_stored()
         self.token.setPlaceholderText("a token is stored (paste a new one to replace it)" if stored
@@ -99,8 +99,8 @@ class SettingsDialog(QDialog):
 
     def save_token(self) -> bool:
         """Check and store a newly pasted token; False (with the reason shown) when the Hub refuses it."""
-        from grpo_studio.engine.errors import StudioError
-        from grpo_studio.engine.hub_token import save_token
+        from grpo_studio.engine.common.errors import StudioError
+        from grpo_studio.engine.common.hub_token import save_token
 
         text = self.token.text().strip()
         if not text:
@@ -116,7 +116,7 @@ class SettingsDialog(QDialog):
         return True
 
     def forget_token_action(self) -> None:
-        from grpo_studio.engine.hub_token import forget_token
+        from grpo_studio.engine.common.hub_token import forget_token
 
         forget_token()
         self._show_token_state()

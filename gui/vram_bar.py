@@ -14,7 +14,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from grpo_studio.engine.estimate import COMPONENT_LABELS, FIT_FRACTION
+from grpo_studio.engine.common.estimate import COMPONENT_LABELS, FIT_FRACTION
 from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import fmt_bytes, label
 

@@ -1,6 +1,6 @@
 """Entry point of the frozen bundle: one executable serves as the app and as the engine.
 
-The GUI starts engines as `<this executable> train ...` (grpo_studio.engine.launcher.engine_command checks
+The GUI starts engines as `<this executable> train ...` (grpo_studio.engine.common.launcher.engine_command checks
 sys.frozen), so the same argv routing as the `grpo-studio` console script applies here."""
 import multiprocessing
 import sys

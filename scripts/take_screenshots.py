@@ -53,8 +53,8 @@ def shifted(lines: list[str], started: float) -> list[str]:
 
 def make_runs(runs: Path) -> dict[str, Path]:
     """A runs folder like a user's after a few evenings: finished, live, crashed and stopped runs."""
-    from grpo_studio.engine.config import save_config
-    from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.common.config import save_config
+    from grpo_studio.engine.common.demo import demo_config
 
     import psutil
 

@@ -1,5 +1,6 @@
-"""DESIGN.md's import rules, read from the source: the GUI never imports torch & co.; the engine and the
-kernels never import Qt; kernels import nothing of the engine or GUI."""
+"""DESIGN.md's import rules, read from the source: the GUI never imports torch & co. and reaches only the
+torch-free engine/common/; the engine and the kernels never import Qt; kernels import nothing of the engine or
+GUI."""
 import ast
 from pathlib import Path
 
@@ -104,6 +105,17 @@ def test_engine_modules_the_gui_loads_are_torch_free():
     names = {path.name for path in reached}
     assert {"config.py", "runs.py", "protocol.py", "estimate.py", "client.py", "launcher.py"} <= names
     assert heavy_at_import(reached, ROOT) == []
+
+
+def test_the_gui_reaches_only_engine_common():
+    """The boundary is the layout: what the GUI uses lives in engine/common/ (torch-free), the training
+    process's modules beside it in engine/."""
+    common = ROOT / "engine" / "common"
+    outside = sorted(str(path.relative_to(ROOT)) for path in engine_modules_the_gui_loads(ROOT)
+                     if common not in path.parents and path != ROOT / "engine" / "__init__.py")
+    assert outside == []
+    everything_common = {path: import_time_names(path) for path in common.glob("*.py")}
+    assert len(everything_common) > 10 and heavy_at_import(everything_common, ROOT) == []
 
 
 def test_derived_list_follows_engine_imports(tmp_path):

@@ -10,7 +10,7 @@ import yaml
 torch = pytest.importorskip("torch")
 
 from grpo_studio.engine.cli import main  # noqa: E402
-from grpo_studio.engine.demo import demo_model_dir  # noqa: E402
+from grpo_studio.engine.common.demo import demo_model_dir  # noqa: E402
 from test_export_gguf import make_adapter  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def test_chat_on_the_demo_model_plain_prompt(tmp_path, capsys):
 
 @pytest.mark.slow  # trains the demo for ~10 s
 def test_chat_after_demo_training_tuned_answers_differ_and_score_higher(tmp_path, capsys):
-    from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.common.demo import demo_config
     from grpo_studio.engine.runner import run_engine
 
     run = tmp_path / "run"

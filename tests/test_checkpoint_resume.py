@@ -5,10 +5,10 @@ import torch
 from safetensors.torch import load_file
 
 from grpo_studio.engine import checkpoint as ckpt
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.events import read_events
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.runs import RunPaths
 from test_loop import StopAfter
 
 

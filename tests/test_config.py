@@ -1,7 +1,7 @@
 import pytest
 
-from grpo_studio.engine.config import TrainConfig, config_from_dict, dump_config, load_config
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.config import TrainConfig, config_from_dict, dump_config, load_config
+from grpo_studio.engine.common.errors import ConfigError
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):

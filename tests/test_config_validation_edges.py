@@ -1,9 +1,9 @@
 """Settings and data that used to train silently or end in a raw traceback (issue 16, cases 6 and 7)."""
 import pytest
 
-from grpo_studio.engine.config import DatasetConfig, RewardSpec, TrainConfig, config_from_dict, load_config
+from grpo_studio.engine.common.config import DatasetConfig, RewardSpec, TrainConfig, config_from_dict, load_config
 from grpo_studio.engine.data import load_examples, load_rows
-from grpo_studio.engine.errors import ConfigError, DataError
+from grpo_studio.engine.common.errors import ConfigError, DataError
 
 
 # ------------------------------------------------------------------------------------ case 6: NaN / inf

@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 
 from grpo_studio.engine.cli import main
-from grpo_studio.engine.config import config_from_dict
-from grpo_studio.engine.demo import demo_config, demo_model_dir, demo_task_path
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.config import config_from_dict
+from grpo_studio.engine.common.demo import demo_config, demo_model_dir, demo_task_path
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.runs import RunPaths
 
 from script_module import load_script
 

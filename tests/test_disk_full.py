@@ -10,11 +10,11 @@ import pytest
 from grpo_studio.engine import checkpoint as ckpt
 from grpo_studio.engine.cli import main
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.disk import DiskFullError, as_disk_full, is_disk_full
-from grpo_studio.engine.events import EventLog, read_events
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.disk import DiskFullError, as_disk_full, is_disk_full
+from grpo_studio.engine.common.events import EventLog, read_events
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths, read_status
+from grpo_studio.engine.common.runs import RunPaths, read_status
 from mounts import fill, tmpfs
 
 EXIT_DISK_FULL = 9

@@ -8,12 +8,12 @@ import torch
 import torch.multiprocessing as mp
 
 from grpo_studio.engine import distributed
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.loop import Trainer
 from grpo_studio.engine.rewards import RewardScores
 from grpo_studio.engine.rollout import Rollout
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.runs import RunPaths
 
 PROMPTS, G = 4, 4
 CASES = [dict(loss_type=loss, scale_rewards=scale) for loss in ("grpo", "bnpo", "dr_grpo", "dapo")
@@ -145,9 +145,9 @@ def test_helpers_are_no_ops_in_one_process():
 
 
 def test_estimate_is_per_gpu():
-    from grpo_studio.engine.config import TrainConfig
-    from grpo_studio.engine.estimate import estimate_run, format_table
-    from grpo_studio.engine.model_configs import load_model_config
+    from grpo_studio.engine.common.config import TrainConfig
+    from grpo_studio.engine.common.estimate import estimate_run, format_table
+    from grpo_studio.engine.common.model_configs import load_model_config
 
     model = load_model_config("meta-llama/Llama-3.1-8B")
     one, four = TrainConfig(), TrainConfig(gpus=4)

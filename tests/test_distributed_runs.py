@@ -11,11 +11,11 @@ import psutil
 import pytest
 from safetensors.torch import load_file
 
-from grpo_studio.engine.client import send_command
-from grpo_studio.engine.config import save_config
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.runs import RunPaths, read_status, summarize_run
+from grpo_studio.engine.common.client import send_command
+from grpo_studio.engine.common.config import save_config
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.runs import RunPaths, read_status, summarize_run
 
 pytestmark = pytest.mark.slow
 STEPS = 40

@@ -7,13 +7,14 @@ import sys
 
 import pytest
 
-from grpo_studio.engine.config import TrainConfig
-from grpo_studio.engine.estimate import (COMPONENT_LABELS, FIT_FRACTION, estimate_run, format_table,
+from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.estimate import (COMPONENT_LABELS, FIT_FRACTION, estimate_run, format_table,
                                          load_model_config, with_changes)
-from grpo_studio.engine.estimate_gpu import detect_gpu, parse_gpu_list, parse_nvidia_smi, pick_visible
-from grpo_studio.engine.estimate_model import (AUTOTUNE_FLUSH_BYTES, GIB, LOSS_CHUNK_BYTES, NF4_BYTES, Arch, Settings,
-                                               dequantized_weight_bytes, grpo_studio_plan, layer_saved_bytes_per_token,
-                                               lora_saved_bytes_per_token, loss_bytes, naive_plan)
+from grpo_studio.engine.common.estimate_gpu import detect_gpu, parse_gpu_list, parse_nvidia_smi, pick_visible
+from grpo_studio.engine.common.estimate_model import (AUTOTUNE_FLUSH_BYTES, GIB, LOSS_CHUNK_BYTES, NF4_BYTES, Arch,
+                                                      Settings, dequantized_weight_bytes, grpo_studio_plan,
+                                                      layer_saved_bytes_per_token, lora_saved_bytes_per_token,
+                                                      loss_bytes, naive_plan)
 
 LLAMA_8B = load_model_config("meta-llama/Llama-3.1-8B")
 
@@ -255,7 +256,7 @@ def test_detect_gpu_parses_nvidia_smi_and_honours_the_override(monkeypatch):
 
 
 def test_detect_gpu_without_nvidia_smi_is_none(monkeypatch, tmp_path):
-    import grpo_studio.engine.estimate_gpu as estimate_gpu
+    import grpo_studio.engine.common.estimate_gpu as estimate_gpu
 
     monkeypatch.delenv("GRPO_STUDIO_GPU", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -264,7 +265,7 @@ def test_detect_gpu_without_nvidia_smi_is_none(monkeypatch, tmp_path):
 
 
 def test_detect_gpu_runs_nvidia_smi_with_the_documented_query(monkeypatch, tmp_path):
-    import grpo_studio.engine.estimate_gpu as estimate_gpu
+    import grpo_studio.engine.common.estimate_gpu as estimate_gpu
 
     fake = tmp_path / "nvidia-smi"
     fake.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=index,uuid,name,memory.total,memory.free" ] && '
@@ -284,8 +285,8 @@ def test_import_and_one_call_never_import_torch():
     tests/benchmarks/bench_estimate_startup.py)."""
     code = (
         "import sys\n"
-        "from grpo_studio.engine.config import TrainConfig\n"
-        "from grpo_studio.engine.estimate import estimate_run\n"
+        "from grpo_studio.engine.common.config import TrainConfig\n"
+        "from grpo_studio.engine.common.estimate import estimate_run\n"
         "r = estimate_run(TrainConfig(model='meta-llama/Llama-3.1-8B'), gpu={'name': 'g', 'total': 8 << 30,"
         " 'free': 8 << 30})\n"
         "assert r['verdict'] == 'too_big' and r['suggestions']\n"
@@ -313,7 +314,7 @@ def test_detect_gpu_judges_the_gpu_cuda_visible_devices_names(monkeypatch, visib
 
 
 def test_detect_gpu_reads_cuda_visible_devices_from_the_environment(monkeypatch, tmp_path):
-    import grpo_studio.engine.estimate_gpu as estimate_gpu
+    import grpo_studio.engine.common.estimate_gpu as estimate_gpu
 
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\nprintf '" + TWO_GPUS.replace("\n", "\\n") + "'\n")

@@ -2,10 +2,10 @@
 import threading
 
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.protocol import DONE_REASONS, ERROR_KINDS, EVENT_FIELDS, PHASES
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.protocol import DONE_REASONS, ERROR_KINDS, EVENT_FIELDS, PHASES
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths, read_status
+from grpo_studio.engine.common.runs import RunPaths, read_status
 from test_checkpoint_resume import small_config
 from test_loop import StopAfter
 

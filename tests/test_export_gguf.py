@@ -9,7 +9,7 @@ import pytest
 gguf = pytest.importorskip("gguf")
 torch = pytest.importorskip("torch")
 
-from grpo_studio.engine.errors import ExportError  # noqa: E402
+from grpo_studio.engine.common.errors import ExportError  # noqa: E402
 from grpo_studio.engine.export_gguf import export_gguf  # noqa: E402
 from grpo_studio.engine.gguf_names import TensorNames, arch_info, permute_heads, permute_rows  # noqa: E402
 

@@ -7,13 +7,13 @@ import time
 
 from test_server import start_fake
 
-from grpo_studio.engine import launcher
-from grpo_studio.engine.client import follow_events, send_command
+from grpo_studio.engine.common import launcher
+from grpo_studio.engine.common.client import follow_events, send_command
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.events import EventLog, read_events
-from grpo_studio.engine.protocol import RunOutcome
+from grpo_studio.engine.common.events import EventLog, read_events
+from grpo_studio.engine.common.protocol import RunOutcome
 from test_events_schema import event_problems
-from grpo_studio.engine.runs import RunPaths, read_status, run_is_live, write_status
+from grpo_studio.engine.common.runs import RunPaths, read_status, run_is_live, write_status
 
 
 def finished_run(root, steps=3):

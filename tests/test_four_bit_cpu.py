@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from grpo_studio.engine import model as pm
-from grpo_studio.engine.config import TrainConfig
+from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.rollout import generate, left_pad
 
 

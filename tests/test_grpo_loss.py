@@ -238,8 +238,8 @@ def test_chunks_never_build_full_logits(monkeypatch):
 
 
 def test_the_config_offers_exactly_the_kernels_loss_types_and_levels():
-    """engine/config.py stays torch-free, so it names the choices itself; they must be the kernel's."""
-    from grpo_studio.engine import config
+    """engine/common/config.py stays torch-free, so it names the choices itself; they must be the kernel's."""
+    from grpo_studio.engine.common import config
     from grpo_studio.kernels import grpo_loss_args
 
     assert set(config.LOSS_TYPES) == set(grpo_loss_args.LOSS_TYPES)

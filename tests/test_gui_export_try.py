@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from grpo_studio.engine import runs as run_store  # noqa: E402
+from grpo_studio.engine.common import runs as run_store  # noqa: E402
 from grpo_studio.gui.export_page import ExportPage  # noqa: E402
 from grpo_studio.gui.try_page import TryPage  # noqa: E402
 

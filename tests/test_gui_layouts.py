@@ -12,8 +12,8 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtGui import QIcon  # noqa: E402
 
-from grpo_studio.engine.config import save_config  # noqa: E402
-from grpo_studio.engine.demo import demo_config  # noqa: E402
+from grpo_studio.engine.common.config import save_config  # noqa: E402
+from grpo_studio.engine.common.demo import demo_config  # noqa: E402
 from layout_checks import columns_on_screen, layout_problems  # noqa: E402
 
 SIZES = [(1000, 700), (1600, 1000)]

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from grpo_studio.engine.events import read_events  # noqa: E402
+from grpo_studio.engine.common.events import read_events  # noqa: E402
 from grpo_studio.engine.progress import ProgressPrinter  # noqa: E402
 from grpo_studio.engine.run_summary import run_summary  # noqa: E402
-from grpo_studio.engine.signal_hints import WINDOW, HintWatcher, PlateauWatch, signal_hints  # noqa: E402
+from grpo_studio.engine.common.signal_hints import WINDOW, HintWatcher, PlateauWatch, signal_hints  # noqa: E402
 from grpo_studio.gui.learning_signal import NO_SIGNAL, WAITING  # noqa: E402
 from grpo_studio.gui.settings import AppSettings  # noqa: E402
 from test_gui_monitor import make_run, monitor  # noqa: E402,F401 - the fixture

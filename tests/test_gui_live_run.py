@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 from test_gui_monitor import RECORDED, make_run  # noqa: E402
 from test_server import start_fake  # noqa: E402
 
-from grpo_studio.engine.events import EventLog  # noqa: E402
-from grpo_studio.engine.runs import RunPaths, write_status  # noqa: E402
+from grpo_studio.engine.common.events import EventLog  # noqa: E402
+from grpo_studio.engine.common.runs import RunPaths, write_status  # noqa: E402
 from grpo_studio.gui.engine_bridge import EngineBridge  # noqa: E402
 from grpo_studio.gui.main_window import MainWindow  # noqa: E402
 from grpo_studio.gui.monitor_page import MonitorPage, fmt_rate  # noqa: E402

@@ -9,9 +9,9 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QLabel  # noqa: E402
 
-from grpo_studio.engine.demo import demo_config  # noqa: E402
-from grpo_studio.engine.config import save_config  # noqa: E402
-from grpo_studio.engine.events import read_events  # noqa: E402
+from grpo_studio.engine.common.demo import demo_config  # noqa: E402
+from grpo_studio.engine.common.config import save_config  # noqa: E402
+from grpo_studio.engine.common.events import read_events  # noqa: E402
 from grpo_studio.gui.engine_bridge import EngineBridge  # noqa: E402
 from grpo_studio.gui.monitor_page import MonitorPage  # noqa: E402
 from grpo_studio.gui.run_data import RunData  # noqa: E402

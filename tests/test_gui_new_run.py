@@ -125,7 +125,7 @@ def test_start_writes_config_and_launches_the_engine(page, qtbot, runs_dir):
     assert len(started) == 1
     run_dir = Path(started[0])
     assert run_dir.parent == runs_dir and (run_dir / "config.yaml").is_file()
-    from grpo_studio.engine.config import load_config
+    from grpo_studio.engine.common.config import load_config
     assert load_config(run_dir / "config.yaml").model == "demo"
     qtbot.waitUntil(lambda: (run_dir / "status.json").exists(), timeout=10000)  # the (fake) engine took it
 
@@ -198,7 +198,7 @@ def test_cpu_only_real_model_says_which_gpu_it_needs(cpu_page, qtbot):
 
 
 def demo_reward_listed(page) -> bool:
-    from grpo_studio.engine.demo import demo_format_reward
+    from grpo_studio.engine.common.demo import demo_format_reward
     return any(r["name"] == demo_format_reward() for r in page.collect()["rewards"])
 
 

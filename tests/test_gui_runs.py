@@ -13,8 +13,8 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from grpo_studio.engine.config import save_config  # noqa: E402
-from grpo_studio.engine.demo import demo_config  # noqa: E402
+from grpo_studio.engine.common.config import save_config  # noqa: E402
+from grpo_studio.engine.common.demo import demo_config  # noqa: E402
 from grpo_studio.gui.runs_page import RunsPage  # noqa: E402
 
 DATA = Path(__file__).parent / "data"

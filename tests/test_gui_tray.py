@@ -87,7 +87,7 @@ def test_second_launch_asks_the_first_to_show(qtbot, tmp_path):
 
 def test_active_runs_notices(qtbot, tmp_path, monkeypatch):
     """New checkpoint / done lines of an active run become notices; old lines do not."""
-    from grpo_studio.engine import runs as run_store
+    from grpo_studio.engine.common import runs as run_store
     from grpo_studio.gui.active_runs import ActiveRuns
 
     folder = tmp_path / "r1"

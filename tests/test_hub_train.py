@@ -3,13 +3,13 @@ first (with progress events), and a stop while downloading."""
 import json
 
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.demo import demo_model_dir
-from grpo_studio.engine.events import read_events
+from grpo_studio.engine.common.demo import demo_model_dir
+from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.hub_download import ensure_local
 from test_events_schema import event_problems
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths, read_status
-from grpo_studio.engine.sources import resolve_name
+from grpo_studio.engine.common.runs import RunPaths, read_status
+from grpo_studio.engine.common.sources import resolve_name
 from stand_in_hub import stand_in_hub  # noqa: F401 - the fixture
 from test_checkpoint_resume import small_config
 

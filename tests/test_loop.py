@@ -7,13 +7,13 @@ import torch
 
 from grpo_studio.engine.advantages import group_advantages
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.events import read_events
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.loop import Trainer
 from grpo_studio.engine.optim import lr_factor
 from grpo_studio.engine.prompt_sampler import PromptSampler
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths, read_status
+from grpo_studio.engine.common.runs import RunPaths, read_status
 from grpo_studio.kernels import grpo_loss
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from grpo_studio.engine import model as pm
-from grpo_studio.engine.config import TrainConfig
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.rollout import completion_mask, generate, left_pad
 from grpo_studio.kernels import token_logprobs
 

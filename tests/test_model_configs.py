@@ -4,9 +4,9 @@ from importlib import resources
 
 import pytest
 
-from grpo_studio.engine.errors import ConfigError
-from grpo_studio.engine.estimate_model import Arch
-from grpo_studio.engine.model_configs import (DEMO_FALLBACK, ESSENTIALS, load_model_config, normalise_name,
+from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.estimate_model import Arch
+from grpo_studio.engine.common.model_configs import (DEMO_FALLBACK, ESSENTIALS, load_model_config, normalise_name,
                                               table_lookup, table_names)
 
 LLAMA_LIKE = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 3,

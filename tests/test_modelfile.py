@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from grpo_studio.engine.config import DatasetConfig, TrainConfig
-from grpo_studio.engine.errors import ExportError
+from grpo_studio.engine.common.config import DatasetConfig, TrainConfig
+from grpo_studio.engine.common.errors import ExportError
 from grpo_studio.engine.modelfile import (FAMILIES, base_gguf_hint, default_system, detect_family, ollama_command,
                                           ollama_name, write_modelfile)
 

@@ -53,7 +53,8 @@ def test_install_desktop_writes_a_valid_entry(tmp_path, monkeypatch):
 
 
 def test_frozen_bundle_runs_engines_with_its_own_executable(monkeypatch):
-    from grpo_studio.engine import desktop, launcher
+    from grpo_studio.engine import desktop
+    from grpo_studio.engine.common import launcher
 
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/grpo-studio/grpo-studio")

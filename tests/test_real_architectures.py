@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from grpo_studio.engine.events import read_events
+from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.runs import RunPaths
 
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA_CPP = Path(os.environ.get("LLAMA_CPP_DIR") or ROOT / ".ci/cache/llama_cpp_python-0.3.36/vendor/llama.cpp")
@@ -115,7 +115,7 @@ def chat_dataset(folder: Path) -> Path:
 @pytest.mark.parametrize("four_bit", [True, False], ids=["nf4", "fp32"])
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_one_grpo_step(family, four_bit, family_dir, tmp_path):
-    from grpo_studio.engine.config import TrainConfig
+    from grpo_studio.engine.common.config import TrainConfig
 
     folder = family_dir(family)
     config = TrainConfig(model=str(folder), device="cpu", dtype="float32", load_in_4bit=four_bit, max_steps=1,

@@ -5,11 +5,11 @@ import pytest
 import yaml
 
 from grpo_studio.engine.cli import main
-from grpo_studio.engine.config import TrainConfig
-from grpo_studio.engine.errors import ConfigError
-from grpo_studio.engine.events import read_events
+from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.resume_check import check_resume, config_changes
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.runs import RunPaths
 
 EXIT_CONFIG = 2
 

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from grpo_studio.engine.reward_functions import (BUILTIN_REWARDS, extract_answer, format_soft, format_strict,
+from grpo_studio.engine.common.reward_functions import (BUILTIN_REWARDS, extract_answer, format_soft, format_strict,
                                                  length, make_format_soft, make_format_strict,
                                                  make_length_penalty, make_xml_count, math_correct, xml_count)
 
@@ -170,7 +170,7 @@ def test_extract_answer_from_sentences(text, expected):
 
 
 def test_plain_text_math_becomes_latex_math_verify_reads():
-    from grpo_studio.engine.answer_text import plain_to_latex
+    from grpo_studio.engine.common.answer_text import plain_to_latex
 
     assert plain_to_latex("2^(n-1)") == "2^{(n-1)}"
     assert plain_to_latex("2^floor(n/2)*floor(n/2)!") == "2^{\\lfloor n/2\\rfloor} *\\lfloor n/2\\rfloor !"

@@ -4,15 +4,15 @@ import pytest
 import torch
 import transformers
 
-from grpo_studio.engine.config import config_from_dict
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.errors import ConfigError
-from grpo_studio.engine.estimate import estimate_run, format_table
-from grpo_studio.engine.events import read_events
+from grpo_studio.engine.common.config import config_from_dict
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.estimate import estimate_run, format_table
+from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.reward_model import RewardModel, memory_bytes
 from grpo_studio.engine.rewards import load_reward_functions, score_completions
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.runs import RunPaths
 from tiny_models import build_tokenizer
 
 

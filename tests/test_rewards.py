@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 from grpo_studio.engine.cli import main as cli
-from grpo_studio.engine.config import RewardSpec
-from grpo_studio.engine.errors import ConfigError, RewardError
+from grpo_studio.engine.common.config import RewardSpec
+from grpo_studio.engine.common.errors import ConfigError, RewardError
 from grpo_studio.engine.rewards import (RewardFunction, as_conversation, load_reward_functions,
                                        score_completions)
 

@@ -8,8 +8,8 @@ import torch
 
 from grpo_studio.engine import fast_generate
 from grpo_studio.engine import generation_weights as gw
-from grpo_studio.engine.config import config_from_dict
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.config import config_from_dict
+from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.rollout import generate
 from grpo_studio.engine.sampling import SamplingParams
 from tiny_models import build_model
@@ -167,7 +167,7 @@ def test_estimator_kv_row_is_what_the_fast_path_allocates(tmp_path, monkeypatch,
     (the expanded rows plus the slice's prefill, during the expansion; the cache is sized to the full
     completion length whether or not rows stop early)."""
     from grpo_studio.engine import kv_cache
-    from grpo_studio.engine.estimate_model import Arch, Settings, kv_cache_bytes
+    from grpo_studio.engine.common.estimate_model import Arch, Settings, kv_cache_bytes
 
     model, tok = _lora_model(tmp_path, "qwen2")
     peak = 0

@@ -13,11 +13,11 @@ import torch
 
 from grpo_studio.engine import checkpoint as ckpt
 from grpo_studio.engine.cli import main
-from grpo_studio.engine.config import save_config
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.events import EventLog, read_events
+from grpo_studio.engine.common.config import save_config
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.events import EventLog, read_events
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths, new_run_dir
+from grpo_studio.engine.common.runs import RunPaths, new_run_dir
 from test_disk_full import AtStep
 
 EXIT_CONFIG = 2
@@ -178,7 +178,7 @@ def test_an_old_world_readable_events_file_becomes_private(tmp_path):
 
 
 def test_detached_engine_log_is_private(tmp_path):
-    from grpo_studio.engine.launcher import start_detached
+    from grpo_studio.engine.common.launcher import start_detached
 
     run = tmp_path / "run"
     pid = start_detached(["--version"], run)  # the quickest command: only engine.log matters here

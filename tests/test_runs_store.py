@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from grpo_studio.engine.errors import RunBusyError, StudioError
-from grpo_studio.engine.events import EventLog
-from grpo_studio.engine.runs import (RunPaths, delete_run, list_runs, new_run_dir, resolve_run, summarize_run,
+from grpo_studio.engine.common.errors import RunBusyError, StudioError
+from grpo_studio.engine.common.events import EventLog
+from grpo_studio.engine.common.runs import (RunPaths, delete_run, list_runs, new_run_dir, resolve_run, summarize_run,
                                      write_status)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grpo_studio.engine.client import EngineClient, EngineNotRunning, follow_events, send_command
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.runs import RunPaths, read_status
+from grpo_studio.engine.common.client import EngineClient, EngineNotRunning, follow_events, send_command
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.runs import RunPaths, read_status
 from grpo_studio.engine.socket_dir import remove_socket_dir
 
 FAKE = Path(__file__).parent / "fake_engine.py"

@@ -17,9 +17,9 @@ import pytest
 
 from grpo_studio.engine import server as server_module
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.events import EventLog, read_events
-from grpo_studio.engine.protocol import ProtocolError, decode
-from grpo_studio.engine.runs import RunPaths, read_status
+from grpo_studio.engine.common.events import EventLog, read_events
+from grpo_studio.engine.common.protocol import ProtocolError, decode
+from grpo_studio.engine.common.runs import RunPaths, read_status
 from grpo_studio.engine.server import EngineServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")

@@ -4,11 +4,11 @@ import threading
 
 import pytest
 
-from grpo_studio.engine.errors import RewardError
-from grpo_studio.engine.events import read_events
+from grpo_studio.engine.common.errors import RewardError
+from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.rewards import RewardFunction, score_completions
 from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.runs import RunPaths, read_status
+from grpo_studio.engine.common.runs import RunPaths, read_status
 from grpo_studio.engine.user_code import OUTPUT_CAP_BYTES, call_guarded, find_failing_slice
 from test_run_folder_safety import tiny
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.common.errors import StudioError
 
 
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
@@ -14,15 +14,15 @@ def add_run_argument(parser: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace):
     from pathlib import Path
 
-    from grpo_studio.engine.runs import resolve_run
+    from grpo_studio.engine.common.runs import resolve_run
 
     return resolve_run(args.run, Path(args.runs_dir) if args.runs_dir else None)
 
 
 def send(run_dir, cmd: str, done_text: str) -> int:
     """Send `cmd`; print `done_text` on success. Raises a StudioError the CLI prints when no engine answers."""
-    from grpo_studio.engine.client import EngineNotRunning, send_command
-    from grpo_studio.engine.runs import summarize_run
+    from grpo_studio.engine.common.client import EngineNotRunning, send_command
+    from grpo_studio.engine.common.runs import summarize_run
 
     try:
         answer = send_command(run_dir, cmd)

@@ -58,7 +58,7 @@ def _text_view(emit_json: Callable[[dict], None], args: argparse.Namespace) -> C
 def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.commands.export import json_lines
 
-    from grpo_studio.engine.errors import ConfigError
+    from grpo_studio.engine.common.errors import ConfigError
 
     if args.serve and not args.json:
         raise ConfigError("--serve speaks JSON lines", "add --json")

@@ -69,7 +69,7 @@ def collect() -> dict:
     from huggingface_hub import constants
 
     from grpo_studio import __version__
-    from grpo_studio.engine.runs import default_runs_dir
+    from grpo_studio.engine.common.runs import default_runs_dir
 
     runs_dir = default_runs_dir()
     disk_path = runs_dir if runs_dir.exists() else runs_dir.anchor or "/"

@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.errors import ConfigError, StudioError
-    from grpo_studio.engine.sources import resolve_name
+    from grpo_studio.engine.common.errors import ConfigError, StudioError
+    from grpo_studio.engine.common.sources import resolve_name
 
     what = "dataset" if args.dataset else "model"
     try:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _plan(source, args: argparse.Namespace) -> int:
     from grpo_studio.engine.hub_download import free_bytes, plan_download
-    from grpo_studio.engine.sources import cached_snapshot, hub_cache_dir
+    from grpo_studio.engine.common.sources import cached_snapshot, hub_cache_dir
 
     cached = cached_snapshot(source, args.revision)
     plan = None if cached is not None else plan_download(source, args.revision)

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """The TrainConfig the flags describe: the --config file (or defaults) with the flags applied."""
-    from grpo_studio.engine.config import TrainConfig, config_from_dict, load_config, set_path
+    from grpo_studio.engine.common.config import TrainConfig, config_from_dict, load_config, set_path
 
     config = load_config(args.config) if args.config else TrainConfig()
     data = config.to_dict()
@@ -57,7 +57,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.estimate import estimate_run, format_table
+    from grpo_studio.engine.common.estimate import estimate_run, format_table
 
     config = build_config(args)
     gpu = "detect"

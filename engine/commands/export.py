@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from grpo_studio.engine.errors import StudioError
+    from grpo_studio.engine.common.errors import StudioError
 
 NAME = "export"
 HELP = "export a run's LoRA adapter: GGUF for llama.cpp / Ollama (+ Modelfile), or a merged Hugging Face model"
@@ -48,7 +48,7 @@ def json_lines(args: argparse.Namespace, body: Callable[[Callable[[dict], None]]
 
     if not args.json:
         return body(emit)
-    from grpo_studio.engine.errors import EXIT_CODES, StudioError
+    from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
 
     try:
         return body(emit)
@@ -63,7 +63,7 @@ def json_lines(args: argparse.Namespace, body: Callable[[Callable[[dict], None]]
 
 def _ollama_base(value: str, base_name: str, base_folder: Path) -> str:
     """A base GGUF file (must exist) or an Ollama model name (e.g. qwen2.5:0.5b-instruct)."""
-    from grpo_studio.engine.errors import ExportError
+    from grpo_studio.engine.common.errors import ExportError
     from grpo_studio.engine.modelfile import base_gguf_hint
 
     path = Path(value).expanduser()
@@ -79,7 +79,7 @@ def _source(path_or_name: str) -> Path:
     path = Path(path_or_name).expanduser()
     if path.exists():
         return path
-    from grpo_studio.engine.runs import resolve_run
+    from grpo_studio.engine.common.runs import resolve_run
 
     return resolve_run(path_or_name)
 
@@ -89,8 +89,8 @@ def writing_error(error: OSError) -> "StudioError | None":
     write to), or None for anything else."""
     import errno
 
-    from grpo_studio.engine.disk import as_disk_full
-    from grpo_studio.engine.errors import ExportError
+    from grpo_studio.engine.common.disk import as_disk_full
+    from grpo_studio.engine.common.errors import ExportError
 
     where = Path(error.filename).parent if error.filename else Path.cwd()
     full = as_disk_full(error, where, "writing the export")

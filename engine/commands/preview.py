@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from grpo_studio.engine.text import clip
+from grpo_studio.engine.common.text import clip
 
 NAME = "preview"
 HELP = "show the first rows and columns of a dataset (file, folder, cached hub id, or 'demo')"
@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.config import DatasetConfig
+    from grpo_studio.engine.common.config import DatasetConfig
     from grpo_studio.engine.data import preview
-    from grpo_studio.engine.errors import StudioError
+    from grpo_studio.engine.common.errors import StudioError
 
     _quiet_datasets()
     try:

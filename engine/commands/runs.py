@@ -22,7 +22,7 @@ def _fmt_reward(value: float | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from grpo_studio.engine.runs import default_runs_dir, list_runs
+    from grpo_studio.engine.common.runs import default_runs_dir, list_runs
 
     runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     summaries = list_runs(runs_dir)

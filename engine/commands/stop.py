@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.errors import StudioError
-    from grpo_studio.engine.runs import summarize_run
+    from grpo_studio.engine.common.errors import StudioError
+    from grpo_studio.engine.common.runs import summarize_run
 
     run_dir = resolve(args)
     send(run_dir, "stop", "stopping {run} after its current step (a checkpoint is saved)")

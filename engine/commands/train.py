@@ -21,7 +21,7 @@ from pathlib import Path
 
 from grpo_studio.engine import torchrun_launch
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.errors import ConfigError
 
 NAME = "train"
 HELP = "train with GRPO from a config file (or the built-in demo) in the terminal"
@@ -55,10 +55,10 @@ class TrainJob:
 
 
 def resolve_job(args: argparse.Namespace) -> TrainJob:
-    from grpo_studio.engine.config import config_from_dict, load_config
-    from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.common.config import config_from_dict, load_config
+    from grpo_studio.engine.common.demo import demo_config
     from grpo_studio.engine.run_folder import prepare_new_run
-    from grpo_studio.engine.runs import RunPaths, new_run_dir
+    from grpo_studio.engine.common.runs import RunPaths, new_run_dir
 
     run_dir = args.run_dir
     resume = bool(args.resume)
@@ -151,7 +151,7 @@ def _engine_argv(args: argparse.Namespace, job: TrainJob, quiet: bool | None = N
 
 def _detach(args: argparse.Namespace, job: TrainJob) -> int:
     """Start the same job as its own background process, in the folder decided here; return at once."""
-    from grpo_studio.engine.launcher import start_detached
+    from grpo_studio.engine.common.launcher import start_detached
     from grpo_studio.engine.lock import RunLock
 
     run_dir = job.run_dir.resolve()

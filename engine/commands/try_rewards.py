@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from grpo_studio.engine.text import clip
+from grpo_studio.engine.common.text import clip
 
 NAME = "try-rewards"
 HELP = "score the dataset's answer and a wrong answer with the configured reward functions (no model)"
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.commands.preview import _quiet_datasets, error_json
-    from grpo_studio.engine.errors import EXIT_CODES, StudioError
+    from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
 
     _quiet_datasets()
     try:
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
 def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
     """{rows: [{row, kind, prompt, completion, rewards: {fn: value}, total}], functions: [{name, weight,
     description}], errors: [{function, kind, message, hint}], error (the first, when any), notes}."""
-    from grpo_studio.engine.config import load_config
+    from grpo_studio.engine.common.config import load_config
     from grpo_studio.engine.data import reward_columns, build_prompt, load_rows
-    from grpo_studio.engine.errors import RewardError
+    from grpo_studio.engine.common.errors import RewardError
     from grpo_studio.engine.rewards import load_reward_functions, score_completions
 
     config = load_config(config_path)
@@ -91,7 +91,7 @@ def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
 
 def made_up_completions(reference) -> list[tuple[str, str]]:
     """(kind, completion): the reference answer, well formatted, and a wrong answer without tags."""
-    from grpo_studio.engine.reward_functions import extract_answer
+    from grpo_studio.engine.common.reward_functions import extract_answer
 
     if reference is None or str(reference).strip() == "":
         return [("formatted", f"<think>{STAND_IN_REASONING}</think><answer>?</answer>"),
@@ -117,16 +117,16 @@ def wrong_answer(answer: str) -> str:
 
 def light_tokenizer(model: str) -> tuple[Callable[[str], list[int]], bool, list[str]]:
     """(encode, has a chat template, notes) from the model's tokenizer files, without transformers/torch."""
-    from grpo_studio.engine.config import DEMO
+    from grpo_studio.engine.common.config import DEMO
 
     folder: Path | None = None
     if model == DEMO:
-        from grpo_studio.engine.demo import demo_model_dir
+        from grpo_studio.engine.common.demo import demo_model_dir
 
         folder = demo_model_dir()
     else:
-        from grpo_studio.engine.errors import StudioError
-        from grpo_studio.engine.sources import local_model_folder
+        from grpo_studio.engine.common.errors import StudioError
+        from grpo_studio.engine.common.sources import local_model_folder
 
         try:
             folder = local_model_folder(model)

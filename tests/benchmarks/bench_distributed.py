@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from grpo_studio.engine.config import save_config
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.runs import RunPaths
+from grpo_studio.engine.common.config import save_config
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.runs import RunPaths
 
 CONTENDERS = {"2 ranks x 1 thread": (2, 1), "1 rank x 2 threads": (1, 2)}
 

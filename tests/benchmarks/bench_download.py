@@ -59,7 +59,7 @@ def point_at(hub: StandInHub, home: Path) -> None:
 
 def grpo_studio_download(home: Path) -> int:
     from grpo_studio.engine.fetch import fetch
-    from grpo_studio.engine.sources import resolve_name
+    from grpo_studio.engine.common.sources import resolve_name
 
     events = []
     fetch(resolve_name(REPO), lambda type, **fields: events.append(type))

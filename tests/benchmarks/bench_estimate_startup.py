@@ -28,8 +28,8 @@ HEAVY = ("torch", "transformers", "huggingface_hub", "PySide6")
 CODE = f"""
 import sys, time
 start = time.perf_counter()
-from grpo_studio.engine.config import TrainConfig
-from grpo_studio.engine.estimate import estimate_run
+from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.estimate import estimate_run
 result = estimate_run(TrainConfig(model="meta-llama/Llama-3.1-8B"), gpu={{"name": "g", "total": 8 << 30,
                       "free": 8 << 30}})
 elapsed = time.perf_counter() - start

@@ -27,10 +27,10 @@ import torch
 from safetensors.torch import load_file
 
 from grpo_studio.engine.checkpoint import STATE_FILE, complete_checkpoints
-from grpo_studio.engine.config import save_config
-from grpo_studio.engine.demo import demo_config
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.runs import RunPaths, summarize_run
+from grpo_studio.engine.common.config import save_config
+from grpo_studio.engine.common.demo import demo_config
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.runs import RunPaths, summarize_run
 
 CLI = [sys.executable, "-m", "grpo_studio", "train"]
 

@@ -75,7 +75,7 @@ def build(size: str, spec: dict, load_in_4bit: bool = False):
 
     torch.manual_seed(0)
     if size == "demo":
-        from grpo_studio.engine.demo import demo_model_dir
+        from grpo_studio.engine.common.demo import demo_model_dir
         from grpo_studio.engine.model import load_tokenizer
 
         folder = demo_model_dir()
@@ -183,7 +183,7 @@ def bench_step(repeats: int, tiny: bool) -> dict:
     import torch
 
     from grpo_studio.engine.loop import Trainer
-    from grpo_studio.engine.runs import RunPaths
+    from grpo_studio.engine.common.runs import RunPaths
     sys.path.insert(0, str(ROOT / "tests"))
     from script_module import load_script
 

@@ -72,7 +72,7 @@ def build_large_model(folder: Path, spec: dict = LARGE, seed: int = 0) -> int:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
-    from grpo_studio.engine.demo import demo_task_path
+    from grpo_studio.engine.common.demo import demo_task_path
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -102,8 +102,8 @@ def build_large_model(folder: Path, spec: dict = LARGE, seed: int = 0) -> int:
 
 
 def bench_config(steps: int, size: str = "demo", model_dir: str | None = None):
-    from grpo_studio.engine.config import BatchConfig, DatasetConfig, RewardSpec
-    from grpo_studio.engine.demo import demo_config
+    from grpo_studio.engine.common.config import BatchConfig, DatasetConfig, RewardSpec
+    from grpo_studio.engine.common.demo import demo_config
 
     config = demo_config(steps=steps)
     config.checkpoint_every = 0  # TRL saves nothing either (the engine's final save comes after the last step)
@@ -155,9 +155,9 @@ class MemoryProbe:
 # --------------------------------------------------------------------------------------------- the two sides
 def run_engine_child(config, probe: MemoryProbe) -> dict:
     from grpo_studio.engine import loop
-    from grpo_studio.engine.events import read_events
+    from grpo_studio.engine.common.events import read_events
     from grpo_studio.engine.runner import run_engine
-    from grpo_studio.engine.runs import RunPaths
+    from grpo_studio.engine.common.runs import RunPaths
 
     train = loop.Trainer.train
 
@@ -185,7 +185,7 @@ def run_trl_child(config, probe: MemoryProbe) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from grpo_studio.engine.demo import demo_model_dir, demo_task_path
+    from grpo_studio.engine.common.demo import demo_model_dir, demo_task_path
     from grpo_studio.engine.rewards import load_reward_functions
 
     model_dir = demo_model_dir() if config.model == "demo" else Path(config.model)

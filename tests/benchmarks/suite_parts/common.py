@@ -76,7 +76,7 @@ def load_tokenizer(family: str, tiny: bool):
 # ------------------------------------------------------------------------------------------- models
 def architecture(hub_id: str, tiny: bool) -> dict:
     """config.json fields of `hub_id` from the offline table; `tiny` keeps the family but shrinks it."""
-    from grpo_studio.engine.model_configs import table_lookup
+    from grpo_studio.engine.common.model_configs import table_lookup
 
     entry = table_lookup(hub_id)
     if entry is None:
@@ -163,7 +163,7 @@ def train_config(model_dir: Path, data: Path, *, completion: int, generations: i
     On the CPU (smoke) the base stays 16-bit: bitsandbytes 0.50 repacks 4-bit weights for CPU inference
     when generation switches to eval, and training a model with biases (Qwen2) then fails in its in-place
     bias add."""
-    from grpo_studio.engine.config import DatasetConfig, TrainConfig
+    from grpo_studio.engine.common.config import DatasetConfig, TrainConfig
 
     config = TrainConfig(model=str(model_dir), load_in_4bit=cuda_available(), offload_activations=offload)
     config.dataset = DatasetConfig(path=str(data), prompt_column="prompt", answer_column="answer")
@@ -177,7 +177,7 @@ def train_config(model_dir: Path, data: Path, *, completion: int, generations: i
 
 def estimate(config, model_dir: Path) -> dict:
     """`grpo-studio estimate` for exactly this config (the same function the CLI prints)."""
-    from grpo_studio.engine.estimate import estimate_run, load_model_config
+    from grpo_studio.engine.common.estimate import estimate_run, load_model_config
 
     return estimate_run(config, load_model_config(str(model_dir)), gpu=None)
 

@@ -25,11 +25,11 @@ def run(workdir: Path, smoke: bool, deadline: float) -> dict:
     import torch
 
     from grpo_studio.engine import checkpoint as ckpt
-    from grpo_studio.engine.config import dump_config
-    from grpo_studio.engine.errors import EXIT_CODES
-    from grpo_studio.engine.events import read_events
+    from grpo_studio.engine.common.config import dump_config
+    from grpo_studio.engine.common.errors import EXIT_CODES
+    from grpo_studio.engine.common.events import read_events
     from grpo_studio.engine.prompt_sampler import PromptSampler
-    from grpo_studio.engine.runs import RunPaths
+    from grpo_studio.engine.common.runs import RunPaths
 
     folder = model_dir(workdir, QWEN, smoke)
     total = torch.cuda.get_device_properties(0).total_memory

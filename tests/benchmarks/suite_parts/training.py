@@ -53,9 +53,9 @@ class StopAtDeadline(Control):
 
 
 def grpo_steps(workdir: Path, smoke: bool, deadline: float) -> dict:
-    from grpo_studio.engine.events import read_events
+    from grpo_studio.engine.common.events import read_events
     from grpo_studio.engine.runner import run_engine
-    from grpo_studio.engine.runs import RunPaths
+    from grpo_studio.engine.common.runs import RunPaths
 
     folder = model_dir(workdir, QWEN, smoke)
     completion = 8 if smoke else 512
@@ -123,7 +123,7 @@ def synthetic_generation(completion: int):
 
 def load_trainer(config, workdir: Path):
     from grpo_studio.engine.loop import Trainer
-    from grpo_studio.engine.runs import RunPaths
+    from grpo_studio.engine.common.runs import RunPaths
 
     paths = RunPaths(Path(tempfile.mkdtemp(dir=workdir, prefix="run-train-")))
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def load_trainer(config, workdir: Path):
 
 def synthetic_config(folder: Path, data: Path, **kwargs):
     """train_config with a format reward, which the synthetic rollout's texts split into two groups."""
-    from grpo_studio.engine.config import RewardSpec
+    from grpo_studio.engine.common.config import RewardSpec
 
     config = train_config(folder, data, **kwargs)
     config.rewards = [RewardSpec("format_soft", 1.0)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grpo_studio.engine.config import (DEMO, BatchConfig, DatasetConfig, GRPOSettings, LoraConfig, OptimConfig,
+from grpo_studio.engine.common.config import (DEMO, BatchConfig, DatasetConfig, GRPOSettings, LoraConfig, OptimConfig,
                                        RewardSpec, TrainConfig)
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"

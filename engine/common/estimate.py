@@ -15,10 +15,10 @@ import copy
 import dataclasses
 from typing import Any, Callable
 
-from grpo_studio.engine.config import TrainConfig
-from grpo_studio.engine.estimate_gpu import detect_gpu
-from grpo_studio.engine.estimate_model import GIB, Arch, Settings, grpo_studio_plan, naive_plan
-from grpo_studio.engine.model_configs import load_model_config
+from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.estimate_gpu import detect_gpu
+from grpo_studio.engine.common.estimate_model import GIB, Arch, Settings, grpo_studio_plan, naive_plan
+from grpo_studio.engine.common.model_configs import load_model_config
 
 __all__ = ["COMPONENT_LABELS", "FIT_FRACTION", "detect_gpu", "estimate_run", "format_table", "load_model_config",
            "needs_offload", "settings_from_config"]

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from grpo_studio.engine.disk import DiskFullError, is_disk_full
-from grpo_studio.engine.protocol import clean, encode
+from grpo_studio.engine.common.disk import DiskFullError, is_disk_full
+from grpo_studio.engine.common.protocol import clean, encode
 
 Listener = Callable[[dict], None]
 

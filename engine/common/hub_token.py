@@ -5,7 +5,7 @@ Every huggingface_hub call in the engine and the CLI reads it from there (HF_TOK
 """
 from __future__ import annotations
 
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.errors import ConfigError
 
 
 def token_stored() -> bool:

@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from grpo_studio.engine.config import DEMO
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.config import DEMO
+from grpo_studio.engine.common.errors import ConfigError
 
 # The fields every estimate needs; the rest are derived (head_dim, kv heads) or defaulted.
 REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
@@ -92,7 +92,7 @@ def _read_json(path: Path) -> dict:
 def _looks_like_path(model: str) -> bool:
     """engine.sources' rule without importing huggingface_hub (the estimator stays instant): file names
     and paths are paths, `owner/name` with dots is a hub id; huggingface_hub validates it if it gets asked."""
-    from grpo_studio.engine.sources import FILE_SUFFIXES
+    from grpo_studio.engine.common.sources import FILE_SUFFIXES
 
     return model.startswith((".", "/", "~")) or model.lower().endswith(FILE_SUFFIXES) or model.count("/") > 1 \
         or os.sep in model.replace("/", "")
@@ -135,7 +135,7 @@ def _download(repo_id: str) -> Path:
         return Path(hf_hub_download(repo_id, "config.json"))
     except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: all one message for the user
         from grpo_studio.engine.hub_download import translate_error
-        from grpo_studio.engine.sources import Source
+        from grpo_studio.engine.common.sources import Source
 
         reason = translate_error(Source(repo_id, "hub", "model", repo_id=repo_id), exc)
         raise ConfigError(f"could not fetch config.json of '{repo_id}': {reason.message}", reason.hint) from exc

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from grpo_studio.engine.errors import ConfigError
+from grpo_studio.engine.common.errors import ConfigError
 
 DEMO = "demo"
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")

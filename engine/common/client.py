@@ -16,10 +16,10 @@ from multiprocessing import connection as mpc
 from pathlib import Path
 from typing import Iterator
 
-from grpo_studio.engine.errors import StudioError
-from grpo_studio.engine.events import read_events
-from grpo_studio.engine.protocol import MAX_MESSAGE_BYTES, RunOutcome, decode, encode
-from grpo_studio.engine.runs import RunPaths, read_status, run_is_live
+from grpo_studio.engine.common.errors import StudioError
+from grpo_studio.engine.common.events import read_events
+from grpo_studio.engine.common.protocol import MAX_MESSAGE_BYTES, RunOutcome, decode, encode
+from grpo_studio.engine.common.runs import RunPaths, read_status, run_is_live
 
 POLL_S = 0.25
 

@@ -15,8 +15,8 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpo_studio.engine.config import DEMO
-from grpo_studio.engine.errors import ConfigError, DataError, StudioError
+from grpo_studio.engine.common.config import DEMO
+from grpo_studio.engine.common.errors import ConfigError, DataError, StudioError
 
 # Names ending like this are files, never hub repos (a repo id may contain dots: `Qwen2.5-0.5B`).
 FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".yaml", ".yml", ".gguf", ".safetensors", ".bin",
@@ -177,7 +177,7 @@ def local_model_folder(name: str) -> Path:
     """A model's folder on this machine (demo, local folder, or a cached hub id); never downloads."""
     source = resolve_name(name, "model")
     if source.kind == "demo":
-        from grpo_studio.engine.demo import demo_model_dir
+        from grpo_studio.engine.common.demo import demo_model_dir
 
         return demo_model_dir()
     if source.kind == "local":

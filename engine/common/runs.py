@@ -15,7 +15,7 @@ from typing import Any
 
 import platformdirs
 
-from grpo_studio.engine.protocol import LIVE_STATES, RunOutcome
+from grpo_studio.engine.common.protocol import LIVE_STATES, RunOutcome
 
 RUNS_DIR_ENV = "GRPO_STUDIO_RUNS_DIR"
 
@@ -280,7 +280,7 @@ def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
 
 def resolve_run(name_or_path: str, runs_dir: Path | None = None) -> Path:
     """A run folder from a path, a run name under the runs folder, or a unique prefix of one."""
-    from grpo_studio.engine.errors import StudioError
+    from grpo_studio.engine.common.errors import StudioError
 
     direct = Path(name_or_path).expanduser()
     if direct.is_dir():
@@ -301,7 +301,7 @@ def delete_run(run_dir: Path) -> None:
     """Remove a run folder; refused while its engine is alive (stop it first)."""
     import shutil
 
-    from grpo_studio.engine.errors import RunBusyError
+    from grpo_studio.engine.common.errors import RunBusyError
 
     summary = summarize_run(run_dir)
     if summary.alive:

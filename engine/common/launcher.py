@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from grpo_studio.engine.runs import RunPaths, read_status, write_status
+from grpo_studio.engine.common.runs import RunPaths, read_status, write_status
 
 
 CLI_ENV = "GRPO_STUDIO_CLI"  # a command line that stands in for `grpo-studio` (tests swap in a fake CLI)

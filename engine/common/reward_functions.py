@@ -21,7 +21,7 @@ import re
 import threading
 from typing import Any, Callable
 
-from grpo_studio.engine.answer_text import plain_to_latex, sentence_answer
+from grpo_studio.engine.common.answer_text import plain_to_latex, sentence_answer
 
 RewardFn = Callable[..., list]
 

@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from grpo_studio.engine.errors import StudioError
+from grpo_studio.engine.common.errors import StudioError
 
 FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 FULL_TEXTS = ("no space left on device", "os error 28", "disk quota exceeded", "storagefull")
