@@ -88,6 +88,9 @@ def walk_start():
     key(win, page_keys()[0])  # New run
     page = win.new_run
     start = next(b for b in page.findChildren(QPushButton) if b.text().replace("&", "") == "Start training")
+    # More steps than the demo's own, as a user would type them: the run must still be live when the
+    # window closes, however fast this machine trains (the walk-through stops it at the end).
+    page.hyper.editors["max_steps"].widget.setValue(100_000)
     yield from wait(lambda: start.isEnabled() and page.is_ready(), 30, "the demo form to be ready")
     click(start)
     monitor = win.monitor
