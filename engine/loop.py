@@ -84,6 +84,7 @@ class Trainer:
         self.params: list[torch.nn.Parameter] = []
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.generation_said = ""  # how rollouts are generated (dtype, weight layout), logged when it changes
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
@@ -259,11 +260,15 @@ class Trainer:
         batch = [self.examples[i] for i in indices]
         G = grpo.num_generations
         self.emit("phase", phase="generating", step=self.step)
-        return generate(self.model, self.tokenizer, [e.prompt_ids for e in batch], num_generations=G,
-                        max_completion_length=grpo.max_completion_length,
-                        sampling=SamplingParams.from_grpo(grpo), backend=grpo.generation_backend,
-                        generation_dtype=grpo.generation_dtype,
-                        batch_size=config.batch.generation_batch_size, device=self.device)
+        rollout = generate(self.model, self.tokenizer, [e.prompt_ids for e in batch], num_generations=G,
+                           max_completion_length=grpo.max_completion_length,
+                           sampling=SamplingParams.from_grpo(grpo), backend=grpo.generation_backend,
+                           generation_dtype=grpo.generation_dtype,
+                           batch_size=config.batch.generation_batch_size, device=self.device)
+        if rollout.generation and rollout.generation != self.generation_said:
+            self.generation_said = rollout.generation
+            self.emit("log", level="info", message=f"rollouts: {rollout.generation}")
+        return rollout
 
     def _score(self, indices: list[int], rollout: Rollout) -> RewardScores:
         G = self.config.grpo.num_generations

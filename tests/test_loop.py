@@ -173,3 +173,14 @@ def test_kl_reference_reuse_checkpointing_and_8bit_adam_run_together(tmp_path):
     # the adapter moves away from the base after the first updates, so the KL to the reference shows up
     assert metrics[0]["kl"] == pytest.approx(0.0, abs=1e-6) and metrics[-1]["kl"] > 0
     assert all(m["grad_norm"] is not None and m["grad_norm"] >= 0 for m in metrics)
+
+
+@pytest.mark.parametrize("backend, says", [("fast", "rollouts: fast: generation in float32, LoRA merged"),
+                                           ("hf", "rollouts: hf generate")])
+def test_the_log_says_once_how_rollouts_are_generated(tmp_path, backend, says):
+    config = demo_config(steps=3)
+    config.grpo.generation_backend = backend
+    assert run_engine(config, tmp_path / "run", quiet=True) == 0
+    said = [e["message"] for e in read_events(RunPaths(tmp_path / "run").events)
+            if e["type"] == "log" and e["message"].startswith("rollouts:")]
+    assert len(said) == 1 and said[0].startswith(says), said
