@@ -13,14 +13,13 @@ from PySide6.QtCore import QLocale  # noqa: E402
 from PySide6.QtGui import QIcon  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from test_gui_monitor import RECORDED, make_run  # noqa: E402
+from test_gui_monitor import RECORDED, make_run, monitor  # noqa: E402,F401 - the fixture
 from test_server import start_fake  # noqa: E402
 
 from grpo_studio.engine.common.events import EventLog  # noqa: E402
 from grpo_studio.engine.common.runs import RunPaths, write_status  # noqa: E402
-from grpo_studio.gui.engine_bridge import EngineBridge  # noqa: E402
 from grpo_studio.gui.main_window import MainWindow  # noqa: E402
-from grpo_studio.gui.monitor_page import MonitorPage, fmt_rate  # noqa: E402
+from grpo_studio.gui.monitor_page import fmt_rate  # noqa: E402
 from grpo_studio.gui.settings import AppSettings  # noqa: E402
 
 
@@ -53,16 +52,6 @@ def window(qtbot, app_env, told):
     yield make
     for main in made:
         main.shutdown()
-
-
-@pytest.fixture
-def monitor(qtbot):
-    bridge = EngineBridge()
-    page = MonitorPage(bridge)
-    qtbot.addWidget(page)
-    yield page
-    page.close_run()
-    bridge.shutdown()
 
 
 @pytest.fixture
