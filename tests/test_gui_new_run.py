@@ -13,16 +13,22 @@ from grpo_studio.gui.settings import AppSettings  # noqa: E402
 FAKE_CLI = Path(__file__).parent / "data" / "fake_cli.py"
 
 
-@pytest.fixture
-def page(qtbot, tmp_path, monkeypatch, runs_dir):
+def new_run_page(qtbot, tmp_path, monkeypatch, gpu_env: str, gpu: dict | None) -> NewRunPage:
+    """The page with the fake CLI and `gpu` (None: a machine without an NVIDIA GPU), its estimate shown."""
     monkeypatch.setenv("GRPO_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("GRPO_STUDIO_GPU", "NVIDIA Test GPU, 8192, 8000")
+    monkeypatch.setenv("GRPO_STUDIO_GPU", gpu_env)
     monkeypatch.setenv("GRPO_STUDIO_CLI", f"{sys.executable} {FAKE_CLI}")
     widget = NewRunPage(AppSettings())
     qtbot.addWidget(widget)
-    widget._gpu_done({"name": "NVIDIA Test GPU", "total": 8192 << 20, "free": 8000 << 20})
+    widget._gpu_done(gpu)
     qtbot.waitUntil(lambda: widget.vram.result is not None, timeout=5000)
     return widget
+
+
+@pytest.fixture
+def page(qtbot, tmp_path, monkeypatch, runs_dir):
+    return new_run_page(qtbot, tmp_path, monkeypatch, "NVIDIA Test GPU, 8192, 8000",
+                        {"name": "NVIDIA Test GPU", "total": 8192 << 20, "free": 8000 << 20})
 
 
 def test_demo_shows_the_vram_bar_and_can_start(page):
@@ -158,14 +164,7 @@ def test_the_gpu_is_announced_through_a_public_signal(page):
 @pytest.fixture
 def cpu_page(qtbot, tmp_path, monkeypatch, runs_dir):
     """The page on a machine without an NVIDIA GPU."""
-    monkeypatch.setenv("GRPO_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("GRPO_STUDIO_GPU", "none")
-    monkeypatch.setenv("GRPO_STUDIO_CLI", f"{sys.executable} {FAKE_CLI}")
-    widget = NewRunPage(AppSettings())
-    qtbot.addWidget(widget)
-    widget._gpu_done(None)
-    qtbot.waitUntil(lambda: widget.vram.result is not None, timeout=5000)
-    return widget
+    return new_run_page(qtbot, tmp_path, monkeypatch, "none", None)
 
 
 def shown_text(page) -> str:
