@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from grpo_studio.engine.kv_cache import new_cache, select_rows
+from grpo_studio.engine.row_rng import row_uniforms
 from grpo_studio.engine.sampling import SamplingParams, next_tokens
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class DecodeSettings:
     sampling: SamplingParams
     static: bool = False  # StaticCache + fixed shapes (CUDA graphs); eager otherwise
     compile_step: bool = False  # capture the decode step (only meaningful with static on CUDA)
+    rng_key: int | None = None  # row-keyed sampling (row_rng.py): the same completions however rows are sliced
 
 
 def cuda_graphs_available(device: torch.device) -> bool:
@@ -44,8 +46,9 @@ def cuda_graphs_available(device: torch.device) -> bool:
 
 @torch.no_grad()
 def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, rows: torch.Tensor,
-           settings: DecodeSettings) -> torch.Tensor:
-    """Completions [len(rows), C] (C = steps taken) for completion i continuing prompt rows[i]."""
+           settings: DecodeSettings, streams: torch.Tensor | None = None) -> torch.Tensor:
+    """Completions [len(rows), C] (C = steps taken) for completion i continuing prompt rows[i]; `streams`
+    [len(rows)]: each completion's index in the whole step, which keys its random draws (with rng_key)."""
     device = prompt_ids.device
     P, B = prompt_ids.shape[1], rows.numel()
     capacity = P + settings.max_new_tokens
@@ -70,7 +73,10 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
     step_fn = _step_function(lm, settings)
     taken = 0
     for t in range(settings.max_new_tokens):
-        tokens = next_tokens(logits, seen, settings.sampling)
+        uniforms = None
+        if settings.rng_key is not None and streams is not None and not settings.sampling.greedy:
+            uniforms = row_uniforms(settings.rng_key, streams[active], t)
+        tokens = next_tokens(logits, seen, settings.sampling, uniforms)
         if settings.static:
             tokens = torch.where(running, tokens, settings.pad_id)
         out[active, t] = tokens

@@ -33,6 +33,7 @@ from grpo_studio.engine.control import Control
 from grpo_studio.engine.diagnostics import step_signal
 from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
 from grpo_studio.engine.memory import memory_fields
+from grpo_studio.engine.oom_recovery import OomInjector, StepRecovery
 from grpo_studio.engine.optim import build_optimizer, lr_factor
 from grpo_studio.engine.prompt_sampler import PromptSampler
 from grpo_studio.engine.reward_model import RewardModel
@@ -85,6 +86,8 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.generation_said = ""  # how rollouts are generated (dtype, weight layout), logged when it changes
+        self.recovery = StepRecovery(self, paths.config)  # out of memory: halve the batch, redo the step
+        self.inject_oom = OomInjector.from_env()  # GRPO_STUDIO_INJECT_OOM, for tests
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
@@ -177,7 +180,7 @@ class Trainer:
                 return "stopped"
             started = time.perf_counter()
             self.step += 1
-            tokens = self.train_step()
+            tokens = self.recovery.run(self.train_step)
             elapsed = time.perf_counter() - started
             step_times = (step_times + [elapsed])[-20:]
             eta = sum(step_times) / len(step_times) * (self.total_steps - self.step)
@@ -265,6 +268,7 @@ class Trainer:
                            sampling=SamplingParams.from_grpo(grpo), backend=grpo.generation_backend,
                            generation_dtype=grpo.generation_dtype,
                            batch_size=config.batch.generation_batch_size, device=self.device)
+        self.inject_oom(self.step, "generating")
         if rollout.generation and rollout.generation != self.generation_said:
             self.generation_said = rollout.generation
             self.emit("log", level="info", message=f"rollouts: {rollout.generation}")
@@ -334,6 +338,7 @@ class Trainer:
                             temperature=grpo.temperature, chunk_size=grpo.chunk_size,
                             importance_sampling_level=grpo.importance_sampling_level, with_entropy=with_entropy)
             (out.loss * mb.weight).backward()
+            self.inject_oom(self.step, "optimizing")  # after real work: partial gradients to throw away
             share = mb.completion_mask.sum().item() / tokens
             loss_sum += out.loss.item() * mb.weight
             kl_sum += out.kl.item() * share

@@ -9,7 +9,8 @@ a repetition penalty, min_p or top_k of its own.
 
 Prompts are left-padded into one batch (position ids come from the attention mask); completions come back
 right-padded, with a mask that keeps every token up to and including the first EOS, as TRL does. Large
-steps are generated in slices of `batch_size` completions to bound the KV cache.
+steps are generated in slices of `batch_size` completions to bound the KV cache; on the fast path each
+completion's random draws are keyed by its place in the step (row_rng.py), so the slicing changes nothing.
 """
 from __future__ import annotations
 
@@ -99,20 +100,22 @@ def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_toke
           generation_dtype) -> tuple[list[torch.Tensor], str]:
     from grpo_studio.engine.fast_generate import DecodeSettings, cuda_graphs_available, decode
     from grpo_studio.engine.generation_weights import generation_weights
+    from grpo_studio.engine.row_rng import new_key
 
     device = prompt_ids.device
     total = prompt_ids.shape[0] * G
     plan, train_dtype = _plan(model, generation_dtype, device, min(step, total),
                               prompt_ids.shape[1] + max_new_tokens)
     graphs = cuda_graphs_available(device)
-    settings = DecodeSettings(max_new_tokens, tuple(eos_ids), pad_id, sampling, static=graphs, compile_step=graphs)
+    settings = DecodeSettings(max_new_tokens, tuple(eos_ids), pad_id, sampling, static=graphs, compile_step=graphs,
+                              rng_key=new_key())  # row-keyed draws: any slicing samples the same completions
     pieces = []
     with generation_weights(model, plan, train_dtype) as lm:
         for start in range(0, total, step):
             rows = torch.arange(start, min(start + step, total), device=device) // G
             first = int(rows[0])
             pieces.append(decode(lm, prompt_ids[first:int(rows[-1]) + 1], prompt_mask[first:int(rows[-1]) + 1],
-                                 rows - first, settings))
+                                 rows - first, settings, torch.arange(start, start + rows.numel(), device=device)))
     return pieces, "fast: " + plan.describe()
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from grpo_studio import __version__
 from grpo_studio.engine.common.config import TrainConfig, dump_config
+from grpo_studio.engine.autofit import fit_before_loading
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.common.disk import DiskFullError, SpaceReserve, as_disk_full
 from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
@@ -81,6 +82,8 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
     events.add_listener(phase.handle)
     completed: list[LastCompletedStep] = []  # set after setup: where an OOM checkpoint would resume
     try:
+        fit = fit_before_loading(config, resume)  # fit: auto (and the CPU's RAM guard), before anything loads
+        config = fit.config
         atomic_write_text(paths.config, dump_config(config))  # what this process runs (a resume may add --steps)
         status = {"pid": os.getpid(), "state": "starting", "started": time.time(), "step": 0,
                   "total_steps": config.max_steps}
@@ -96,6 +99,10 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
                     config_hash=config.config_hash(), total_steps=config.max_steps)
         for note in notes:
             events.emit("log", level="info", message=note)
+        for level, message in fit.notes:
+            events.emit("log", level=level, message=message)
+        if fit.refusal is not None:
+            raise fit.refusal
 
         from grpo_studio.engine.loop import Trainer
 

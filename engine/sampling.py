@@ -65,21 +65,25 @@ def process_logits(scores: torch.Tensor, seen: torch.Tensor | None, params: Samp
     return scores
 
 
-def next_tokens(scores: torch.Tensor, seen: torch.Tensor | None, params: SamplingParams) -> torch.Tensor:
-    """One token per row [B] from raw last-position logits [B, V]."""
+def next_tokens(scores: torch.Tensor, seen: torch.Tensor | None, params: SamplingParams,
+                uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """One token per row [B] from raw last-position logits [B, V]; `uniforms` [B, 1] in [0, 1) are the draws
+    to use (row_rng.py), else they come from torch's generator."""
     scores = process_logits(scores, seen, params)
     if params.greedy:
         return scores.argmax(-1)
-    return draw(scores.softmax(-1))
+    return draw(scores.softmax(-1), uniforms)
 
 
-def draw(probs: torch.Tensor) -> torch.Tensor:
+def draw(probs: torch.Tensor, uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """One index per row with probability probs[row, index], by inverting the cumulative distribution: the
     same distribution as torch.multinomial(probs, 1), whose CPU kernel draws an exponential per vocabulary
     entry (a quarter of a 20M model's decode step). A zero-probability entry adds nothing to the sum, so it
     spans an empty interval and is never drawn; fp32 rounding moves the other boundaries by ~1e-7."""
     cdf = probs.float().cumsum(-1)
-    u = torch.rand(probs.shape[0], 1, device=probs.device) * cdf[:, -1:]
+    if uniforms is None:
+        uniforms = torch.rand(probs.shape[0], 1, device=probs.device)
+    u = uniforms.to(cdf.device) * cdf[:, -1:]
     index = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
     off = probs.gather(1, index[:, None]).squeeze(1) == 0  # u rounded up to the total: take the last entry
     if off.any():  # with positive probability (vanishingly rare)

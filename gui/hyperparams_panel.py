@@ -28,6 +28,8 @@ ADVANCED = [
                                     "help": "Passes over the dataset; used only when Training steps is 'auto'."}),
     ("batch.micro_batch_size", "Micro-batch size", {}),
     ("batch.generation_batch_size", "Generation batch", {}),
+    ("fit", "Auto-fit to memory", {}),
+    ("fit_may_reduce", "Auto-fit may shorten", {}),
     ("optim.optimizer", "Optimizer", {}),
     ("offload_activations", "Offload activations", {}),
     ("gradient_checkpointing", "Gradient checkpointing", {}),

@@ -21,6 +21,7 @@ from grpo_studio.engine.common.estimate_gpu import detect_gpu
 from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.dataset_picker import DatasetPicker
+from grpo_studio.gui.fit_panel import FitPanel
 from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.model_picker import ModelPicker
@@ -123,6 +124,9 @@ class NewRunPage(QWidget):
         self.vram = VramBar()
         self.vram.apply_action.connect(self.apply_changes)
         bottom_layout.addWidget(self.vram)
+        self.fit = FitPanel()  # "Fit to my GPU": its button joins the row below, its note goes here
+        self.fit.fitted_event.connect(self.apply_changes)
+        bottom_layout.addWidget(self.fit)
         buttons = QHBoxLayout()
         self.problems = FieldError()
         self.save_button = QPushButton("Save YAML…")
@@ -138,6 +142,7 @@ class NewRunPage(QWidget):
             button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         buttons.addWidget(self.problems, 3)
         buttons.addStretch(1)
+        buttons.addWidget(self.fit.button)
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.start_button)
@@ -185,6 +190,7 @@ class NewRunPage(QWidget):
 
     def schedule(self) -> None:
         if not self._loading:
+            self.fit.clear()  # the note described the form before this edit
             self._timer.start()
 
     def detect_gpu_async(self) -> None:
@@ -217,6 +223,7 @@ class NewRunPage(QWidget):
         self.errors = errors
         self._show_errors(errors)
         self.model.describe(model_config)
+        self.fit.set_inputs(self.config, model_config, self.gpu)
         if self.config is not None and model_config is not None:
             try:
                 result = estimate_run(self.config, dict(model_config), gpu=self.gpu)

@@ -14,14 +14,16 @@ from grpo_studio.engine.common.runs import RunPaths, read_status
 from test_checkpoint_resume import adapter_weights, small_config
 
 
-def fail_on_call(monkeypatch, owner, name, call, error):
-    """Make owner.name raise `error` on its `call`-th call (1-based), after running the original before it."""
+def fail_on_call(monkeypatch, owner, name, call, error, times=1):
+    """Make owner.name raise `error` on its `call`-th call (1-based) and the `times - 1` calls after it, after
+    running the original before it. (An OOM while generating or optimizing is first recovered from three
+    times by halving the batch, oom_recovery.py: four failures in a row end the run.)"""
     original = getattr(owner, name)
     calls = [0]
 
     def wrapper(*args, **kwargs):
         calls[0] += 1
-        if calls[0] == call:
+        if call <= calls[0] < call + times:
             raise error
         return original(*args, **kwargs)
 
@@ -37,7 +39,8 @@ def test_oom_while_generating_keeps_the_last_completed_step_exactly(tmp_path, mo
     straight, failed = tmp_path / "straight", tmp_path / "failed"
     assert run_engine(small_config(steps=4), straight, quiet=True) == 0
     with monkeypatch.context() as patch:
-        fail_on_call(patch, loop, "generate", 3, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+        fail_on_call(patch, loop, "generate", 3, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+                     times=4)
         assert run_engine(small_config(steps=4), failed, quiet=True) == EXIT_CODES["oom"]
     events = events_of(failed)
     [error] = [e for e in events if e["type"] == "error"]
@@ -71,7 +74,7 @@ def test_triton_out_of_resources_is_an_oom_with_a_hint(tmp_path, monkeypatch):
     from triton.runtime.errors import OutOfResources
 
     run = tmp_path / "run"
-    fail_on_call(monkeypatch, loop, "grpo_loss", 1, OutOfResources(147456, 101376, "shared memory"))
+    fail_on_call(monkeypatch, loop, "grpo_loss", 1, OutOfResources(147456, 101376, "shared memory"), times=4)
     assert run_engine(small_config(steps=2), run, quiet=True) == EXIT_CODES["oom"]
     [error] = [e for e in events_of(run) if e["type"] == "error"]
     assert error["kind"] == "oom" and "shared memory" in error["message"]

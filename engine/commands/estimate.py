@@ -1,4 +1,5 @@
-"""`grpo-studio estimate`: will a run fit this GPU? Both plans side by side, or the JSON the GUI reads."""
+"""`grpo-studio estimate`: will a run fit this GPU? Both plans side by side, or the JSON the GUI reads.
+With --fit, the settings auto-fit chooses (fit.py), the estimate of the fitted run, and why."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offload-activations", choices=("auto", "on", "off"))
     parser.add_argument("--gpu-memory", type=float, metavar="GIB",
                         help="judge against a GPU with this much free memory instead of the detected one")
+    parser.add_argument("--fit", action="store_true",
+                        help="choose the micro-batch, generation batch, offloading and 4-bit that fit the GPU "
+                             "(or --gpu-memory; on a machine without one, the free RAM) and print them")
+    parser.add_argument("--fit-may-reduce", choices=("nothing", "max_completion_length"),
+                        help="with --fit: also lower this when the memory settings are not enough")
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
 
@@ -64,6 +70,17 @@ def run(args: argparse.Namespace) -> int:
     if args.gpu_memory is not None:
         size = int(args.gpu_memory * 2**30)
         gpu = {"name": f"{args.gpu_memory:g} GiB GPU (--gpu-memory)", "total": size, "free": size}
+    fitted = None
+    if args.fit:
+        from grpo_studio.engine.common.fit import fit_config, memory_target
+
+        fitted = fit_config(config, memory=memory_target(config, gpu), may_reduce=args.fit_may_reduce)
+        config = fitted.config
     result = estimate_run(config, gpu=gpu)
-    print(json.dumps(result, indent=1) if args.json else format_table(result))
-    return 0
+    if fitted is not None:
+        result["fit"] = fitted.as_dict()
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(format_table(result) + ("\n\n" + fitted.summary() if fitted is not None else ""))
+    return 0 if fitted is None or fitted.fits else 1

@@ -36,6 +36,8 @@ OVERLONG = ("truncate", "drop")
 IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 MULTI_OBJECTIVE_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 GENERATION_BACKENDS = ("auto", "hf", "fast")
+FIT_MODES = ("auto", "off")
+FIT_MAY_REDUCE = ("nothing", "max_completion_length")
 
 
 def setting(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
@@ -174,6 +176,13 @@ class TrainConfig:
     # data-parallel training (torchrun); the multi-node flags are the CLI's (`grpo-studio train --help`)
     gpus: int = setting(1, range=(1, 1024), help="GPUs of this machine to train on, one rank each (torchrun). "
                                             "batch.prompts_per_step must divide by the total number of GPUs.")
+    # auto-fit (engine/common/fit.py): a new run's memory settings chosen for the GPU (or the CPU's free RAM)
+    fit: str = setting("auto", choices=FIT_MODES, help="auto: before a new run loads, lower the micro-batch and "
+                       "generation batch, turn on offloading or 4-bit as needed to fit the GPU; off: keep "
+                       "these numbers as they are.")
+    fit_may_reduce: str = setting("nothing", choices=FIT_MAY_REDUCE, help="What auto-fit may also lower when "
+                                  "the memory settings are not enough (a shorter completion changes what is "
+                                  "learned).")
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -379,4 +388,9 @@ def _cross_checks(config: TrainConfig) -> list[str]:
             isinstance(config.lora.target_modules, list)
             and all(isinstance(m, str) for m in config.lora.target_modules) and config.lora.target_modules):
         errors.append("lora.target_modules: 'all-linear' or a non-empty list of module names")
+    if config.offload_activations == "on" and not config.gradient_checkpointing:
+        # What is offloaded are the layer inputs checkpointing saves; without it nothing would be, silently.
+        errors.append("offload_activations: 'on' needs gradient_checkpointing: true (offloading moves the layer "
+                      "inputs that checkpointing keeps to CPU RAM; without checkpointing there is nothing to "
+                      "offload): set gradient_checkpointing: true, or offload_activations: off")
     return errors
