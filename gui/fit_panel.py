@@ -3,8 +3,8 @@ with what it chose and why shown under the memory preview. On a machine without 
 run to the RAM available now, and says so on the button."""
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.estimate_model import GIB
@@ -12,22 +12,35 @@ from grpo_studio.engine.common.fit import LABELS, FitResult, fit_config, memory_
 from grpo_studio.gui.widgets import label
 
 
+# Why each setting moved, short enough for the form at 1000 x 700 (the full reasons are the note's tooltip).
+SHORT_WHY = {
+    "gradient_checkpointing": "keeps one input per layer",
+    "offload_activations": "moves those to CPU RAM",
+    "load_in_4bit": "16-bit weights leave no room",
+    "batch.micro_batch_size": "a larger one puts training over the budget; the update is the same",
+    "batch.generation_batch_size": "more at once needs too large a KV cache; the completions are the same",
+    "grpo.max_completion_length": "the longest that fits, as you allowed",
+}
+
+
 def fit_text(result: FitResult) -> str:
-    """What auto-fit chose and why, in a few lines for the form."""
+    """What auto-fit chose and why, in two or three lines for the form."""
     target = f"{result.memory['name']} ({result.memory['free'] / GIB:.1f} GiB free)"
     verdict = "fits" if result.fits else "still does not fit"
-    if result.changes:
-        chosen = "; ".join(f"{LABELS.get(path, path)} {show(old)} → {show(new)}"
-                           for path, (old, new) in result.changes.items())
-        head = f"Fitted to {target}: {chosen}. Estimated peak {result.total / GIB:.1f} GiB — {verdict}."
-    else:
-        head = f"Fitted to {target}: nothing to change, estimated peak {result.total / GIB:.1f} GiB — {verdict}."
-    lines = [head] + [f"• {reason[0].upper()}{reason[1:]}." for reason in result.reasons
-                      if reason != "the run fits as set"]
+    chosen = "; ".join(f"{LABELS.get(path, path)} {show(old)} → {show(new)} ({SHORT_WHY.get(path, 'to fit')})"
+                       for path, (old, new) in result.changes.items()) or "nothing to change"
+    text = f"Fitted to {target}, estimated peak {result.total / GIB:.1f} GiB — {verdict}: {chosen}."
+    if not result.fits:
+        text += " " + result.reasons[-1][0].upper() + result.reasons[-1][1:] + "."
     if result.longest_completion is not None:
-        lines.append(f"• The longest completion this memory allows: {result.longest_completion:,} tokens "
-                     "(at micro-batch and generation batch 1).")
-    return "\n".join(lines)
+        text += f" Longest completion this memory allows: {result.longest_completion:,} tokens."
+    return text
+
+
+def scroll_to(scroll: QScrollArea, widget: QWidget | None) -> None:
+    """Bring a fitted field into view, once the layout has placed a group that just opened."""
+    if widget is not None:
+        QTimer.singleShot(0, lambda: scroll.ensureWidgetVisible(widget, 0, 80))
 
 
 class FitPanel(QWidget):
@@ -65,6 +78,7 @@ class FitPanel(QWidget):
         config, model_config, gpu = self._inputs
         result = fit_config(config, dict(model_config), memory_target(config, gpu))
         self.note.setText(fit_text(result))
+        self.note.setToolTip(result.summary())  # every reason, as `grpo-studio estimate --fit` prints them
         self.note.show()
         if result.changes:
             self.fitted_event.emit({path: new for path, (_old, new) in result.changes.items()})

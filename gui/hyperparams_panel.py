@@ -125,3 +125,11 @@ class HyperparamsPanel(QWidget):
                 if editor.parent() is not None and self.advanced.isAncestorOf(editor):
                     self.advanced_button.setChecked(True)
         return shown
+
+    def reveal(self, paths: list[str]) -> QWidget | None:
+        """Open the advanced group when one of `paths` is in it (a fitted micro-batch must be seen); returns the
+        first of their editors, for the page to scroll to."""
+        editors = [self.editors[p] for p in paths if p in self.editors]
+        if any(self.advanced.isAncestorOf(editor) for editor in editors):
+            self.advanced_button.setChecked(True)
+        return editors[0] if editors else None

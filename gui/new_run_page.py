@@ -21,7 +21,7 @@ from grpo_studio.engine.common.estimate_gpu import detect_gpu
 from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.dataset_picker import DatasetPicker
-from grpo_studio.gui.fit_panel import FitPanel
+from grpo_studio.gui.fit_panel import FitPanel, scroll_to
 from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.model_picker import ModelPicker
@@ -91,7 +91,7 @@ class NewRunPage(QWidget):
         header_layout.addWidget(self.restored_note)
         outer.addWidget(header_box)
 
-        scroll = QScrollArea()
+        scroll = self.form_scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         form = QWidget()
         column = QVBoxLayout(form)
@@ -126,6 +126,7 @@ class NewRunPage(QWidget):
         bottom_layout.addWidget(self.vram)
         self.fit = FitPanel()  # "Fit to my GPU": its button joins the row below, its note goes here
         self.fit.fitted_event.connect(self.apply_changes)
+        self.fit.fitted_event.connect(lambda changes: scroll_to(self.form_scroll, self.hyper.reveal(list(changes))))
         bottom_layout.addWidget(self.fit)
         buttons = QHBoxLayout()
         self.problems = FieldError()

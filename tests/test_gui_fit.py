@@ -33,12 +33,14 @@ def test_fit_to_my_gpu_fills_the_form_and_says_why(page_4090, qtbot):
     page.fit.button.click()
     qtbot.waitUntil(lambda: page.vram.result["verdict"] == "fits", timeout=5000)
     assert page.hyper.editors["batch.micro_batch_size"].value() == 1
+    assert page.hyper.editors["batch.micro_batch_size"].isVisibleTo(page)  # the advanced group opened to show it
     assert page.hyper.editors["batch.generation_batch_size"].value() == 2
     assert page.config.batch.micro_batch_size == 1 and page.config.batch.generation_batch_size == 2
     assert page.vram.result["plans"]["grpo_studio"]["total"] <= 22 << 30
     note = page.fit.note.text()
     assert page.fit.note.isVisibleTo(page) and "NVIDIA GeForce RTX 4090" in note
-    assert "micro-batch size 8 → 1" in note and "KV cache" in note and "longest completion" in note
+    assert "micro-batch size 8 → 1" in note and "KV cache" in note and "Longest completion" in note
+    assert "largest that fits" in page.fit.note.toolTip()  # every reason, as estimate --fit prints them
     assert page.is_ready()
     # the note describes the form it fitted: a later edit takes it away
     page.hyper.editors["grpo.num_generations"].widget.setValue(4)
