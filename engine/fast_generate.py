@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from grpo_studio.engine.kv_cache import new_cache, select_rows
-from grpo_studio.engine.row_rng import row_uniforms
+from grpo_studio.engine.row_rng import RowDraws
 from grpo_studio.engine.sampling import SamplingParams, next_tokens
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,11 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
     active = torch.arange(B, device=device)  # original row of each batch row
     running = torch.ones(B, dtype=torch.bool, device=device)  # static mode keeps finished rows
     step_fn = _step_function(lm, settings)
+    keyed = settings.rng_key is not None and streams is not None and not settings.sampling.greedy
+    draws = RowDraws(settings.rng_key, streams, settings.max_new_tokens) if keyed else None
     taken = 0
     for t in range(settings.max_new_tokens):
-        uniforms = None
-        if settings.rng_key is not None and streams is not None and not settings.sampling.greedy:
-            uniforms = row_uniforms(settings.rng_key, streams[active], t)
-        tokens = next_tokens(logits, seen, settings.sampling, uniforms)
+        tokens = next_tokens(logits, seen, settings.sampling, draws.at(active, t) if draws else None)
         if settings.static:
             tokens = torch.where(running, tokens, settings.pad_id)
         out[active, t] = tokens

@@ -41,5 +41,30 @@ def new_key() -> int:
 
 def row_uniforms(key: int, rows: torch.Tensor, t: int) -> torch.Tensor:
     """[len(rows), 1] float32 uniforms in [0, 1) for completions `rows` (int64 indices in the step) at token t."""
-    h = _mix(_mix(_mix(torch.full_like(rows, key)) + rows) + t)
-    return _shift_right(h, 40).float().mul_(2.0**-24)[:, None]
+    return uniform_table(key, rows, torch.tensor([t], device=rows.device))
+
+
+def uniform_table(key: int, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """[len(rows), len(tokens)] uniforms: row i, column j is completion rows[i]'s draw at token tokens[j]."""
+    per_row = _mix(_mix(torch.full_like(rows, key)) + rows)
+    h = _mix(per_row[:, None] + tokens[None, :])
+    return _shift_right(h, 40).float().mul_(2.0**-24)
+
+
+class RowDraws:
+    """The draws of a slice's completions, made a block of tokens at a time: one hash per block instead of a
+    dozen small tensor operations per decoded token (measured ~170 us a token for 32 rows on the CPU)."""
+
+    BLOCK = 256
+
+    def __init__(self, key: int, streams: torch.Tensor, tokens: int) -> None:
+        self.key, self.streams, self.tokens = key, streams, tokens  # tokens: how many will be decoded at most
+        self.start, self.block = -1, None
+
+    def at(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+        """[len(rows), 1] uniforms at token t for `rows`, positions in `streams`."""
+        start = t - t % self.BLOCK
+        if start != self.start:
+            tokens = torch.arange(start, min(start + self.BLOCK, self.tokens), device=self.streams.device)
+            self.start, self.block = start, uniform_table(self.key, self.streams, tokens)
+        return self.block[rows, t - start][:, None]

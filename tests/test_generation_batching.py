@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from grpo_studio.engine.rollout import generate
-from grpo_studio.engine.row_rng import row_uniforms
+from grpo_studio.engine.row_rng import RowDraws, row_uniforms
 from grpo_studio.engine.sampling import SamplingParams
 from test_rollout_fast import TEXTS, _lora_model
 
@@ -47,3 +47,7 @@ def test_row_uniforms_are_uniform_and_independent_of_the_rows_asked_with():
     assert not torch.equal(row_uniforms(54321, rows, 3)[:, 0], u)  # another rollout draws afresh
     # neighbouring rows and tokens are uncorrelated
     assert abs(torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1].item()) < 0.03
+    # the decode loop's block-wise draws are the same numbers
+    draws = RowDraws(12345, rows[100:140], tokens=600)
+    assert torch.equal(draws.at(torch.tensor([0, 39]), 3), row_uniforms(12345, rows[[100, 139]], 3))
+    assert torch.equal(draws.at(torch.tensor([5]), 599), row_uniforms(12345, rows[[105]], 599))
