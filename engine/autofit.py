@@ -33,10 +33,12 @@ def fit_before_loading(config: TrainConfig, resume: bool) -> FitDecision:
     from grpo_studio.engine.common.model_configs import load_model_config
 
     try:
-        model_config = load_model_config(config.model)
-    except (StudioError, OSError, ValueError, KeyError) as error:  # e.g. a hub id not downloaded yet
-        return FitDecision(config, [("info", f"auto-fit: skipped, the model's shape is not known yet ({error})")])
-    result = fit_config(config, model_config)
+        result = fit_config(config, load_model_config(config.model))
+    except StudioError as error:  # e.g. a hub id (or a reward model) not downloaded yet: its shape is unknown
+        return FitDecision(config, [("info", f"auto-fit: skipped, the model's shape is not known yet "
+                                             f"({error.message})")])
+    except Exception as error:  # noqa: BLE001 - the estimate is advisory: never fail a run over it
+        return FitDecision(config, [("warning", f"auto-fit: skipped, no estimate ({type(error).__name__}: {error})")])
     if result.fits:
         return FitDecision(result.config, [("info", "auto-fit: " + result.summary())])
     if result.memory.get("kind") == "ram":
