@@ -1,8 +1,8 @@
 """Recovery from out-of-memory inside a step: free memory, halve the batch of the phase that ran out, and redo
 the same step from its start with the same data and RNG state, so no step is lost or changed.
 
-Generating in smaller slices samples the same completions (row_rng.py) and a smaller micro-batch computes the
-same update (gradient accumulation), so a recovered run ends where a run started with the smaller settings
+Generating in smaller slices samples the same completions (row_rng.py; on the fast backend, the default) and
+a smaller micro-batch computes the same update (gradient accumulation), so a recovered run ends where a run started with the smaller settings
 would, up to float rounding. At most MAX_RECOVERIES per run; each is a `log` event (warning, with a
 `recovery` field) and goes into the run's config.yaml, so a resume keeps the smaller settings. Out of
 recoveries, or where a redo could not be exact, the error goes on to oom.py's handling (the `oom` error):
@@ -131,10 +131,13 @@ class StepRecovery:
         setattr(trainer.config.batch, name, new)
         if self.config_path is not None:
             atomic_write_text(self.config_path, dump_config(trainer.config))
+        caveat = ""
+        if name == "generation_batch_size" and trainer.config.grpo.generation_backend == "hf":
+            caveat = "; the hf backend samples other (equally likely) completions in other slices"
         trainer.emit("log", level="warning",
                      message=f"out of memory while {phase} at step {trainer.step}: batch.{name} {old} -> {new}, "
                              f"redoing step {trainer.step} from its start (recovery {self.recoveries} of "
-                             f"{MAX_RECOVERIES}; config.yaml keeps the smaller setting)",
+                             f"{MAX_RECOVERIES}; config.yaml keeps the smaller setting{caveat})",
                      recovery={"phase": phase, "setting": f"batch.{name}", "old": old, "new": new,
                                "attempt": self.recoveries, "step": trainer.step})
 
