@@ -26,6 +26,7 @@ from grpo_studio.engine.common.estimate_gpu import detect_gpu
 from grpo_studio.engine.common.estimate_model import GIB, Arch, grpo_studio_plan
 from grpo_studio.engine.common.model_configs import load_model_config
 
+FITS_AS_SET = "the run fits as set"
 # The longest completion searched for when stating what fits, where the model's context is not known.
 LONGEST_SEARCHED = 1_000_000
 
@@ -63,8 +64,8 @@ class FitResult:
         for path, (old, new) in self.changes.items():
             lines.append(f"  {LABELS.get(path, path)}: {show(old)} -> {show(new)}")
         if not self.changes and self.fits:
-            lines.append("  no change needed: the settings as given fit")
-        lines += [f"  why: {reason}" for reason in self.reasons]
+            lines[0] += " as set, nothing to change"
+        lines += [f"  why: {reason}" for reason in self.reasons if reason != FITS_AS_SET]
         if self.longest_completion is not None:
             lines.append(f"  longest completion that fits (micro-batch and generation batch 1, within the model's "
                          f"context): {self.longest_completion} tokens")
@@ -112,7 +113,7 @@ def fit_config(config: TrainConfig, model_config: dict | None = None, memory: di
         notes.append("on the CPU the plan is judged in fp32 against the RAM available now")
 
     if fitter.fits(start):
-        return _result(config, start, memory, fitter, reasons + ["the run fits as set"], notes)
+        return _result(config, start, memory, fitter, reasons + [FITS_AS_SET], notes)
 
     levels = _levels(start, on_gpu)
     for changes, why in levels:
