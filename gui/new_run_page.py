@@ -208,7 +208,7 @@ class NewRunPage(QWidget):
         except ConfigError as exc:
             self.config = None
             errors.update(parse_errors(exc.message))
-        names = [r["name"] for r in data["rewards"]]
+        names = [r.get("name") for r in data["rewards"]]  # a reward model has a model, no name
         errors.update(self.dataset.errors(data, needs_answer="math_correct" in names))
         errors.update(self.rewards.errors(data))
         model_config, model_error, pending = self._model_config(data["model"])
