@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
 
 from grpo_studio.gui.widgets import fmt_number, label
 
-FIXED = ["#", "Reward", "Advantage", "Length", "Cut off", "Completion"]
-COMPLETION = len(FIXED) - 1  # stretches; every other column fits its header and values
+# the completion stretches; every other column fits its header and values
+FIXED = ["#", "Completion", "Reward", "Advantage", "Length", "Cut off"]
 EMPTY = ("No group on record yet: every log_samples_every steps the engine sends one prompt's completions, "
          "and they appear here side by side.")
 POSITIVE, NEGATIVE = QColor(46, 160, 67, 60), QColor(215, 58, 73, 60)  # advantage tints, light and dark themes
@@ -75,7 +75,7 @@ class GroupView(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.table)
         split.addWidget(self.detail)
-        split.setSizes([300, 140])
+        split.setSizes([320, 110])
         layout.addWidget(split, 1)
         self.clear()
 
@@ -112,9 +112,9 @@ class GroupView(QWidget):
         self.caption.setText(f"Prompt: {_one_line(group.get('prompt'))} — {shown} completions, best to worst")
         table = self.table
         table.setColumnCount(len(FIXED) + len(names))
-        headers = FIXED[:2] + [_short(n) for n in names] + FIXED[2:]
+        headers = FIXED[:3] + [_short(n) for n in names] + FIXED[3:]
         table.setHorizontalHeaderLabels(headers)
-        completion_column = len(headers) - 1
+        completion_column = 1
         for column in range(len(headers)):
             table.horizontalHeader().setSectionResizeMode(
                 column, QHeaderView.ResizeMode.Stretch if column == completion_column
@@ -122,10 +122,9 @@ class GroupView(QWidget):
         table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             advantage = row.get("advantage")
-            values = [str(r + 1), fmt_number(row.get("reward"), 3)]
+            values = [str(r + 1), _one_line(row.get("completion")), fmt_number(row.get("reward"), 3)]
             values += [fmt_number((row.get("rewards") or {}).get(n), 3) for n in names]
-            values += [fmt_number(advantage, 3), str(row.get("length", "–")), "cut" if row.get("truncated") else "",
-                       _one_line(row.get("completion"))]
+            values += [fmt_number(advantage, 3), str(row.get("length", "–")), "cut" if row.get("truncated") else ""]
             for column, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if column != completion_column:

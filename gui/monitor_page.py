@@ -26,12 +26,16 @@ ENGLISH = QLocale(QLocale.Language.English, QLocale.Country.UnitedStates)  # the
 
 
 class Stat(QWidget):
-    def __init__(self, caption: str) -> None:
+    def __init__(self, caption: str, widest: str = "") -> None:
+        """`widest`: the longest value it shows, room kept from the start: a value that grows between layout
+        passes ("12,913" after "987") is never painted cut off."""
         super().__init__()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         self.value = label("–", "StatValue")
+        self.value.ensurePolished()  # the theme's stat font, to measure with
+        self.value.setMinimumWidth(self.value.fontMetrics().horizontalAdvance(widest) + 2)
         layout.addWidget(self.value)
         layout.addWidget(label(caption, "StatLabel"))
 
@@ -110,7 +114,7 @@ class MonitorPage(QWidget):
         self.stat_reward = Stat(f"mean reward, last {AVERAGE_STEPS} steps")
         self.stat_reward.setToolTip("The mean of the last steps' rewards: the chart's average line ends here")
         self.stat_best = Stat("best step reward")
-        self.stat_eta, self.stat_speed = Stat("time left"), Stat("tokens / s")
+        self.stat_eta, self.stat_speed = Stat("time left", "88 h 88 min"), Stat("tokens / s", "888,888")
         for stat in (self.stat_reward, self.stat_best, self.stat_eta, self.stat_speed):
             row.addWidget(stat)
         progress_card.body.addLayout(row)

@@ -198,7 +198,7 @@ def monitor_screen(window, runs, shot, settle, until, first) -> None:
     window.monitor._refresh()
     shot("monitor")
     window.monitor.tabs.setCurrentIndex(1)
-    window.monitor.samples.table.setCurrentCell(0, 1)
+    window.monitor.group_view.table.setCurrentCell(0, 1)  # the best completion of the newest group, read whole
     shot("monitor_samples")
     window.monitor.tabs.setCurrentIndex(0)
 

@@ -55,18 +55,18 @@ def test_finished_run_shows_the_newest_group_best_to_worst(monitor, qtbot, tmp_p
     assert view.steps.count() == len(groups) and view.steps.currentText() == f"Step {groups[-1]['step']}"
     table, newest = view.table, groups[-1]["completions"]
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    assert headers == ["#", "Reward", "long", "Advantage", "Length", "Cut off", "Completion"]
+    assert headers == ["#", "Completion", "Reward", "long", "Advantage", "Length", "Cut off"]
     assert table.rowCount() == len(newest) == 8
-    assert [table.item(r, 1).text() for r in range(8)] == [f"{c['reward']:.3f}" for c in newest]
-    assert [table.item(r, 3).text() for r in range(8)] == [f"{c['advantage']:.3f}" for c in newest]
-    assert [table.item(r, 5).text() for r in range(8)] == ["cut" if c["truncated"] else "" for c in newest]
+    assert [table.item(r, 2).text() for r in range(8)] == [f"{c['reward']:.3f}" for c in newest]
+    assert [table.item(r, 4).text() for r in range(8)] == [f"{c['advantage']:.3f}" for c in newest]
+    assert [table.item(r, 6).text() for r in range(8)] == ["cut" if c["truncated"] else "" for c in newest]
     assert f"Prompt: {groups[-1]['prompt']}" in view.caption.text() and "all 8 completions" in view.caption.text()
     table.setCurrentCell(0, 0)
     assert f"advantage {newest[0]['advantage']:.3f}" in view.detail.toPlainText()
 
     view.previous.click()  # browse back: it stays there
     assert view.steps.currentText() == f"Step {groups[-2]['step']}" and not view.follow.isChecked()
-    assert table.item(0, 4).text() == str(groups[-2]["completions"][0]["length"])
+    assert table.item(0, 5).text() == str(groups[-2]["completions"][0]["length"])
     view.steps.setCurrentIndex(0)
     view.steps.activated.emit(0)
     assert view.steps.currentText() == f"Step {groups[0]['step']}" and not view.previous.isEnabled()
