@@ -23,6 +23,7 @@ from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
+from grpo_studio.gui.memory_split import PANEL_STYLE, MemorySplit
 from grpo_studio.gui.model_picker import ModelPicker
 from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data, leave_demo
 from grpo_studio.gui.rewards_panel import RewardsPanel
@@ -113,16 +114,16 @@ class NewRunPage(QWidget):
             column.addWidget(card)
         column.addStretch(1)
         scroll.setWidget(form)
-        outer.addWidget(scroll, 1)
+        self.vram = VramBar()
+        self.vram.apply_action.connect(self.apply_changes)
+        self.split = MemorySplit(scroll, self.vram, MARGIN)  # a short window: the form first, the bars a drag away
+        outer.addWidget(self.split, 1)
 
         bottom = QWidget()
         bottom.setObjectName("Card")
-        bottom.setStyleSheet("#Card { border-radius: 0; border-left: none; border-right: none; border-bottom: none; }")
+        bottom.setStyleSheet(PANEL_STYLE)
         bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.setContentsMargins(MARGIN, 12, MARGIN, 12)
-        self.vram = VramBar()
-        self.vram.apply_action.connect(self.apply_changes)
-        bottom_layout.addWidget(self.vram)
+        bottom_layout.setContentsMargins(MARGIN, 8, MARGIN, 12)
         buttons = QHBoxLayout()
         self.problems = FieldError()
         self.save_button = QPushButton("Save YAML…")
