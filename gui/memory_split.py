@@ -47,7 +47,7 @@ class MemorySplit(QSplitter):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if watched is self.vram and event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
-            QTimer.singleShot(0, self.fit_panel)
+            QTimer.singleShot(0, self, self.fit_panel)  # dropped with the split
         return False
 
     def panel_height(self) -> int:

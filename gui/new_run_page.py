@@ -17,11 +17,12 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton,
 from grpo_studio.engine.common.config import (DEMO, ConfigError, config_from_dict, dump_config, load_config,
                                               save_config, set_path)
 from grpo_studio.engine.common.estimate import estimate_run, load_model_config
-from grpo_studio.engine.common.estimate_gpu import detect_gpu
+from grpo_studio.engine.common.estimate_gpu import detect_gpu, gpu_count
 from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.form_fields import parse_errors
+from grpo_studio.gui.gpu_count import GpuCountBox
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.memory_split import PANEL_STYLE, MemorySplit
 from grpo_studio.gui.model_picker import ModelPicker
@@ -38,6 +39,7 @@ DEBOUNCE_MS = 150
 class _Lookups(QObject):
     model_done = Signal(str, object, str)  # model, config dict or None, error text
     gpu_done = Signal(object)
+    count_done = Signal(int)
 
 
 class NewRunPage(QWidget):
@@ -126,6 +128,7 @@ class NewRunPage(QWidget):
         bottom_layout.setContentsMargins(MARGIN, 8, MARGIN, 12)
         buttons = QHBoxLayout()
         self.problems = FieldError()
+        self.gpus = GpuCountBox()  # only with two GPUs or more
         self.save_button = QPushButton("Save YAML…")
         self.copy_button = QPushButton("Copy as command")
         self.copy_button.setToolTip("Copy a shell snippet that writes this config.yaml and trains it headless")
@@ -138,6 +141,7 @@ class NewRunPage(QWidget):
         for button in (self.save_button, self.copy_button, self.start_button):
             button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         buttons.addWidget(self.problems, 3)
+        buttons.addWidget(self.gpus)
         buttons.addStretch(1)
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.copy_button)
@@ -147,8 +151,9 @@ class NewRunPage(QWidget):
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.activated.connect(self.start_action)
 
-        for widget in (self.model, self.dataset, self.rewards, self.hyper):
+        for widget in (self.model, self.dataset, self.rewards, self.hyper, self.gpus):
             widget.changed_event.connect(self.schedule)
+        self._lookups.count_done.connect(self.gpus.set_available)
         self.model.status_event.connect(self.status_event)
         self.rewards.try_action.connect(self.try_rewards_action)
 
@@ -173,6 +178,7 @@ class NewRunPage(QWidget):
         self.dataset.load(data["dataset"], data.get("system_prompt"))
         self.rewards.load(data.get("rewards") or [])
         self.hyper.load(data)
+        self.gpus.load(data)
         self._loading = False
         self.validate()
 
@@ -182,6 +188,7 @@ class NewRunPage(QWidget):
         self.dataset.store(data)
         self.rewards.store(data)
         self.hyper.store(data)
+        self.gpus.store(data)
         return data
 
     def schedule(self) -> None:
@@ -189,7 +196,8 @@ class NewRunPage(QWidget):
             self._timer.start()
 
     def detect_gpu_async(self) -> None:
-        threading.Thread(target=lambda: self._lookups.gpu_done.emit(detect_gpu()), daemon=True).start()
+        threading.Thread(target=lambda: (self._lookups.count_done.emit(gpu_count()),
+                                         self._lookups.gpu_done.emit(detect_gpu())), daemon=True).start()
 
     def _gpu_done(self, gpu: object) -> None:
         self.gpu = gpu if isinstance(gpu, dict) else None
