@@ -160,5 +160,5 @@ class GroupView(QWidget):
         self.detail.setHtml(
             f"<p><b>#{row + 1} of step {self.shown.get('step')}</b> · reward {fmt_number(c.get('reward'), 3)} · "
             f"advantage {fmt_number(c.get('advantage'), 3)} · {c.get('length')} tokens{cut}</p>"
-            f"<pre>{_escape(c.get('completion'))}</pre><ul>{scores}</ul>"
-            f"<p><b>Prompt</b></p><pre>{_escape(self.shown.get('prompt'))}</pre>")
+            f"<pre style='white-space: pre-wrap'>{_escape(c.get('completion'))}</pre><ul>{scores}</ul>"
+            f"<p><b>Prompt</b></p><pre style='white-space: pre-wrap'>{_escape(self.shown.get('prompt'))}</pre>")

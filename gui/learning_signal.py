@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QWidget
 
 from grpo_studio.engine.common.alarms import ALARM_KEYS, Alarms
 from grpo_studio.engine.common.signal_hints import MIN_STEPS, WINDOW, Hint, signal_hints
+from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import Card, fmt_number, label
 
 WAITING = f"Measured on every step once {MIN_STEPS} steps are in."
+ADVICE_LINES = 6  # the most lines of advice shown at once; more scroll
 NO_SIGNAL = "This run's engine did not record the learning signal (a run from an older version)."
 
 
@@ -20,8 +22,9 @@ def card_text(hints: Sequence[Hint]) -> str:
     """The card's body: one paragraph per hint (rich text), or that nothing stands in the way."""
     if not hints:
         return "No problem in sight: the groups' rewards differ, completions end, every reward applies."
-    return "".join(f"<p><b>⚠ Alarm:</b> {_escape(h.text)}</p>" if h.key in ALARM_KEYS else f"<p>• {_escape(h.text)}</p>"
-                   for h in hints)
+    warn = theme.current().warn
+    return "".join(f"<p><b style='color: {warn}'>⚠ Alarm:</b> {_escape(h.text)}</p>" if h.key in ALARM_KEYS
+                   else f"<p>• {_escape(h.text)}</p>" for h in hints)
 
 
 def summary_line(metrics: Sequence[dict]) -> str:
@@ -56,7 +59,15 @@ class LearningSignalCard(Card):
         self.caption = label(WAITING, "Muted", wrap=True)
         self.advice = label("", wrap=True)
         self.body.addWidget(self.caption)
-        self.body.addWidget(self.advice)
+        # several alarms and hints scroll within ADVICE_LINES lines, so the Samples and Charts below keep room
+        self.advice_area = QScrollArea()
+        self.advice_area.setWidgetResizable(True)
+        self.advice_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.advice_area.setWidget(self.advice)
+        self.advice.ensurePolished()  # the theme's font, to measure lines with
+        self.advice_area.setMaximumHeight(ADVICE_LINES * self.advice.fontMetrics().lineSpacing())
+        self.advice_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.body.addWidget(self.advice_area)
         self.clear()
 
     def clear(self) -> None:
