@@ -54,7 +54,8 @@ class MemorySplit(QSplitter):
         """The panel's height for the split's present height: whole, or down to the end of its first line
         (the bars and legend below it a scroll or a drag away)."""
         content = self.panel.widget()
-        whole = content.sizeHint().height()
+        wrapped = content.heightForWidth(self.panel.viewport().width())  # its wrapped lines at today's width
+        whole = wrapped if wrapped > 0 else content.sizeHint().height()
         if self.height() >= FULL_PANEL_FROM:
             return whole
         below = [w for w in (self.vram.canvas, self.vram.legend, self.vram.suggestion) if w.isVisible() and w.height()]
