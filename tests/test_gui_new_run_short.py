@@ -22,7 +22,9 @@ def test_short_window_gives_the_form_the_room(qtbot, window):
     assert split.panel.verticalScrollBar().maximum() > 0  # the rest is a scroll away
 
     settle(qtbot, window, (1600, 1000), 0)
-    qtbot.waitUntil(lambda: split.sizes()[1] >= split.panel.widget().sizeHint().height(), timeout=3000)
+    qtbot.waitUntil(lambda: split.sizes()[1] == split.panel_height(), timeout=3000)
+    qtbot.waitUntil(lambda: split.panel.verticalScrollBar().maximum() == 0, timeout=3000)  # whole, nothing to scroll
+    assert split.sizes()[1] > panel
 
     split.splitterMoved.emit(200, 1)  # the user drags the handle: their split stays
     split.setSizes([300, sum(split.sizes()) - 300])
