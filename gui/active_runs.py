@@ -17,6 +17,9 @@ from grpo_studio.engine.common.signal_hints import HintWatcher, PlateauWatch
 POLL_MS = 2000
 
 
+HISTORY_BYTES = 32 << 20  # a longer events.jsonl is not read back at start: its alarms watch from then on
+
+
 class ActiveRuns(QObject):
     runs_event = Signal(list)               # RunSummary of active runs
     notice_event = Signal(str, str, str)    # kind (finished | stopped | error | checkpoint | plateau | alarm), title, text
@@ -50,6 +53,7 @@ class ActiveRuns(QObject):
             events_file = RunPaths(Path(run.path)).events
             if key not in self._offsets:
                 self._offsets[key] = events_file.stat().st_size if events_file.exists() else 0
+                self._fold_history(key, events_file)
                 continue
             for event in self._new_events(key, events_file):
                 self._notice(run.name, event)
@@ -91,6 +95,24 @@ class ActiveRuns(QObject):
         text = watch.update(event)
         if text:
             self.notice_event.emit("plateau", f"Reward stalled · {name}", text)
+
+    def _fold_history(self, key: str, path: Path) -> None:
+        """What a run wrote before the app watched it: the alarms' baseline is its first steps, and an alarm
+        that already held then is not news (the Monitor's card shows it)."""
+        if self._offsets[key] == 0 or self._offsets[key] > HISTORY_BYTES:
+            return
+        watcher = self._alarms[key] = HintWatcher()
+        try:
+            data = path.read_bytes()[: self._offsets[key]]
+        except OSError:
+            return
+        for line in data.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("type") in ("metrics", "eval"):
+                watcher.update(event)
 
     def _watch_alarms(self, key: str, name: str, event: dict) -> None:
         if event.get("type") not in ("metrics", "eval"):

@@ -161,3 +161,27 @@ def test_recorded_alarm_files_are_engine_runs():
         assert events[0]["type"] == "hello" and events[-1]["type"] == "done"
         assert [e["seq"] for e in events] == list(range(len(events)))
         assert all("repeated_ngrams" in e["signal"] for e in events if e["type"] == "metrics")
+
+
+def test_tray_alarm_of_a_run_started_before_the_app(qtbot, tmp_path, monkeypatch):
+    """The app starts mid-run: the alarms' baseline is still the run's own start, read back from its file."""
+    pytest.importorskip("pytestqt")
+    from grpo_studio.engine.common import runs as run_store
+    from grpo_studio.gui.active_runs import ActiveRuns
+
+    lines = (DATA / "hacking_events.jsonl").read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if '"type":"eval"' in line and '"step":16,' in line) + 1
+    folder = tmp_path / "r1"
+    folder.mkdir()
+    (folder / "events.jsonl").write_text("".join(lines[:cut]))  # four evaluations on record already
+    monkeypatch.setattr(run_store, "list_runs", raising=False, value=lambda runs_dir=None: [
+        SimpleNamespace(name="r1", path=folder, state="running", step=16, total_steps=40, reward=None)])
+    watcher = ActiveRuns(lambda: tmp_path)
+    notices = []
+    watcher.notice_event.connect(lambda *args: notices.append(args))
+    watcher.poll()
+    with open(folder / "events.jsonl", "a") as handle:
+        handle.writelines(lines[cut:])
+    watcher.poll()
+    alarm_notices = [n for n in notices if n[0] == "alarm"]
+    assert len(alarm_notices) == 1 and "up to step 12" in alarm_notices[0][2]  # compared with the run's start
