@@ -48,3 +48,16 @@ def step_signal(totals: Sequence[float | None], group_size: int, per_function: d
             "zero_spread_reward": sum(flat_values) / len(flat_values) if flat_values else None,
             "truncated": _share(truncated),
             "rewards": rewards}
+
+
+NGRAM = 4  # tokens; a completion stuck in a loop repeats its 4-grams, fluent text rarely does
+
+
+def repeated_ngrams(completions: Sequence[Sequence[int]], n: int = NGRAM) -> float | None:
+    """Mean over completions of the share of their token n-grams that repeat an earlier n-gram of the same
+    completion (0 for one too short to have two n-grams); None for no completions."""
+    shares = []
+    for ids in completions:
+        grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+        shares.append(1 - len(set(grams)) / len(grams) if len(grams) > 1 else 0.0)
+    return sum(shares) / len(shares) if shares else None

@@ -30,15 +30,16 @@ from grpo_studio.engine import model as policy_model
 from grpo_studio.engine.advantages import aggregate_advantages
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.control import Control
-from grpo_studio.engine.diagnostics import step_signal
+from grpo_studio.engine.diagnostics import repeated_ngrams, step_signal
 from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
 from grpo_studio.engine.memory import memory_fields
 from grpo_studio.engine.oom_recovery import OomInjector, StepRecovery
 from grpo_studio.engine.optim import build_optimizer, lr_factor
 from grpo_studio.engine.prompt_sampler import PromptSampler
 from grpo_studio.engine.reward_model import RewardModel
+from grpo_studio.engine.sample_group import group_fields
 from grpo_studio.engine.rewards import RewardScores, load_reward_functions, score_completions
-from grpo_studio.engine.rollout import Rollout, generate
+from grpo_studio.engine.rollout import Rollout, completion_token_ids, generate
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.sampling import SamplingParams
 from grpo_studio.engine.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
@@ -88,6 +89,7 @@ class Trainer:
         self.generation_said = ""  # how rollouts are generated (dtype, weight layout), logged when it changes
         self.recovery = StepRecovery(self, paths.config)  # out of memory: halve the batch, redo the step
         self.inject_oom = OomInjector.from_env()  # GRPO_STUDIO_INJECT_OOM, for tests
+        self.advantages: torch.Tensor | None = None  # the last optimized batch's, row for row
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
@@ -216,6 +218,7 @@ class Trainer:
         rewards = reward_tensor(first_scores.total)
         signal = step_signal(first_scores.total, G, first_scores.per_function, truncated, first_scores.failures)
         signal["entropy"] = update.entropy
+        signal["repeated_ngrams"] = repeated_ngrams(completion_token_ids(drawn[0].rollout))  # this rank's
         if resampling is not None:
             signal["dynamic_sampling"] = resampling.as_dict()
         self.emit("metrics", step=self.step, reward=nan_mean(rewards), reward_std=nan_std(rewards),
@@ -232,6 +235,9 @@ class Trainer:
             self.emit("sample", step=self.step, prompt=example.prompt_text, completion=rollout.texts[i],
                       rewards={name: values[i] for name, values in scores.per_function.items()},
                       reward=scores.total[i])
+            self.emit("group", step=self.step, **group_fields(
+                i // G, G, example.prompt_text, rollout.texts, scores.per_function, scores.total, self.advantages,
+                rollout.completion_mask.sum(1).tolist(), [] if rollout.truncated is None else rollout.truncated.tolist()))
         return int(distributed.all_reduce_sum(
             sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)))
 
@@ -243,6 +249,7 @@ class Trainer:
         advantages = aggregate_advantages(table, self.reward_weights, grpo.num_generations, grpo.scale_rewards,
                                           grpo.multi_objective_aggregation)
         advantages = distributed.shard(advantages).to(self.device)
+        self.advantages = advantages.detach().cpu()  # this rank's rows, for the `group` event
         mask = rollout.completion_mask
         if grpo.mask_truncated_completions and rollout.truncated is not None:  # TRL: out of loss and attention
             mask = mask * (~rollout.truncated).to(mask.dtype)[:, None]
@@ -277,10 +284,9 @@ class Trainer:
     def _score(self, indices: list[int], rollout: Rollout) -> RewardScores:
         G = self.config.grpo.num_generations
         prompts = [self.examples[i].prompt for i in indices for _ in range(G)]
-        ids = [row[:n].tolist() for row, n in zip(rollout.completion_ids, rollout.completion_mask.sum(1))]
         columns = [self.examples[i].columns for i in indices for _ in range(G)]
         # score_completions hands chat prompts' completions over as messages (TRL's shape)
-        return score_completions(self.reward_functions, prompts, rollout.texts, ids, columns)
+        return score_completions(self.reward_functions, prompts, rollout.texts, completion_token_ids(rollout), columns)
 
     def _reward_table(self, scores: RewardScores) -> torch.Tensor:
         """[N, K] rewards per completion and function, NaN where a function returned None."""

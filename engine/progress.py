@@ -14,6 +14,7 @@ from typing import IO
 
 from tqdm import tqdm
 
+from grpo_studio.engine.common.alarms import ALARM_KEYS
 from grpo_studio.engine.common.signal_hints import HintWatcher
 
 
@@ -51,10 +52,10 @@ class ProgressPrinter:
         elif kind == "phase" and event.get("phase") == "loading_model":
             self.close()  # a download bar, if any, is finished
             self._write("loading model and data...")
-        elif kind == "metrics":
-            self.reward = event.get("reward")
+        elif kind in ("metrics", "eval"):
+            self.reward = event.get("reward") if kind == "metrics" else self.reward
             for hint in self.hints.update(event):
-                self._write(f"hint: {hint.text}")
+                self._write(f"{'alarm' if hint.key in ALARM_KEYS else 'hint'}: {hint.text}")
         elif kind == "progress" and event.get("phase") == "downloading":
             self._download(event)
         elif kind == "progress":

@@ -40,6 +40,11 @@ class Rollout:
         return self.completion_ids.shape[0]
 
 
+def completion_token_ids(rollout: Rollout) -> list[list[int]]:
+    """Each completion's token ids up to and including its EOS (no padding)."""
+    return [row[:n].tolist() for row, n in zip(rollout.completion_ids, rollout.completion_mask.sum(1))]
+
+
 def left_pad(sequences: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)

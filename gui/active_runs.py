@@ -11,14 +11,18 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from grpo_studio.engine.common import runs as run_store
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.engine.common.runs import RunPaths
-from grpo_studio.engine.common.signal_hints import PlateauWatch
+from grpo_studio.engine.common.alarms import ALARM_KEYS
+from grpo_studio.engine.common.signal_hints import HintWatcher, PlateauWatch
 
 POLL_MS = 2000
 
 
+HISTORY_BYTES = 32 << 20  # a longer events.jsonl is not read back at start: its alarms watch from then on
+
+
 class ActiveRuns(QObject):
     runs_event = Signal(list)               # RunSummary of active runs
-    notice_event = Signal(str, str, str)    # kind (finished | stopped | error | checkpoint | plateau), title, text
+    notice_event = Signal(str, str, str)    # kind (finished | stopped | error | checkpoint | plateau | alarm), title, text
 
     def __init__(self, runs_dir_getter, parent: QObject | None = None, plateau_steps_getter=None) -> None:
         super().__init__(parent)
@@ -27,6 +31,7 @@ class ActiveRuns(QObject):
         self.active: list = []
         self._offsets: dict[str, int] = {}
         self._plateaus: dict[str, PlateauWatch] = {}
+        self._alarms: dict[str, HintWatcher] = {}  # per run: each alarm is a tray notice once
         self._timer = QTimer(self, interval=POLL_MS)
         self._timer.timeout.connect(self.poll)
 
@@ -48,13 +53,16 @@ class ActiveRuns(QObject):
             events_file = RunPaths(Path(run.path)).events
             if key not in self._offsets:
                 self._offsets[key] = events_file.stat().st_size if events_file.exists() else 0
+                self._fold_history(key, events_file)
                 continue
             for event in self._new_events(key, events_file):
                 self._notice(run.name, event)
                 self._watch_plateau(key, run.name, event)
+                self._watch_alarms(key, run.name, event)
             if run.state not in LIVE_STATES:
                 del self._offsets[key]  # ended: its last events were just read
                 self._plateaus.pop(key, None)
+                self._alarms.pop(key, None)
         self.active = active
         self.runs_event.emit(active)
 
@@ -87,6 +95,31 @@ class ActiveRuns(QObject):
         text = watch.update(event)
         if text:
             self.notice_event.emit("plateau", f"Reward stalled · {name}", text)
+
+    def _fold_history(self, key: str, path: Path) -> None:
+        """What a run wrote before the app watched it: the alarms' baseline is its first steps, and an alarm
+        that already held then is not news (the Monitor's card shows it)."""
+        if self._offsets[key] == 0 or self._offsets[key] > HISTORY_BYTES:
+            return
+        watcher = self._alarms[key] = HintWatcher()
+        try:
+            data = path.read_bytes()[: self._offsets[key]]
+        except OSError:
+            return
+        for line in data.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("type") in ("metrics", "eval"):
+                watcher.update(event)
+
+    def _watch_alarms(self, key: str, name: str, event: dict) -> None:
+        if event.get("type") not in ("metrics", "eval"):
+            return
+        for hint in self._alarms.setdefault(key, HintWatcher()).update(event):
+            if hint.key in ALARM_KEYS:
+                self.notice_event.emit("alarm", f"Training alarm · {name}", hint.text)
 
     def _notice(self, name: str, event: dict) -> None:
         kind = event.get("type")

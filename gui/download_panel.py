@@ -9,6 +9,7 @@ Face cache, and the next Download (or the run itself) fetches only the rest.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -19,6 +20,7 @@ from grpo_studio.gui.widgets import fmt_bytes, fmt_duration, label
 
 PLAN_DELAY_MS = 600  # wait for the typing to stop before asking the Hub
 BAR_STEPS = 1000  # QProgressBar holds an int: permille, not bytes
+OFFLINE_TEXT = "Downloading is off (HF_HUB_OFFLINE is set)."
 
 
 def looks_like_hub_id(name: str, what: str = "model") -> bool:
@@ -29,6 +31,11 @@ def looks_like_hub_id(name: str, what: str = "model") -> bool:
     repo = name.strip().partition(":")[0] if what == "dataset" else name.strip()
     return (repo.count("/") == 1 and not repo.startswith((".", "/", "~")) and not repo.endswith("/")
             and not repo.lower().endswith(FILE_SUFFIXES) and not Path(repo).expanduser().exists())
+
+
+def downloads_off() -> bool:
+    """HF_HUB_OFFLINE is set (huggingface_hub's truthy spellings): only what is cached can be used."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def progress_text(event: dict) -> str:
@@ -105,7 +112,8 @@ class DownloadPanel(QWidget):
         if self.plan_job is not None and self.plan_job.running():
             self.plan_job.cancel()
         repo_id = self.repo_id
-        self.status.setText(f"Checking {repo_id} on the Hugging Face Hub…")
+        self.status.setText(f"Looking for {repo_id} in the cache…" if downloads_off()
+                            else f"Checking {repo_id} on the Hugging Face Hub…")
         self._show("message")
         job = CliJob(self._args(repo_id) + ["--plan"], self)
         job.finished_event.connect(lambda code, result, stderr: self._plan_done(repo_id, code, result, stderr))
@@ -117,7 +125,7 @@ class DownloadPanel(QWidget):
             return  # the user moved on
         if code != 0 or not isinstance(result, dict) or result.get("type") != "plan":
             message, hint = error_text(result, stderr, code)
-            self.status.setText(message + (f" — {hint}" if hint else ""))
+            self.status.setText(OFFLINE_TEXT if downloads_off() else message + (f" — {hint}" if hint else ""))
             self._show("message")
             return
         if result.get("cached"):

@@ -1,16 +1,20 @@
 """The Monitor's "Learning signal" card: what the recent steps' reward tables say about whether the run can
-learn, and what to change, in words. The advice itself is engine/signal_hints.py (the terminal prints the
-same texts); this module folds events into it and shows the result."""
+learn, and what to change, in words. The advice itself is engine/common/signal_hints.py, and the alarms for
+reward hacking and collapse engine/common/alarms.py (the terminal prints the same texts); this module folds
+events into them and shows the result, alarms first."""
 from __future__ import annotations
 
 from typing import Sequence
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QWidget
 
+from grpo_studio.engine.common.alarms import ALARM_KEYS, Alarms
 from grpo_studio.engine.common.signal_hints import MIN_STEPS, WINDOW, Hint, signal_hints
+from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import Card, fmt_number, label
 
 WAITING = f"Measured on every step once {MIN_STEPS} steps are in."
+ADVICE_LINES = 6  # the most lines of advice shown at once; more scroll
 NO_SIGNAL = "This run's engine did not record the learning signal (a run from an older version)."
 
 
@@ -18,7 +22,9 @@ def card_text(hints: Sequence[Hint]) -> str:
     """The card's body: one paragraph per hint (rich text), or that nothing stands in the way."""
     if not hints:
         return "No problem in sight: the groups' rewards differ, completions end, every reward applies."
-    return "".join(f"<p>• {_escape(h.text)}</p>" for h in hints)
+    warn = theme.current().warn
+    return "".join(f"<p><b style='color: {warn}'>⚠ Alarm:</b> {_escape(h.text)}</p>" if h.key in ALARM_KEYS
+                   else f"<p>• {_escape(h.text)}</p>" for h in hints)
 
 
 def summary_line(metrics: Sequence[dict]) -> str:
@@ -29,6 +35,8 @@ def summary_line(metrics: Sequence[dict]) -> str:
     parts = [f"identical-reward groups {_percent(signal.get('zero_spread_groups'))}",
              f"cut off {_percent(signal.get('truncated'))}",
              f"token entropy {fmt_number(signal.get('entropy'), 3)}"]
+    if isinstance(signal.get("repeated_ngrams"), (int, float)):
+        parts.append(f"repeated 4-grams {_percent(signal['repeated_ngrams'])}")
     resampling = signal.get("dynamic_sampling")
     if isinstance(resampling, dict):
         parts.append(f"resampled rounds {resampling.get('rounds', 0)}")
@@ -51,13 +59,22 @@ class LearningSignalCard(Card):
         self.caption = label(WAITING, "Muted", wrap=True)
         self.advice = label("", wrap=True)
         self.body.addWidget(self.caption)
-        self.body.addWidget(self.advice)
+        # several alarms and hints scroll within ADVICE_LINES lines, so the Samples and Charts below keep room
+        self.advice_area = QScrollArea()
+        self.advice_area.setWidgetResizable(True)
+        self.advice_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.advice_area.setWidget(self.advice)
+        self.advice.ensurePolished()  # the theme's font, to measure lines with
+        self.advice_area.setMaximumHeight(ADVICE_LINES * self.advice.fontMetrics().lineSpacing())
+        self.advice_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.body.addWidget(self.advice_area)
         self.clear()
 
     def clear(self) -> None:
         self.metrics: list[dict] = []
         self.last_seq = -1
         self.hints: list[Hint] = []
+        self.alarms = Alarms()
         self.caption.setText(WAITING)
         self.advice.setText("")
 
@@ -69,9 +86,11 @@ class LearningSignalCard(Card):
             self.last_seq = seq if isinstance(seq, int) else self.last_seq
             if event.get("type") == "metrics":
                 self.metrics = (self.metrics + [event])[-WINDOW:]
+            self.alarms.see(event)
 
     def refresh(self) -> None:
-        self.hints = signal_hints(self.metrics)
+        alarms = self.alarms.hints()
+        self.hints = alarms + signal_hints(self.metrics)
         self.caption.setText(summary_line(self.metrics))
         has_signal = sum(isinstance(m.get("signal"), dict) for m in self.metrics) >= MIN_STEPS
-        self.advice.setText(card_text(self.hints) if has_signal else "")
+        self.advice.setText(card_text(self.hints) if has_signal or alarms else "")

@@ -28,6 +28,7 @@ from grpo_studio.gui.widgets import fmt_bytes, icon_path
 
 PAGES = ("New run", "Monitor", "Runs", "Export", "Try")
 STATUS_MS = 6000
+PREFERRED_SIZE = QSize(1280, 860)  # the first window where the screen has room; else the screen's available area
 
 
 class MainWindow(QMainWindow):
@@ -37,8 +38,8 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.setWindowTitle("GRPO Studio")
         self.setWindowIcon(icon)
-        self.resize(1280, 860)
         self.setMinimumSize(QSize(980, 640))
+        self._fit_to_screen()
         self.bridge = EngineBridge(self)
         self.active = ActiveRuns(lambda: self.settings.runs_dir, self, lambda: self.settings.plateau_steps)
         self.tray = Tray(self.bridge, settings, icon, self)
@@ -143,11 +144,31 @@ class MainWindow(QMainWindow):
 
     def _restore(self) -> None:
         geometry = self.settings.value("window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry):
+            size = self.settings.value("window/size")
+            if isinstance(size, QSize) and size.isValid():
+                self.resize(size)
+            self._fit_to_screen(keep=True)  # saved on a bigger screen than this one: brought back on screen
         page = self.settings.value("window/page", 0)
         self.apply_settings(theme_too=False)  # app.py applied the theme before any widget existed (cheaper)
         self.show_page(int(page) if str(page).isdigit() and int(page) < len(PAGES) else 0)
+
+    def _fit_to_screen(self, keep: bool = False) -> None:
+        """The first window: PREFERRED_SIZE, or what the screen's available area (without panels and docks)
+        holds; `keep`: the user's size, only shrunk and moved where it would leave that area."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            self.resize(PREFERRED_SIZE)
+            return
+        area = screen.availableGeometry()
+        frame = self.frameGeometry().size() - self.geometry().size()  # title bar and borders, once shown
+        room = area.size() - frame
+        size = self.size() if keep else PREFERRED_SIZE
+        self.resize(min(size.width(), room.width()), min(size.height(), room.height()))  # Qt keeps the minimum
+        if keep and area.contains(self.frameGeometry()):
+            return
+        self.move(area.left() + (area.width() - self.width() - frame.width()) // 2,
+                  area.top() + (area.height() - self.height() - frame.height()) // 2)
 
     def start_background(self) -> None:
         """Work that may touch the disk or spawn nvidia-smi: after the window is on screen."""
@@ -274,6 +295,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.settings.set_value("window/geometry", self.saveGeometry())
+        self.settings.set_value("window/size", self.size())  # restoreGeometry clamps to the screen it knows
         self.active.poll()  # what is live now, not at the last poll
         live = self.active.active
         if not self.quitting and live and self.tray.available():
@@ -309,6 +331,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         self.settings.set_value("window/geometry", self.saveGeometry())
+        self.settings.set_value("window/size", self.size())  # restoreGeometry clamps to the screen it knows
         self.settings.sync()
         self.monitor.close_run()
         self.bridge.shutdown()

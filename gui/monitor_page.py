@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QPlainTextEdit, QProgressBar, QPushB
 from grpo_studio.gui.engine_bridge import EngineBridge, RunFollower, run_dir_is_live
 from grpo_studio.gui.learning_signal import LearningSignalCard
 from grpo_studio.gui.run_data import AVERAGE_STEPS, RunData
+from grpo_studio.gui.group_view import GroupView
 from grpo_studio.gui.samples_view import SamplesView
 from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_duration, fmt_number, label, open_folder,
                                      page_header, page_layout)
@@ -25,12 +26,16 @@ ENGLISH = QLocale(QLocale.Language.English, QLocale.Country.UnitedStates)  # the
 
 
 class Stat(QWidget):
-    def __init__(self, caption: str) -> None:
+    def __init__(self, caption: str, widest: str = "") -> None:
+        """`widest`: the longest value it shows, room kept from the start: a value that grows between layout
+        passes ("12,913" after "987") is never painted cut off."""
         super().__init__()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         self.value = label("–", "StatValue")
+        self.value.ensurePolished()  # the theme's stat font, to measure with
+        self.value.setMinimumWidth(self.value.fontMetrics().horizontalAdvance(widest) + 2)
         layout.addWidget(self.value)
         layout.addWidget(label(caption, "StatLabel"))
 
@@ -109,7 +114,7 @@ class MonitorPage(QWidget):
         self.stat_reward = Stat(f"mean reward, last {AVERAGE_STEPS} steps")
         self.stat_reward.setToolTip("The mean of the last steps' rewards: the chart's average line ends here")
         self.stat_best = Stat("best step reward")
-        self.stat_eta, self.stat_speed = Stat("time left"), Stat("tokens / s")
+        self.stat_eta, self.stat_speed = Stat("time left", "88 h 88 min"), Stat("tokens / s", "888,888")
         for stat in (self.stat_reward, self.stat_best, self.stat_eta, self.stat_speed):
             row.addWidget(stat)
         progress_card.body.addLayout(row)
@@ -132,8 +137,11 @@ class MonitorPage(QWidget):
         holder_layout.addWidget(self.charts)
         scroll.setWidget(holder)
         self.tabs.addTab(scroll, "&Charts")
-        self.samples = SamplesView()
-        self.tabs.addTab(self.samples, "&Samples")
+        self.samples, self.group_view = SamplesView(), GroupView()
+        self.samples_stack = QStackedWidget()  # the G completions of a step; one sample a step for older runs
+        self.samples_stack.addWidget(self.group_view)
+        self.samples_stack.addWidget(self.samples)
+        self.tabs.addTab(self.samples_stack, "&Samples")
         self.log_view = QPlainTextEdit(readOnly=True)
         self.log_view.setMaximumBlockCount(5000)
         self.tabs.addTab(self.log_view, "&Log")
@@ -152,6 +160,7 @@ class MonitorPage(QWidget):
         self.charts.clear()
         self.charts.estimate = _estimate_total(self.run_dir)
         self.samples.clear()
+        self.group_view.clear()
         self.log_view.clear()
         self._log_shown = 0
         self.error_panel.hide()
@@ -282,7 +291,12 @@ class MonitorPage(QWidget):
         return f"{step} · {phase}" if phase else step
 
     def _refresh_samples(self) -> None:
-        self.samples.show_samples(self.data.samples)
+        if self.data.groups or not self.data.samples:
+            self.samples_stack.setCurrentWidget(self.group_view)
+            self.group_view.show_groups(self.data.groups)
+        else:
+            self.samples_stack.setCurrentWidget(self.samples)
+            self.samples.show_samples(self.data.samples)
 
     def _refresh_log(self) -> None:
         lines = self.data.log

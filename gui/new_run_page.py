@@ -17,13 +17,15 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton,
 from grpo_studio.engine.common.config import (DEMO, ConfigError, config_from_dict, dump_config, load_config,
                                               save_config, set_path)
 from grpo_studio.engine.common.estimate import estimate_run, load_model_config
-from grpo_studio.engine.common.estimate_gpu import detect_gpu
+from grpo_studio.engine.common.estimate_gpu import detect_gpu, gpu_count
 from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.fit_panel import FitPanel, scroll_to
 from grpo_studio.gui.form_fields import parse_errors
+from grpo_studio.gui.gpu_count import GpuCountBox
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
+from grpo_studio.gui.memory_split import PANEL_STYLE, MemorySplit
 from grpo_studio.gui.model_picker import ModelPicker
 from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data, leave_demo
 from grpo_studio.gui.rewards_panel import RewardsPanel
@@ -38,6 +40,7 @@ DEBOUNCE_MS = 150
 class _Lookups(QObject):
     model_done = Signal(str, object, str)  # model, config dict or None, error text
     gpu_done = Signal(object)
+    count_done = Signal(int)
 
 
 class NewRunPage(QWidget):
@@ -114,22 +117,23 @@ class NewRunPage(QWidget):
             column.addWidget(card)
         column.addStretch(1)
         scroll.setWidget(form)
-        outer.addWidget(scroll, 1)
+        self.vram = VramBar()
+        self.vram.apply_action.connect(self.apply_changes)
+        self.split = MemorySplit(scroll, self.vram, MARGIN)  # a short window: the form first, the bars a drag away
+        outer.addWidget(self.split, 1)
 
         bottom = QWidget()
         bottom.setObjectName("Card")
-        bottom.setStyleSheet("#Card { border-radius: 0; border-left: none; border-right: none; border-bottom: none; }")
+        bottom.setStyleSheet(PANEL_STYLE)
         bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.setContentsMargins(MARGIN, 12, MARGIN, 12)
-        self.vram = VramBar()
-        self.vram.apply_action.connect(self.apply_changes)
-        bottom_layout.addWidget(self.vram)
+        bottom_layout.setContentsMargins(MARGIN, 8, MARGIN, 12)
         self.fit = FitPanel()  # "Fit to my GPU": its button joins the row below, its note goes here
         self.fit.fitted_event.connect(self.apply_changes)
         self.fit.fitted_event.connect(lambda changes: scroll_to(self.form_scroll, self.hyper.reveal(list(changes))))
         bottom_layout.addWidget(self.fit)
         buttons = QHBoxLayout()
         self.problems = FieldError()
+        self.gpus = GpuCountBox()  # only with two GPUs or more
         self.save_button = QPushButton("Save YAML…")
         self.copy_button = QPushButton("Copy as command")
         self.copy_button.setToolTip("Copy a shell snippet that writes this config.yaml and trains it headless")
@@ -142,6 +146,7 @@ class NewRunPage(QWidget):
         for button in (self.save_button, self.copy_button, self.start_button):
             button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         buttons.addWidget(self.problems, 3)
+        buttons.addWidget(self.gpus)
         buttons.addStretch(1)
         buttons.addWidget(self.fit.button)
         buttons.addWidget(self.save_button)
@@ -152,8 +157,9 @@ class NewRunPage(QWidget):
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.activated.connect(self.start_action)
 
-        for widget in (self.model, self.dataset, self.rewards, self.hyper):
+        for widget in (self.model, self.dataset, self.rewards, self.hyper, self.gpus):
             widget.changed_event.connect(self.schedule)
+        self._lookups.count_done.connect(self.gpus.set_available)
         self.model.status_event.connect(self.status_event)
         self.rewards.try_action.connect(self.try_rewards_action)
 
@@ -178,6 +184,7 @@ class NewRunPage(QWidget):
         self.dataset.load(data["dataset"], data.get("system_prompt"))
         self.rewards.load(data.get("rewards") or [])
         self.hyper.load(data)
+        self.gpus.load(data)
         self._loading = False
         self.validate()
 
@@ -187,6 +194,7 @@ class NewRunPage(QWidget):
         self.dataset.store(data)
         self.rewards.store(data)
         self.hyper.store(data)
+        self.gpus.store(data)
         return data
 
     def schedule(self) -> None:
@@ -195,7 +203,8 @@ class NewRunPage(QWidget):
             self._timer.start()
 
     def detect_gpu_async(self) -> None:
-        threading.Thread(target=lambda: self._lookups.gpu_done.emit(detect_gpu()), daemon=True).start()
+        threading.Thread(target=lambda: (self._lookups.count_done.emit(gpu_count()),
+                                         self._lookups.gpu_done.emit(detect_gpu())), daemon=True).start()
 
     def _gpu_done(self, gpu: object) -> None:
         self.gpu = gpu if isinstance(gpu, dict) else None
@@ -215,7 +224,7 @@ class NewRunPage(QWidget):
         except ConfigError as exc:
             self.config = None
             errors.update(parse_errors(exc.message))
-        names = [r["name"] for r in data["rewards"]]
+        names = [r.get("name") for r in data["rewards"]]  # a reward model has a model, no name
         errors.update(self.dataset.errors(data, needs_answer="math_correct" in names))
         errors.update(self.rewards.errors(data))
         model_config, model_error, pending = self._model_config(data["model"])

@@ -1,5 +1,5 @@
-"""Rewards: the built-in functions with weights, custom `file.py:function` rewards (TRL's signature), and
-the "Try rewards on 5 rows" button (try_rewards_dialog.py shows what each function returns)."""
+"""Rewards: the built-in functions with weights, custom `file.py:function` rewards (TRL's signature), reward
+models (a sequence-classification model's score, optionally in 4 bits), and the "Try rewards on 5 rows" button (try_rewards_dialog.py shows what each function returns)."""
 from __future__ import annotations
 
 import ast
@@ -88,6 +88,62 @@ class CustomRow(QWidget):
         self.weight.valueChanged.connect(lambda _: panel.changed_event.emit())
 
 
+class ModelRow(QWidget):
+    """A reward model: a sequence-classification model (a cached hub id or a folder) whose first logit for
+    prompt + completion is the reward; optionally loaded in 4 bits."""
+
+    def __init__(self, model: str, weight: float, four_bit: bool, panel: "RewardsPanel") -> None:
+        super().__init__()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        row = QHBoxLayout()
+        self.model = QLineEdit(model)
+        self.model.setPlaceholderText("reward model: a hub id from the cache (org/name) or a local folder")
+        self.model.setToolTip("A sequence-classification model; its first logit for prompt + completion is the "
+                              "reward. Download it first (Model → Download) or pick a folder.")
+        self.weight = _weight_box(weight)
+        self.four_bit = QCheckBox("4-bit")
+        self.four_bit.setChecked(four_bit)
+        self.four_bit.setToolTip("Load the reward model in 4-bit NF4: a quarter of the memory (needs a CUDA GPU)")
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        remove = QPushButton("Remove")
+        remove.clicked.connect(lambda: panel.remove_custom(self))
+        row.addWidget(label("model"))
+        row.addWidget(self.model, 1)
+        row.addWidget(browse)
+        row.addWidget(label("weight"))
+        row.addWidget(self.weight)
+        row.addWidget(self.four_bit)
+        row.addWidget(remove)
+        layout.addLayout(row)
+        self.error = FieldError()
+        layout.addWidget(self.error)
+        self.model.textChanged.connect(lambda _: panel.changed_event.emit())
+        self.weight.valueChanged.connect(lambda _: panel.changed_event.emit())
+        self.four_bit.toggled.connect(lambda _: panel.changed_event.emit())
+
+    def spec(self) -> dict:
+        return {"model": self.model.text().strip(), "weight": self.weight.value(),
+                "load_in_4bit": self.four_bit.isChecked()}
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a reward model folder")
+        if folder:
+            self.model.setText(folder)
+
+
+def reward_model_problem(model: str) -> str | None:
+    """What is wrong with a reward model's id or folder, as far as can be told without loading it."""
+    if not model:
+        return "name a cached hub id (org/name) or a model folder, or remove the row"
+    looks_local = model.startswith(("/", "~", ".")) or Path(model).expanduser().exists()
+    if looks_local and not (Path(model).expanduser() / "config.json").is_file():
+        return f"no model folder (with config.json) at {model}"
+    return None
+
+
 class RewardsPanel(QWidget):
     changed_event = Signal()
     try_action = Signal()
@@ -121,17 +177,21 @@ class RewardsPanel(QWidget):
         self.custom_box = QVBoxLayout()
         self.custom_box.setSpacing(4)
         layout.addLayout(self.custom_box)
-        self.customs: list[CustomRow] = []
+        self.customs: list[CustomRow | ModelRow] = []  # reward files and reward models, in config order
         self.error = FieldError()
         layout.addWidget(self.error)
         buttons = QHBoxLayout()
         add = QPushButton("Add reward file…")
         add.setToolTip("A .py file with a function f(prompts, completions, **columns) -> list[float]")
         add.clicked.connect(self.add_file_action)
+        add_model = QPushButton("Add reward model")
+        add_model.setToolTip("A sequence-classification model that scores prompt + completion (its first logit)")
+        add_model.clicked.connect(lambda: self.add_custom(model=True))
         self.try_button = QPushButton("Try rewards on 5 rows")
         self.try_button.setToolTip("Score 5 dataset rows with every selected function, before training")
         self.try_button.clicked.connect(self.try_action)
         buttons.addWidget(add)
+        buttons.addWidget(add_model)
         buttons.addWidget(self.try_button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
@@ -144,7 +204,10 @@ class RewardsPanel(QWidget):
             self.remove_custom(row, emit=False)
         for spec in rewards:
             name, weight = spec.get("name", ""), float(spec.get("weight", 1.0))
-            if name in self.checks:
+            if spec.get("model"):
+                self.add_custom(spec["model"], weight, emit=False, model=True,
+                                four_bit=bool(spec.get("load_in_4bit")))
+            elif name in self.checks:
                 self.checks[name].setChecked(True)
                 self.weights[name].setEnabled(True)
                 self.weights[name].blockSignals(True)
@@ -159,13 +222,19 @@ class RewardsPanel(QWidget):
     def store(self, data: dict) -> None:
         rewards = [{"name": name, "weight": self.weights[name].value()}
                    for name in BUILTINS if self.checks[name].isChecked()]
-        rewards += [{"name": row.spec.text().strip(), "weight": row.weight.value()} for row in self.customs]
+        rewards += [row.spec() if isinstance(row, ModelRow) else {"name": row.spec.text().strip(),
+                                                                   "weight": row.weight.value()}
+                    for row in self.customs]
         data["rewards"] = rewards
 
     def errors(self, data: dict) -> dict[str, str]:
         errors = {}
         for i, spec in enumerate(data["rewards"]):
-            if spec["name"] not in BUILTINS:
+            if "model" in spec:
+                problem = reward_model_problem(spec["model"])
+                if problem:
+                    errors[f"rewards[{i}].model"] = problem
+            elif spec["name"] not in BUILTINS:
                 problem = custom_reward_problem(spec["name"])
                 if problem:
                     errors[f"rewards[{i}].name"] = problem
@@ -174,20 +243,25 @@ class RewardsPanel(QWidget):
     def show_errors(self, errors: dict[str, str]) -> None:
         offset = sum(check.isChecked() for check in self.checks.values())
         for i, row in enumerate(self.customs):
-            row.error.show_error(errors.get(f"rewards[{offset + i}].name"), row.spec)
+            if isinstance(row, ModelRow):
+                row.error.show_error(errors.get(f"rewards[{offset + i}].model"), row.model)
+            else:
+                row.error.show_error(errors.get(f"rewards[{offset + i}].name"), row.spec)
         general = errors.get("rewards") or next((v for k, v in errors.items() if k.startswith("rewards[")
                                                  and int(k[8:k.index("]")]) < offset), None)
         self.error.show_error(general)
 
-    def add_custom(self, spec: str = "", weight: float = 1.0, emit: bool = True) -> CustomRow:
-        row = CustomRow(spec, weight, self)
+    def add_custom(self, spec: str = "", weight: float = 1.0, emit: bool = True, model: bool = False,
+                   four_bit: bool = False) -> CustomRow | ModelRow:
+        """A custom reward file's row, or with `model` a reward model's (`spec`: its id or folder)."""
+        row = ModelRow(spec, weight, four_bit, self) if model else CustomRow(spec, weight, self)
         self.customs.append(row)
         self.custom_box.addWidget(row)
         if emit:
             self.changed_event.emit()
         return row
 
-    def remove_custom(self, row: CustomRow, emit: bool = True) -> None:
+    def remove_custom(self, row: CustomRow | ModelRow, emit: bool = True) -> None:
         self.customs.remove(row)
         row.setParent(None)
         row.deleteLater()

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from grpo_studio.engine.common.protocol import RunOutcome
 
 MAX_SAMPLES = 200
+MAX_GROUPS = 300  # each at most 16 completions of 2,000 characters (engine/sample_group.py): under 10M at worst
 MAX_LOG = 5000
 AVERAGE_STEPS = 10  # the "mean reward" card and the chart's average line: the mean of the last this many steps
 STEP_PHASES = ("generating", "scoring", "optimizing")  # every step's cycle: not worth a log line each
@@ -56,6 +57,7 @@ class RunData:
     rss: Series = field(default_factory=Series)
     offloaded: Series = field(default_factory=Series)
     samples: list[dict] = field(default_factory=list)
+    groups: list[dict] = field(default_factory=list)  # `group` events: one prompt's G completions a step
     log: list[LogLine] = field(default_factory=list)
     checkpoints: list[dict] = field(default_factory=list)
     error: dict | None = None
@@ -153,6 +155,11 @@ class RunData:
     def _on_sample(self, e: dict) -> None:
         self.samples.append({k: e.get(k) for k in ("step", "prompt", "completion", "rewards", "reward")})
         del self.samples[:-MAX_SAMPLES]
+
+    def _on_group(self, e: dict) -> None:
+        if isinstance(e.get("completions"), list):
+            self.groups.append({k: e.get(k) for k in ("step", "prompt", "group_size", "completions")})
+            del self.groups[:-MAX_GROUPS]
 
     def _on_log(self, e: dict) -> None:
         self._log(e, str(e.get("level", "info")), str(e.get("message", "")))

@@ -100,7 +100,8 @@ class Tray(QObject):
         """A desktop notification, if the user wants them and the desktop shows them."""
         if not self.settings.notifications or self.icon is None or not self.icon.supportsMessages():
             return False
-        icon = QSystemTrayIcon.MessageIcon.Critical if kind == "error" else QSystemTrayIcon.MessageIcon.Information
+        icon = {"error": QSystemTrayIcon.MessageIcon.Critical, "alarm": QSystemTrayIcon.MessageIcon.Warning}.get(
+            kind, QSystemTrayIcon.MessageIcon.Information)
         self.icon.showMessage(title, text, icon, 8000)
         return True
 

@@ -4,7 +4,8 @@ newcomer would. Run under a display (Xvfb is enough):
     xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python scripts/take_screenshots.py [--theme light|dark]
         [--sizes 1600x1000,1000x700] [--pages new_run,monitor,...] [--out DIR]
 
-Writes resources/screenshots/{new_run,monitor,monitor_samples,error,runs,tray_menu,export,try}.png at the first
+Writes resources/screenshots/{new_run,monitor,monitor_samples,monitor_alarm,monitor_group,error,runs,tray_menu,
+export,try}.png at the first
 size and NAME_WxH.png at every other size (the window is resized and each page taken again). First it trains the
 real demo (about 20 s on 2 CPU cores) into a temp runs folder: that finished run is the one Runs, Export and
 Try show, and Export and Try run the real `grpo-studio export` / `chat` on it. The other runs around it (live,
@@ -95,6 +96,16 @@ def make_runs(runs: Path) -> dict[str, Path]:
     (oom / "status.json").write_text(json.dumps({"pid": None, "state": "failed", "started": started, "step": 1,
                                                  "total_steps": 500}))
     made["oom"] = oom
+    # a finished run whose reward was gamed (tests/data/record_alarm_events.py): the alarms and its groups
+    started = now - 3 * 3600
+    gamed = runs / f"{time.strftime('%Y-%m-%d_%H%M%S', time.localtime(started))}_demo-long-answers"
+    gamed.mkdir()
+    save_config(demo_config(), gamed / "config.yaml")
+    (gamed / "events.jsonl").write_text("".join(shifted((DATA / "runaway_events.jsonl").read_text().splitlines(),
+                                                        started)))
+    (gamed / "status.json").write_text(json.dumps({"pid": None, "state": "finished", "started": started,
+                                                   "step": 40, "total_steps": 40}))
+    made["alarm"] = gamed
     return made
 
 
@@ -103,7 +114,7 @@ def total_steps_in(run: Path) -> int:
     return int(json.loads((run / "status.json").read_text()).get("step") or 1)
 
 
-PAGES = ("new_run", "monitor", "error", "runs", "tray_menu", "export", "try")
+PAGES = ("new_run", "monitor", "alarm", "error", "runs", "tray_menu", "export", "try")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -198,8 +209,25 @@ def monitor_screen(window, runs, shot, settle, until, first) -> None:
     window.monitor._refresh()
     shot("monitor")
     window.monitor.tabs.setCurrentIndex(1)
-    window.monitor.samples.table.setCurrentCell(0, 1)
+    window.monitor.group_view.table.setCurrentCell(0, 1)  # the best completion of the newest group, read whole
     shot("monitor_samples")
+    window.monitor.tabs.setCurrentIndex(0)
+
+
+def alarm_screen(window, runs, shot, settle, until, first) -> None:
+    """A run that gamed its reward: the alarms on the Learning-signal card, then a step's G completions
+    (the first group whose completions ran to the length limit)."""
+    window.open_run(str(runs["alarm"]))
+    until(lambda: window.monitor.data.done is not None)
+    window.monitor._dirty = True
+    window.monitor._refresh()
+    shot("monitor_alarm")
+    window.monitor.tabs.setCurrentIndex(1)
+    view = window.monitor.group_view
+    index = next((i for i, g in enumerate(view.groups) if any(c.get("truncated") for c in g["completions"])), 0)
+    view._chosen(index)
+    view.table.setCurrentCell(0, 1)
+    shot("monitor_group")
     window.monitor.tabs.setCurrentIndex(0)
 
 
@@ -257,7 +285,8 @@ def try_screen(window, runs, shot, settle, until, first) -> None:
     shot("try")
 
 
-SCREENS = {"new_run": new_run_screen, "monitor": monitor_screen, "error": error_screen, "runs": runs_screen,
+SCREENS = {"new_run": new_run_screen, "monitor": monitor_screen, "alarm": alarm_screen, "error": error_screen,
+           "runs": runs_screen,
            "tray_menu": tray_screen, "export": export_screen, "try": try_screen}
 
 

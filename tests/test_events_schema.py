@@ -1,6 +1,8 @@
 """Every event a run writes has the protocol's shape, and sequence numbers never skip, across a resume too."""
 import threading
 
+import pytest
+
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.protocol import DONE_REASONS, ERROR_KINDS, EVENT_FIELDS, PHASES
@@ -56,6 +58,16 @@ def test_events_follow_the_protocol_across_stop_and_resume(tmp_path):
     assert memory["gpu_allocated"] is None and memory["rss"] > 50 * 2**20 and memory["offloaded"] == 0
     sample = [e for e in events if e["type"] == "sample"][-1]
     assert sample["prompt"].endswith("=") and isinstance(sample["completion"], str)
+    group = [e for e in events if e["type"] == "group"][-1]
+    assert group["prompt"] == [e for e in events if e["type"] == "sample"][-1]["prompt"]
+    assert len(group["completions"]) == group["group_size"] == config.grpo.num_generations
+    totals = [c["reward"] for c in group["completions"]]
+    assert totals == sorted(totals, reverse=True)  # best to worst
+    first = group["completions"][0]
+    assert set(first) == {"completion", "reward", "rewards", "advantage", "length", "truncated"}
+    assert set(first["rewards"]) == {"math_correct", "answer_format"} and first["length"] >= 1
+    assert sum(c["advantage"] for c in group["completions"]) == pytest.approx(0.0, abs=1e-5)
+    assert all(isinstance(m["signal"]["repeated_ngrams"], float) for m in metrics)
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2, 3, 4]
     status = read_status(RunPaths(run))
     assert status["state"] == "finished" and status["step"] == 4 and status["pid"] > 0

@@ -80,3 +80,16 @@ def test_dataset_download_then_preview(qtbot, stand_in_hub, monkeypatch):
     picker.download.download_button.click()
     qtbot.waitUntil(lambda: picker.preview is not None, timeout=60000)
     assert picker.preview["columns"] == ["question", "answer"]
+
+
+def test_with_downloads_off_the_panel_says_only_that(picker, qtbot, stand_in_hub, monkeypatch):
+    from grpo_studio.gui.download_panel import OFFLINE_TEXT
+
+    stand_in_hub.add_repo(MODEL, model_files())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the CLI the panel starts inherits it
+    panel = picker.download
+    picker.combo.setCurrentText(MODEL)
+    qtbot.waitUntil(lambda: panel.plan_job is not None and not panel.plan_job.running(), timeout=30000)
+    qtbot.waitUntil(lambda: panel.status.text() == OFFLINE_TEXT, timeout=30000)
+    assert panel.isVisible() and not panel.download_button.isVisible()
+    assert stand_in_hub.gets.get(MODEL) in (None, {})  # nothing was asked of the Hub

@@ -36,6 +36,29 @@ def detect_gpu() -> dict | None:
     return _cache[1]
 
 
+def gpu_count() -> int:
+    """How many GPUs a run on this machine may train on (those CUDA_VISIBLE_DEVICES leaves visible); 0 for
+    none. GRPO_STUDIO_GPU fakes them: one "NAME, TOTAL_MIB, FREE_MIB" line per GPU."""
+    override = os.environ.get(ENV)
+    if override is not None:
+        return sum(parse_nvidia_smi(line) is not None for line in override.splitlines())
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return 0
+    import subprocess
+    try:
+        done = subprocess.run([exe, *QUERY], capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    gpus = parse_gpu_list(done.stdout) if done.returncode == 0 else []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return len(gpus)
+    names = [v.strip() for v in visible.split(",") if v.strip()]
+    return sum(1 for v in names if any(g["index"] == v or (v.startswith("GPU-") and g["uuid"].startswith(v))
+                                       for g in gpus) or v.startswith("MIG-"))
+
+
 def _query() -> dict | None:
     exe = shutil.which("nvidia-smi")
     if exe is None:

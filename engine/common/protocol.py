@@ -19,6 +19,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
                 "lr", "grad_norm"),
     "memory": ("step", "gpu_allocated", "gpu_reserved", "gpu_peak", "rss", "offloaded", "offloaded_peak"),
     "sample": ("step", "prompt", "completion", "rewards", "reward"),
+    # one prompt's G completions, best to worst: each {completion, reward, rewards, advantage, length, truncated}
+    "group": ("step", "prompt", "group_size", "completions"),
     "log": ("level", "message"),
     "checkpoint": ("step", "path"),
     "error": ("kind", "message", "hint"),

@@ -3,7 +3,8 @@
 (gui/learning_signal.py), the terminal and the tray say the same thing.
 
     signal_hints(metrics_events)          -> the hints that hold over the last WINDOW steps
-    HintWatcher().update(metrics_event)   -> hints that hold for the first time (the terminal says each once)
+    HintWatcher().update(event)           -> hints and alarms (alarms.py) that hold for the first time (the
+                                             terminal and the tray say each once)
     PlateauWatch(patience).update(event)  -> a text once the mean reward has not improved for `patience` steps
 """
 from __future__ import annotations
@@ -112,16 +113,23 @@ def _reward_functions(recent: list[dict], signals: list[dict]) -> list[Hint]:
 
 
 class HintWatcher:
-    """Feeds on metrics events; returns the hints that hold now and were never said before."""
+    """Feeds on metrics (and held-out `eval`) events; returns the hints and alarms (alarms.py) that hold now
+    and were never said before."""
 
     def __init__(self, window: int = WINDOW) -> None:
+        from grpo_studio.engine.common.alarms import Alarms  # alarms.py builds on this module's Hint
+
         self.window = window
         self.metrics: list[dict] = []
+        self.alarms = Alarms()
         self.said: set[str] = set()
 
-    def update(self, metrics_event: dict) -> list[Hint]:
-        self.metrics = (self.metrics + [metrics_event])[-self.window:]
-        new = [h for h in signal_hints(self.metrics, self.window) if h.key not in self.said]
+    def update(self, event: dict) -> list[Hint]:
+        self.alarms.see(event)
+        if event.get("type", "metrics") == "metrics":
+            self.metrics = (self.metrics + [event])[-self.window:]
+        hints = signal_hints(self.metrics, self.window) + self.alarms.hints()
+        new = [h for h in hints if h.key not in self.said]
         self.said.update(h.key for h in new)
         return new
 
