@@ -19,7 +19,7 @@ from grpo_studio.gui.widgets import EmptyState, fmt_duration, fmt_number, open_f
 RESUMABLE = ("stopped", "crashed", "failed")
 WIDE_COLUMNS = (0, 2)  # Run, Model
 STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", "finished": "Finished",
-              "stopped": "Stopped", "failed": "Failed", "crashed": "Crashed"}
+              "stopped": "Stopped", "failed": "Failed", "crashed": "Crashed", "damaged": "Damaged"}
 
 
 class RunsModel(QAbstractTableModel):
@@ -63,7 +63,8 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == 1:
             c = theme.current()
             color = {"running": c.accent, "starting": c.accent, "paused": c.warn, "finished": c.good,
-                     "failed": c.bad, "crashed": c.bad, "stopped": c.muted}.get(run.state, c.text)
+                     "failed": c.bad, "crashed": c.bad, "stopped": c.muted,
+                     "damaged": c.bad}.get(run.state, c.text)
             return QColor(color)
         if role == Qt.ItemDataRole.ToolTipRole:
             if run.error:
@@ -167,6 +168,7 @@ class RunsPage(QWidget):
         self.delete_button.clicked.connect(self.delete_action)
         self.refresh_button.clicked.connect(self.refresh)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._say_damage())
         self.model.modelReset.connect(self._update_buttons)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.table, self.delete_action)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self, self.refresh)
@@ -211,6 +213,12 @@ class RunsPage(QWidget):
         self.delete_button.setToolTip("" if run is None or run.state not in LIVE_STATES else
                                       "Stop the run before deleting it")
         self.resume_button.setEnabled(run is not None and run.state in RESUMABLE)
+
+    def _say_damage(self) -> None:
+        """A damaged run says what is wrong with it when selected (the tooltip holds it too)."""
+        run = self.selected_run()
+        if run is not None and getattr(run, "damage", None):
+            self.status_event.emit(f"{run.name}: this run is damaged: {run.damage}")
 
     # ------------------------------------------------------------------ actions
     def open_action(self) -> None:

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     printer.close()
     summary = summarize_run(run_dir)
-    print(f"run {run_dir.name} is {summary.state} at step {summary.step}/{summary.total_steps or '?'}")
+    print(f"run {run_dir.name} is {summary.state} at step {summary.step}/{summary.total_steps or '?'}"
+          + (f": {summary.damage}" if summary.damage else ""))
     if summary.state == "crashed":
         print(f"continue it with: grpo-studio train --resume --run-dir {run_dir}")
     return 0 if summary.state in ("finished", "stopped", "running", "paused") else 1

@@ -6,7 +6,7 @@ import json
 import time
 
 NAME = "runs"
-HELP = "list runs with their state (running / paused / finished / stopped / crashed / failed)"
+HELP = "list runs with their state (running / paused / finished / stopped / crashed / failed / damaged)"
 ORDER = 20
 
 
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for summary in summaries:
+        if summary.damage:
+            print(f"{summary.name}: this run is damaged: {summary.damage}")
     crashed = [s.name for s in summaries if s.state == "crashed"]
     if crashed:
         print(f"\ncrashed runs continue with: grpo-studio train --resume --run-dir {summaries[0].path.parent}/"

@@ -15,6 +15,7 @@ from typing import Any
 
 import platformdirs
 
+from grpo_studio.engine.common.events import parse_event
 from grpo_studio.engine.common.protocol import LIVE_STATES, RunOutcome
 
 RUNS_DIR_ENV = "GRPO_STUDIO_RUNS_DIR"
@@ -98,11 +99,40 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
         raise
 
 
-def read_status(paths: RunPaths) -> dict[str, Any]:
+# status.json's fields and their types; a field of another type is dropped and the run reported damaged.
+_STATUS_TYPES: dict[str, tuple[type, ...]] = {"pid": (int,), "state": (str,), "started": (int, float),
+                                              "step": (int,), "total_steps": (int,), "endpoint": (str,)}
+
+
+def load_status(paths: RunPaths) -> tuple[dict[str, Any], str | None]:
+    """status.json as a dict whose known fields have their types, and what is wrong with the file (None when
+    nothing is): any content — not JSON, not UTF-8, not an object, a field of the wrong type — is read, never
+    raised, so one damaged run never stops the others from listing."""
     try:
-        return json.loads(paths.status.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+        raw = paths.status.read_bytes()
+    except FileNotFoundError:
+        return {}, None
+    except OSError as error:
+        return {}, f"status.json cannot be read ({error.strerror or error})"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {}, "status.json is not UTF-8 text"
+    except (ValueError, RecursionError):  # JSONDecodeError, an integer past Python's digit limit, deep nesting
+        return {}, "status.json is not valid JSON"
+    if not isinstance(data, dict):
+        what = {list: "an array", str: "a string", type(None): "null"}.get(type(data), "a number")
+        return {}, f"status.json holds {what} instead of an object"
+    bad = [key for key, types in _STATUS_TYPES.items() if data.get(key) is not None
+           and (not isinstance(data[key], types) or isinstance(data[key], bool))]
+    for key in bad:
+        del data[key]
+    return data, (f"status.json has a malformed {', '.join(bad)}" if bad else None)
+
+
+def read_status(paths: RunPaths) -> dict[str, Any]:
+    """status.json's well-formed fields ({} for a missing or damaged file)."""
+    return load_status(paths)[0]
 
 
 def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
@@ -134,6 +164,7 @@ class RunSummary:
     best_reward: float | None
     pid: int | None
     error: str | None
+    damage: str | None = None  # what is wrong with the run's files, when something is
 
     @property
     def alive(self) -> bool:
@@ -152,6 +183,8 @@ class _EventDigest:
     error: str | None = None
     first_time: float | None = None
     last_time: float | None = None
+    lines: int = 0
+    damage: str | None = None  # the first line that is not an event
 
     @property
     def done(self) -> str | None:
@@ -177,9 +210,10 @@ def _digest_events(path: Path) -> _EventDigest:
         complete = chunk[: chunk.rfind(b"\n") + 1]  # leave a line still being written for next time
         digest.offset += len(complete)
         for line in complete.splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
+            digest.lines += 1
+            event = parse_event(line)
+            if event is None:
+                digest.damage = digest.damage or f"events.jsonl line {digest.lines} is not an event"
                 continue
             _fold(digest, event)
     _digests[path] = digest
@@ -253,9 +287,12 @@ def run_state(status: dict[str, Any], digest: _EventDigest) -> str:
 
 def summarize_run(run_dir: Path) -> RunSummary:
     paths = RunPaths(Path(run_dir))
-    status = read_status(paths)
+    status, damage = load_status(paths)
     digest = _digest_events(paths.events)
     state = run_state(status, digest)
+    damage = damage or digest.damage
+    if damage and state not in LIVE_STATES:  # a live engine rewrites status.json; say so once it stops
+        state = "damaged"
     model, dataset = _config_summary(paths)
     started = status.get("started") or digest.first_time
     updated = digest.last_time
@@ -264,8 +301,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         name=paths.root.name, path=paths.root, state=state, model=model, dataset=dataset,
         step=max(int(status.get("step") or 0), digest.step), total_steps=status.get("total_steps"),
         started=started, updated=updated, duration_s=duration, reward=digest.reward,
-        best_reward=digest.best_reward, pid=status.get("pid"), error=digest.error if state == "failed" or
-        state == "crashed" else None)
+        best_reward=digest.best_reward, pid=status.get("pid"), error=f"this run is damaged: {damage}" if damage
+        else digest.error if state == "failed" or state == "crashed" else None, damage=damage)
 
 
 def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
