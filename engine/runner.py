@@ -29,7 +29,7 @@ from grpo_studio.engine.hub_download import DownloadCancelled
 from grpo_studio.engine.lock import RunLock
 from grpo_studio.engine.oom import LastCompletedStep, OomFailure, classify_oom, release_memory
 from grpo_studio.engine.run_folder import make_private_dir, secure_run_files
-from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, write_status
+from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, folder_identity, write_status
 from grpo_studio.engine.server import EngineServer
 
 STATUS_EVERY_S = 1.0  # status.json is rewritten (with fsync) at most this often; events carry every step
@@ -83,7 +83,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
     try:
         atomic_write_text(paths.config, dump_config(config))  # what this process runs (a resume may add --steps)
         status = {"pid": os.getpid(), "state": "starting", "started": time.time(), "step": 0,
-                  "total_steps": config.max_steps}
+                  "total_steps": config.max_steps, "folder": folder_identity(paths.root)}
         write_status(paths, **status)
         try:
             server = EngineServer(paths, events, control).start()

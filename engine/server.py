@@ -40,7 +40,7 @@ from grpo_studio.engine.control import Control
 from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.events import EventLog, read_events
 from grpo_studio.engine.common.protocol import COMMANDS, ProtocolError, decode, encode, reply
-from grpo_studio.engine.common.runs import RunPaths, read_status, write_status
+from grpo_studio.engine.common.runs import RunPaths, folder_identity, read_status, write_status
 from grpo_studio.engine.socket_dir import SOCKET_NAME, make_socket_dir, remove_socket_dir
 
 QUEUE_SIZE = 10_000
@@ -108,7 +108,7 @@ class EngineServer:
             # No authkey here: the handshake runs in each client's thread, so a silent peer cannot block accept().
             self._listener = mpc.Listener(self.address, family="AF_UNIX")
             os.chmod(self.address, 0o600)
-        write_status(self.paths, endpoint=self.address)
+        write_status(self.paths, endpoint=self.address, folder=folder_identity(self.paths.root))
         self._thread = threading.Thread(target=self._accept_loop, name="engine-server", daemon=True)
         self._thread.start()
         return self

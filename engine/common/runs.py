@@ -101,7 +101,28 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
 
 # status.json's fields and their types; a field of another type is dropped and the run reported damaged.
 _STATUS_TYPES: dict[str, tuple[type, ...]] = {"pid": (int,), "state": (str,), "started": (int, float),
-                                              "step": (int,), "total_steps": (int,), "endpoint": (str,)}
+                                              "step": (int,), "total_steps": (int,), "endpoint": (str,),
+                                              "folder": (str,)}
+# What ties status.json to its engine; kept only while status.json is in the folder its engine wrote it in.
+_ENGINE_FIELDS = ("pid", "endpoint", "folder")
+
+
+def folder_identity(folder: Path) -> str:
+    """The run folder itself (device and inode): the same after a rename, another for a copy (`cp -a`)."""
+    info = os.stat(folder)
+    return f"{info.st_dev}:{info.st_ino}"
+
+
+def _is_a_copy(paths: RunPaths, data: dict[str, Any]) -> bool:
+    """status.json names another folder than the one it is in: this folder is a copy of a run's folder, and
+    its pid and socket are the original's engine, not this run's."""
+    recorded = data.get("folder")
+    if not recorded:
+        return False  # written before runs recorded their folder
+    try:
+        return recorded != folder_identity(paths.root)
+    except OSError:
+        return False
 
 
 def load_status(paths: RunPaths) -> tuple[dict[str, Any], str | None]:
@@ -127,6 +148,12 @@ def load_status(paths: RunPaths) -> tuple[dict[str, Any], str | None]:
            and (not isinstance(data[key], types) or isinstance(data[key], bool))]
     for key in bad:
         del data[key]
+    if _is_a_copy(paths, data):
+        for key in _ENGINE_FIELDS:
+            data.pop(key, None)
+        if data.get("state") in LIVE_STATES:  # copied while it trained: say why it has no engine
+            return data, ("a copy of a live run's folder: the engine its status.json names belongs to the "
+                          "original; resume the copy to train it on its own")
     return data, (f"status.json has a malformed {', '.join(bad)}" if bad else None)
 
 
