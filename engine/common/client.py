@@ -40,7 +40,7 @@ class EngineClient:
     def connect(self) -> "EngineClient":
         status = read_status(self.paths)
         address = status.get("endpoint")
-        if not address or not run_is_live(status):
+        if not address or not run_is_live(status, self.paths):
             raise EngineNotRunning(f"no engine is running for {self.paths.root.name}",
                                    "see its state with `grpo-studio runs`; continue a crashed or stopped run "
                                    f"with `grpo-studio train --resume --run-dir {self.paths.root}`")
@@ -130,7 +130,7 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
                 and next(read_events(paths.events, event["seq"] + 1), None) is None)
 
     def gone() -> bool:
-        return not run_is_live(read_status(paths)) and time.monotonic() >= grace_until
+        return not run_is_live(read_status(paths), paths) and time.monotonic() >= grace_until
 
     while not stop.is_set():
         client = EngineClient(run_dir, timeout=timeout)
@@ -148,7 +148,7 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
                     except (EOFError, OSError):
                         break
                     if event is None:
-                        if not run_is_live(read_status(paths)):
+                        if not run_is_live(read_status(paths), paths):
                             break
                         continue
                     if event.get("type") == "reply" or event.get("seq") != next_seq:

@@ -15,6 +15,7 @@ from typing import Any
 
 import platformdirs
 
+from grpo_studio.engine.common.engine_proof import lock_is_free
 from grpo_studio.engine.common.events import parse_event
 from grpo_studio.engine.common.protocol import LIVE_STATES, RunOutcome
 
@@ -283,9 +284,13 @@ def engine_alive(status: dict[str, Any]) -> bool:
         return False
 
 
-def run_is_live(status: dict[str, Any]) -> bool:
-    """The one liveness check: status.json says starting / running / paused and its engine process is there."""
-    return status.get("state") in LIVE_STATES and engine_alive(status)
+def run_is_live(status: dict[str, Any], paths: RunPaths | None = None) -> bool:
+    """The one liveness check: status.json says starting / running / paused and its engine process is there.
+    With the run's paths, a running or paused run whose lock nobody holds has no engine, whatever process now
+    has its pid (a folder from a container or another machine, a reused pid)."""
+    if status.get("state") not in LIVE_STATES or not engine_alive(status):
+        return False
+    return paths is None or status.get("state") == "starting" or not lock_is_free(paths.lock)
 
 
 def _config_summary(paths: RunPaths) -> tuple[str, str]:
@@ -299,11 +304,11 @@ def _config_summary(paths: RunPaths) -> tuple[str, str]:
         return "?", "?"
 
 
-def run_state(status: dict[str, Any], digest: _EventDigest) -> str:
+def run_state(status: dict[str, Any], digest: _EventDigest, paths: RunPaths | None = None) -> str:
     if not status and digest.offset == 0:
         return "created"
     state = status.get("state")
-    if run_is_live(status):
+    if run_is_live(status, paths):
         return state
     if digest.done in ("finished", "stopped", "failed"):
         return digest.done
@@ -316,7 +321,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     paths = RunPaths(Path(run_dir))
     status, damage = load_status(paths)
     digest = _digest_events(paths.events)
-    state = run_state(status, digest)
+    state = run_state(status, digest, paths)
     damage = damage or digest.damage
     if damage and state not in LIVE_STATES:  # a live engine rewrites status.json; say so once it stops
         state = "damaged"
