@@ -39,7 +39,7 @@ from pathlib import Path
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.events import EventLog, read_events
-from grpo_studio.engine.common.protocol import COMMANDS, ProtocolError, decode, encode, reply
+from grpo_studio.engine.common.protocol import BUSY_GREETING, COMMANDS, ProtocolError, decode, encode, reply
 from grpo_studio.engine.common.runs import RunPaths, folder_identity, read_status, write_status
 from grpo_studio.engine.socket_dir import SOCKET_NAME, make_socket_dir, remove_socket_dir
 
@@ -167,6 +167,7 @@ class EngineServer:
                 if not full:
                     self._clients.add(client)
             if full:
+                _say_busy(conn, f"it serves {MAX_CLIENTS} clients at once already")
                 conn.close()
                 self.refused(f"a client beyond the limit of {MAX_CLIENTS} at once")
                 continue
@@ -195,6 +196,17 @@ class EngineServer:
             self.events.emit("log", level=level, message=message)
         except (ValueError, OSError, StudioError):  # the run is ending, or its disk is full: not the client's
             pass
+
+
+def _say_busy(conn: mpc.Connection, reason: str) -> None:
+    """Tell a refused client why (in place of the key challenge), without ever blocking the accept loop."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.setblocking(False)
+            payload = BUSY_GREETING + reason.encode("utf-8")
+            sock.send(struct.pack("!i", len(payload)) + payload)  # send_bytes' framing
+    except OSError:
+        pass
 
 
 class _Client:

@@ -32,7 +32,7 @@ def send(run_dir, cmd: str, done_text: str) -> int:
                 if state in ("crashed", "stopped") else "see all runs with `grpo-studio runs`")
         raise StudioError(f"run {run_dir.name} has no engine running (it is {state})", hint) from None
     except (OSError, EOFError, TimeoutError) as error:
-        raise StudioError(f"could not reach the engine of {run_dir.name}: {error}",
+        raise StudioError(f"could not reach the engine of {run_dir.name}: {error or type(error).__name__}",
                           "check `grpo-studio runs`; the engine may be exiting right now") from None
     if not answer.get("ok"):
         raise StudioError(f"the engine refused {cmd!r}: {answer.get('error')}")

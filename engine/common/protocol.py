@@ -31,6 +31,7 @@ ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "download", "disk_ful
 DONE_REASONS = ("finished", "stopped", "failed")
 COMMANDS = ("stop", "pause", "resume", "save_now", "ping", "subscribe")
 MAX_MESSAGE_BYTES = 1 << 20
+BUSY_GREETING = b"#BUSY:"  # sent instead of the key challenge by an engine that serves its most clients already
 
 
 class RunOutcome:
