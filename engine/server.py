@@ -92,7 +92,8 @@ class EngineServer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._refusals: dict[str, int] = {}  # reason -> refusals not yet logged
-        self._last_refusal_log = float("-inf")
+        self._examples: dict[str, str] = {}  # reason -> the first refused message of those
+        self._last_refusal_log: dict[str, float] = {}  # reason -> when it was last logged
 
     def start(self) -> "EngineServer":
         self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -173,19 +174,22 @@ class EngineServer:
                 continue
             threading.Thread(target=client.serve, name="engine-client", daemon=True).start()
 
-    def refused(self, reason: str) -> None:
-        """Log a refused connection, at most once per REFUSAL_LOG_EVERY_S with the count since."""
+    def refused(self, reason: str, example: str | None = None) -> None:
+        """Log a refused connection (or message), for each reason at most once per REFUSAL_LOG_EVERY_S with the
+        count since; `example`: what was refused (the first of each reason is shown)."""
         with self._lock:
-            self._refusals[reason] = self._refusals.get(reason, 0) + 1
+            count = self._refusals[reason] = self._refusals.get(reason, 0) + 1
+            if example is not None:
+                self._examples.setdefault(reason, example)
             now = time.monotonic()
-            if now - self._last_refusal_log < REFUSAL_LOG_EVERY_S:
+            if now - self._last_refusal_log.get(reason, float("-inf")) < REFUSAL_LOG_EVERY_S:
                 return
-            self._last_refusal_log = now
-            counts, self._refusals = self._refusals, {}
-        text = "; ".join(f"{reason}" + (f" ({n} times)" if n > 1 else "") for reason, n in counts.items())
-        self._log("warning", f"refused {text}"
-                             + (f" (further refusals are logged every {REFUSAL_LOG_EVERY_S:g} s)"
-                                if sum(counts.values()) > 1 else ""))
+            self._last_refusal_log[reason] = now
+            del self._refusals[reason]
+            example = self._examples.pop(reason, None)
+        self._log("warning", f"refused {reason}" + (f": {example}" if example is not None else "")
+                             + (f" ({count} times) (further refusals are logged every {REFUSAL_LOG_EVERY_S:g} s)"
+                                if count > 1 else ""))
 
     def _forget(self, client: "_Client") -> None:
         with self._lock:
@@ -256,13 +260,15 @@ class _Client:
         try:
             message = decode(payload)
         except ProtocolError as error:
-            self.server._log("warning", f"refused a malformed message from a client: {error}")
+            # rate-limited like refused connections: a flood of bad messages must not fill events.jsonl
+            self.server.refused("a malformed message from a client", str(error)[:120])
             self.send(reply("?", False, str(error)))
             return
         cmd = message.get("cmd")
-        if cmd not in COMMANDS:
-            self.server._log("warning", f"refused an unknown command from a client: {cmd!r}")
-            self.send(reply(str(cmd), False, f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}"))
+        if not isinstance(cmd, str) or cmd not in COMMANDS:
+            shown = repr(cmd)[:80]
+            self.server.refused("an unknown command from a client", shown)
+            self.send(reply(shown, False, f"unknown command {shown}; known: {', '.join(COMMANDS)}"))
             return
         if cmd == "ping":
             self.send(reply("ping", True))

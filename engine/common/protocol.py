@@ -82,7 +82,7 @@ def decode(payload: bytes) -> dict:
         raise ProtocolError("message too large")
     try:
         message = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
         raise ProtocolError(f"not a JSON message: {exc}") from None
     except RecursionError:  # e.g. [[[[...]]]] nested 200k deep: refuse it like any other bad message
         raise ProtocolError("not a JSON message: nested too deeply") from None
