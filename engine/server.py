@@ -115,6 +115,11 @@ class EngineServer:
         return self
 
     @property
+    def key(self) -> bytes:
+        """The secret clients prove (written to RUN/secret at start)."""
+        return self._secret
+
+    @property
     def client_count(self) -> int:
         """Clients connected now (the handshake included): what the client cap counts."""
         with self._lock:

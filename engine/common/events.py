@@ -71,6 +71,7 @@ class EventLog:
         if current == self._identity and os.fstat(self._fd).st_nlink > 0:
             return None
         os.close(self._fd)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the whole run folder may be gone
         self._open()
         self.recreated += 1
         return self.next_seq
