@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     for summary in summaries:
         if summary.damage:
             print(f"{summary.name}: this run is damaged: {summary.damage}")
-    crashed = [s.name for s in summaries if s.state == "crashed"]
+    crashed = [s.path for s in summaries if s.state == "crashed"]
     if crashed:
-        print(f"\ncrashed runs continue with: grpo-studio train --resume --run-dir {summaries[0].path.parent}/"
-              f"{crashed[0]}")
+        from grpo_studio.engine.common.shell_args import quoted
+
+        print(f"\ncrashed runs continue with: grpo-studio train --resume --run-dir {quoted(crashed[0])}")
     return 0

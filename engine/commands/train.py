@@ -95,6 +95,7 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
         from grpo_studio.engine.resume_check import check_resume
 
         notes = check_resume(RunPaths(run_dir).checkpoints, config)
+        _check_steps_beyond(args.steps, RunPaths(run_dir).checkpoints)
     else:
         if (Path(run_dir) / "engine.lock").is_file():
             from grpo_studio.engine.lock import RunLock
@@ -103,6 +104,18 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
         config_file = Path(args.config) if args.config else None
         notes = prepare_new_run(Path(run_dir), config_file, getattr(args, "overwrite", False))
     return TrainJob(config, Path(run_dir), resume, notes)
+
+
+def _check_steps_beyond(steps: int | None, checkpoints: Path) -> None:
+    """`--resume --steps N` must leave something to train: N at or below the step the run resumes from would
+    end it at once as "finished 24/10" with max_steps rewritten."""
+    from grpo_studio.engine.checkpoint_files import complete_checkpoints
+
+    found = complete_checkpoints(checkpoints)
+    if steps is not None and found and steps <= found[-1][0]:
+        raise ConfigError(f"--steps {steps} is not beyond step {found[-1][0]}, where the run resumes",
+                          f"give --steps above {found[-1][0]} to train further, or leave --steps out to keep "
+                          "the run's own max_steps")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,7 +180,12 @@ def _detach(args: argparse.Namespace, job: TrainJob) -> int:
     pid = start_detached(argv, run_dir)
     print(f"run folder: {run_dir}")
     print(f"engine started in the background (pid {pid}); its output goes to {run_dir / 'engine.log'}")
-    print(f"follow with: grpo-studio attach {run_dir.name}    stop with: grpo-studio stop {run_dir.name}")
+    from grpo_studio.engine.common.shell_args import in_runs_dir, run_argument
+
+    print(f"follow with: grpo-studio attach {run_argument(run_dir)}    stop with: grpo-studio stop "
+          f"{run_argument(run_dir)}")
+    if not in_runs_dir(run_dir):
+        print("(this run is outside the runs folder, so `grpo-studio runs` does not list it: name it by its path)")
     return 0
 
 

@@ -23,6 +23,7 @@ from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.protocol import BUSY_GREETING, MAX_MESSAGE_BYTES, RunOutcome, decode, encode
 from grpo_studio.engine.common.runs import RunPaths, read_status, run_is_live
+from grpo_studio.engine.common.shell_args import quoted
 
 POLL_S = 0.25
 
@@ -46,7 +47,7 @@ class EngineClient:
         if not address or not run_is_live(status, self.paths):
             raise EngineNotRunning(f"no engine is running for {self.paths.root.name}",
                                    "see its state with `grpo-studio runs`; continue a crashed or stopped run "
-                                   f"with `grpo-studio train --resume --run-dir {self.paths.root}`")
+                                   f"with `grpo-studio train --resume --run-dir {quoted(self.paths.root)}`")
         try:
             secret = self.paths.secret.read_bytes().strip()
         except FileNotFoundError:

@@ -348,17 +348,25 @@ def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
 
 
 def resolve_run(name_or_path: str, runs_dir: Path | None = None) -> Path:
-    """A run folder from a path, a run name under the runs folder, or a unique prefix of one."""
+    """A run folder from a path, a run name under the runs folder, or a unique prefix of one. A folder that
+    is not a run (no config.yaml or status.json: /tmp, /etc) is an error, not a run "created at step 0"."""
+    from glob import escape as glob_escape
+
     from grpo_studio.engine.common.errors import StudioError
 
     direct = Path(name_or_path).expanduser()
-    if direct.is_dir():
+    if direct.is_dir() and (RunPaths(direct).config.exists() or RunPaths(direct).status.exists()):
         return direct.resolve()
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
-    candidates = sorted(p for p in runs_dir.glob(f"{name_or_path}*") if p.is_dir()) if runs_dir.is_dir() else []
+    is_name = bool(name_or_path) and "/" not in name_or_path and os.sep not in name_or_path
+    candidates = (sorted(p for p in runs_dir.glob(f"{glob_escape(name_or_path)}*") if p.is_dir())
+                  if is_name and runs_dir.is_dir() else [])
     exact = [p for p in candidates if p.name == name_or_path]
     if exact or len(candidates) == 1:
         return (exact or candidates)[0]
+    if not candidates and direct.is_dir():
+        raise StudioError(f"{direct} is not a run folder (it has no config.yaml or status.json)",
+                          "give a run's name as `grpo-studio runs` lists it, or the folder of a run")
     if not candidates:
         raise StudioError(f"no run named '{name_or_path}' in {runs_dir}",
                           "list runs with `grpo-studio runs`, or pass the run folder's path")
