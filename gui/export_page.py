@@ -163,10 +163,11 @@ class ExportPage(AdapterPage):
         if not there:
             return args
         listed = "\n".join(str(path) for path in there)
+        these, them = ("This already exists", "it") if len(there) == 1 else ("These already exist", "them")
         answer = QMessageBox.question(
             self, "Replace existing export?",
-            f"These already exist:\n{listed}\n\nReplace them? (Files and folders GRPO Studio did not write are "
-            "never replaced; the export stops with a message instead.)",
+            f"{these}:\n{listed}\n\nReplace {them}? (Files and folders GRPO Studio did not write are never "
+            "replaced; the export stops with a message instead.)",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
         if answer != QMessageBox.StandardButton.Yes:
             self.status_event.emit("Export cancelled: nothing replaced")

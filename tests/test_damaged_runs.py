@@ -76,14 +76,16 @@ def test_gui_runs_page_and_tray_show_damaged_runs(damaged_runs, qtbot):
 
     page = RunsPage()
     qtbot.addWidget(page)
-    said = []
-    page.status_event.connect(said.append)
     page.set_runs_dir(damaged_runs)
     texts = {page.model.run_at(row).name: page.model._text(page.model.run_at(row), 1)
              for row in range(page.model.rowCount())}
     assert texts["good"] == "Finished" and texts["s-null"] == "Damaged" and texts["e-number"] == "Damaged"
     page.select(damaged_runs / "s-null")
-    assert said and "s-null: this run is damaged: status.json holds null" in said[-1]
+    assert page.damage_note.isVisibleTo(page)
+    assert "s-null: this run is damaged: status.json holds null" in page.damage_note.text()
+    assert page.resume_button.isEnabled()  # from its newest checkpoint that reads back
+    page.select(damaged_runs / "good")
+    assert not page.damage_note.isVisibleTo(page)
     assert resume_interrupted_runs(damaged_runs) == []  # the app starts; damaged runs are not auto-resumed
     watcher = ActiveRuns(lambda: damaged_runs)  # the tray's watcher reads the same store
     watcher.poll()
