@@ -149,8 +149,22 @@ def load_newest_intact(folder: Path, model: nn.Module, optimizer: torch.optim.Op
         return path, load_checkpoint(path, model, optimizer, scheduler, (weights, state))
     if found:
         raise DamagedCheckpoint(f"every checkpoint in {folder} is damaged ({len(found)} tried)",
-                                "start the run again without --resume (--overwrite reuses the folder)")
+                                damaged_checkpoints_hint(folder.parent))
     return None
+
+
+def damaged_checkpoints_hint(run_dir: Path) -> str:
+    """What to do when no checkpoint can be resumed. Never --overwrite: it would delete the run's other work
+    (an intact final adapter above all), and a new folder loses nothing."""
+    import shlex
+
+    again = (f"train again in a new folder: `grpo-studio train {shlex.quote(str(run_dir / 'config.yaml'))} "
+             "--run-dir NEW_FOLDER`")
+    adapter = run_dir / "adapter" / "adapter_model.safetensors"
+    if adapter.is_file() and adapter.stat().st_size > 0:
+        return (f"the run's final adapter in {run_dir / 'adapter'} is intact: export or try it as it is; to "
+                f"{again} (this folder and its adapter stay as they are)")
+    return f"{again} (this folder stays as it is)"
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,

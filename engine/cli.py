@@ -13,7 +13,7 @@ import sys
 
 from grpo_studio import __version__
 from grpo_studio.engine import commands
-from grpo_studio.engine.common.errors import StudioError
+from grpo_studio.engine.common.errors import ConfigError, StudioError
 
 
 def _command_modules() -> list:
@@ -58,3 +58,42 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `grpo-studio runs | head -2`: the reader took what it wanted
+        _quiet_stdout()
+        return 141  # as a shell reports a command ended by SIGPIPE
+    except OSError as error:
+        usage = path_error(error)
+        if usage is None:
+            raise
+        print(f"error: {usage.message}\nhint: {usage.hint}", file=sys.stderr)
+        return usage.exit_code
+
+
+def path_error(error: OSError) -> StudioError | None:
+    """An OSError about a path the user gave (too long, not allowed, not there) as a message, not a
+    traceback; None for anything else (a bug keeps its traceback)."""
+    import errno
+
+    if not error.filename:
+        return None
+    hints = {errno.ENAMETOOLONG: "a file or folder name may be at most 255 bytes: choose a shorter name",
+             errno.EACCES: "choose a folder you can write to (for example under your home folder)",
+             errno.EPERM: "choose a folder you can write to (for example under your home folder)",
+             errno.EROFS: "choose a folder on a disk you can write to",
+             errno.ENOENT: "check the path (system folders such as /proc and /sys cannot hold runs)",
+             errno.ENOTDIR: "check the path: a part of it is a file, not a folder"}
+    if error.errno not in hints:
+        return None
+    return ConfigError(f"cannot use {error.filename}: {error.strerror}", hints[error.errno])
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail on the closed pipe too."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

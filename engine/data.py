@@ -59,7 +59,9 @@ class DataReport:
                 f"{self.mean_prompt_tokens:.0f}, max {self.max_prompt_tokens})")
         if self.overlong:
             done = "truncated from the left" if self.overlong_action == "truncate" else "dropped"
-            text += f"; {self.overlong} longer than max_prompt_length were {done}"
+            noun = "prompt" if self.overlong == 1 else "prompts"
+            verb = "was" if self.overlong == 1 else "were"
+            text += f"; {self.overlong} {noun} longer than max_prompt_length {verb} {done}"
         return text
 
 

@@ -27,6 +27,7 @@ import gguf
 import numpy as np
 
 from grpo_studio.engine.common.errors import ExportError
+from grpo_studio.engine.common.export_target import check_file_target
 from grpo_studio.engine.gguf_names import ArchInfo, TensorNames, arch_info, permute_heads, permute_rows
 
 Q = gguf.GGMLQuantizationType
@@ -293,15 +294,14 @@ def _natural(name: str) -> list:
 
 # --------------------------------------------------------------------------------------------- writing
 def export_gguf(adapter_dir: str | Path, out_path: str | Path, outtype: str = "f16", *,
-                base_dir: str | Path | None = None, name: str | None = None,
+                base_dir: str | Path | None = None, name: str | None = None, force: bool = False,
                 log: Callable[[str], None] | None = None) -> ExportResult:
     """Write the adapter as a GGUF LoRA for llama.cpp / Ollama. Raises ExportError, before writing anything,
-    for what a GGUF LoRA cannot hold."""
+    for what a GGUF LoRA cannot hold, and for an existing out_path unless `force` (never a link or device)."""
     log = log or (lambda message: None)
     adapter_dir = find_adapter(adapter_dir)
     out_path = Path(out_path).expanduser()
-    if out_path.is_dir():
-        raise ExportError(f"{out_path} is a folder", "give a file name ending in .gguf")
+    check_file_target(out_path, force)
     log(f"reading adapter {adapter_dir}")
     config = read_adapter_config(adapter_dir)
     pairs = lora_pairs(config, read_tensors(adapter_dir))
@@ -317,6 +317,7 @@ def export_gguf(adapter_dir: str | Path, out_path: str | Path, outtype: str = "f
             f"{pairs[0].rank}); written as f16 instead of q8_0")
     log(f"writing GGUF {out_path} ({outtype})")
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    check_file_target(out_path, force)  # again: the checks above took a while
     _write(plan, base, out_path, outtype, name or f"{Path(base.name).name} GRPO LoRA")
     return ExportResult(out_path, out_path.stat().st_size, plan.arch.name, plan.alpha, len(plan.tensors),
                         plan.folded, plan.f16_fallback)

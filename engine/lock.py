@@ -52,6 +52,14 @@ class RunLock:
 
     close = release
 
+    def renew(self) -> None:
+        """Lock the run's lock file again after it was removed with its folder (the old lock is on a file that
+        no longer has a name, which no one else can see)."""
+        old, self._handle = self._handle, None
+        self.acquire()
+        if old is not None:
+            old.close()
+
     @property
     def held(self) -> bool:
         return self._handle is not None

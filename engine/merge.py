@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from grpo_studio.engine.common.errors import ExportError
+from grpo_studio.engine.common.export_target import check_merged_target, write_merged_marker
 from grpo_studio.engine.export_gguf import find_adapter, find_base_model
 
 _BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -45,24 +46,18 @@ def _fits_in_fp32(folder: Path, dtype: str) -> bool:
     return weights * 4 / _BYTES[dtype] * 1.2 < psutil.virtual_memory().available
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.is_file():
-        raise ExportError(f"{out_dir} is a file", "give a folder for the merged model")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "config.json").is_file():
-        raise ExportError(f"{out_dir} is not empty", "give a new or empty folder (an earlier merged model there is "
-                                                     "replaced)")
-
-
 def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str | Path | None = None,
-                  load_in_4bit: bool = False, log: Callable[[str], None] | None = None) -> MergeResult:
+                  load_in_4bit: bool = False, force: bool = False,
+                  log: Callable[[str], None] | None = None) -> MergeResult:
     """Merge the adapter into its full-precision base and save a Hugging Face folder at out_dir.
-    `load_in_4bit` says the run trained on NF4 weights (only to tell the user which base is used)."""
+    `load_in_4bit` says the run trained on NF4 weights (only to tell the user which base is used); `force`
+    lets an earlier merged model that GRPO Studio wrote at out_dir be replaced."""
     log = log or (lambda message: None)
     adapter_dir = find_adapter(adapter_dir)
     out_dir = Path(out_dir).expanduser()
-    _check_out_dir(out_dir)
     adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     base = find_base_model(adapter_config, base_dir)
+    check_merged_target(out_dir, force, [base.folder, adapter_dir])
     if not any(base.folder.glob("*.safetensors")) and not any(base.folder.glob("*.bin")):
         raise ExportError(f"the base model's weights are not in {base.folder}",
                           f"download the full model (`hf download {base.name}`) or pass its folder with --base DIR")
@@ -88,6 +83,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
         log(f"writing merged model {out_dir}")
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
+        write_merged_marker(tmp)
         _replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -237,8 +237,19 @@ def _call(rf: RewardFunction, prompts: list, completions: list, completion_ids: 
         if not math.isfinite(value):
             raise RewardError(f"reward function '{rf.name}' returned {value} for {_sample_text(i, completions)}",
                               f"return a finite float, or None where the reward does not apply; {TRY_IT}")
+        if abs(value) > MAX_REWARD:
+            raise RewardError(f"reward function '{rf.name}' returned {value:g} for {_sample_text(i, completions)}: "
+                              "rewards this large overflow (their mean and spread are taken in float32), so "
+                              "the run would learn nothing",
+                              f"scale the reward to a few units (e.g. -1..1 or 0..10; only the differences within "
+                              f"a group matter); {TRY_IT}")
         scores.append(value)
     return scores
+
+
+# Above this a reward's squared deviation from its group's mean overflows float32 (3.4e38) once weighted and
+# summed; GRPO only uses differences within a group, so no sensible reward comes near it.
+MAX_REWARD = 1e15
 
 
 def _accepted(fn: Callable, kwargs: dict[str, list]) -> dict[str, list]:

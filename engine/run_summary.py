@@ -48,7 +48,10 @@ def run_summary(run_dir: str | Path) -> str:
     events = list(read_events(RunPaths(run_dir).events))
     rewards = reward_by_step(events)
     steps = list(rewards)
-    lines = [f"summary: {len(steps)} steps in {_duration(_training_seconds(events))}"]
+    trained = {e["step"] for e in events if e.get("type") == "metrics" and isinstance(e.get("step"), int)}
+    lines = [f"summary: {len(trained)} steps in {_duration(_training_seconds(events))}"]
+    if trained and not steps:
+        lines.append("  mean reward: none (every reward function returned None for every completion)")
     if steps:
         tenth = max(1, len(steps) // 10)
         first, last = steps[:tenth], steps[-tenth:]

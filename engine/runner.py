@@ -26,11 +26,12 @@ from grpo_studio.engine.control import Control
 from grpo_studio.engine.common.disk import DiskFullError, SpaceReserve, as_disk_full
 from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.common.events import EventLog
+from grpo_studio.engine.folder_guard import FolderGuard
 from grpo_studio.engine.hub_download import DownloadCancelled
 from grpo_studio.engine.lock import RunLock
 from grpo_studio.engine.oom import LastCompletedStep, OomFailure, classify_oom, release_memory
 from grpo_studio.engine.run_folder import make_private_dir, secure_run_files
-from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, write_status
+from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, folder_identity, write_status
 from grpo_studio.engine.server import EngineServer
 
 STATUS_EVERY_S = 1.0  # status.json is rewritten (with fsync) at most this often; events carry every step
@@ -86,7 +87,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
         config = fit.config
         atomic_write_text(paths.config, dump_config(config))  # what this process runs (a resume may add --steps)
         status = {"pid": os.getpid(), "state": "starting", "started": time.time(), "step": 0,
-                  "total_steps": config.max_steps}
+                  "total_steps": config.max_steps, "folder": folder_identity(paths.root)}
         write_status(paths, **status)
         try:
             server = EngineServer(paths, events, control).start()
@@ -108,8 +109,13 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
 
         trainer = Trainer(config, paths, events.emit, distributed_launch.shared(control))
         last_status = [0.0]
+        guard = FolderGuard(paths, lock, dump_config(config), lambda: {
+            **status, "state": "running", "step": events.step, "total_steps": trainer.total_steps,
+            "endpoint": server.address if server else None}, lambda: server.key if server else None,
+            lambda message: events.emit("log", level="warning", message=message))
 
         def on_step(step: int) -> None:
+            guard.check()  # the folder removed while training: put back what makes it this run
             events.step = step
             if completed:
                 completed[0].mark()

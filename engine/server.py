@@ -39,8 +39,8 @@ from pathlib import Path
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.events import EventLog, read_events
-from grpo_studio.engine.common.protocol import COMMANDS, ProtocolError, decode, encode, reply
-from grpo_studio.engine.common.runs import RunPaths, read_status, write_status
+from grpo_studio.engine.common.protocol import BUSY_GREETING, COMMANDS, ProtocolError, decode, encode, reply
+from grpo_studio.engine.common.runs import RunPaths, folder_identity, read_status, write_status
 from grpo_studio.engine.socket_dir import SOCKET_NAME, make_socket_dir, remove_socket_dir
 
 QUEUE_SIZE = 10_000
@@ -92,7 +92,8 @@ class EngineServer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._refusals: dict[str, int] = {}  # reason -> refusals not yet logged
-        self._last_refusal_log = float("-inf")
+        self._examples: dict[str, str] = {}  # reason -> the first refused message of those
+        self._last_refusal_log: dict[str, float] = {}  # reason -> when it was last logged
 
     def start(self) -> "EngineServer":
         self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -108,10 +109,15 @@ class EngineServer:
             # No authkey here: the handshake runs in each client's thread, so a silent peer cannot block accept().
             self._listener = mpc.Listener(self.address, family="AF_UNIX")
             os.chmod(self.address, 0o600)
-        write_status(self.paths, endpoint=self.address)
+        write_status(self.paths, endpoint=self.address, folder=folder_identity(self.paths.root))
         self._thread = threading.Thread(target=self._accept_loop, name="engine-server", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def key(self) -> bytes:
+        """The secret clients prove (written to RUN/secret at start)."""
+        return self._secret
 
     @property
     def client_count(self) -> int:
@@ -167,24 +173,28 @@ class EngineServer:
                 if not full:
                     self._clients.add(client)
             if full:
+                _say_busy(conn, f"it serves {MAX_CLIENTS} clients at once already")
                 conn.close()
                 self.refused(f"a client beyond the limit of {MAX_CLIENTS} at once")
                 continue
             threading.Thread(target=client.serve, name="engine-client", daemon=True).start()
 
-    def refused(self, reason: str) -> None:
-        """Log a refused connection, at most once per REFUSAL_LOG_EVERY_S with the count since."""
+    def refused(self, reason: str, example: str | None = None) -> None:
+        """Log a refused connection (or message), for each reason at most once per REFUSAL_LOG_EVERY_S with the
+        count since; `example`: what was refused (the first of each reason is shown)."""
         with self._lock:
-            self._refusals[reason] = self._refusals.get(reason, 0) + 1
+            count = self._refusals[reason] = self._refusals.get(reason, 0) + 1
+            if example is not None:
+                self._examples.setdefault(reason, example)
             now = time.monotonic()
-            if now - self._last_refusal_log < REFUSAL_LOG_EVERY_S:
+            if now - self._last_refusal_log.get(reason, float("-inf")) < REFUSAL_LOG_EVERY_S:
                 return
-            self._last_refusal_log = now
-            counts, self._refusals = self._refusals, {}
-        text = "; ".join(f"{reason}" + (f" ({n} times)" if n > 1 else "") for reason, n in counts.items())
-        self._log("warning", f"refused {text}"
-                             + (f" (further refusals are logged every {REFUSAL_LOG_EVERY_S:g} s)"
-                                if sum(counts.values()) > 1 else ""))
+            self._last_refusal_log[reason] = now
+            del self._refusals[reason]
+            example = self._examples.pop(reason, None)
+        self._log("warning", f"refused {reason}" + (f": {example}" if example is not None else "")
+                             + (f" ({count} times) (further refusals are logged every {REFUSAL_LOG_EVERY_S:g} s)"
+                                if count > 1 else ""))
 
     def _forget(self, client: "_Client") -> None:
         with self._lock:
@@ -195,6 +205,17 @@ class EngineServer:
             self.events.emit("log", level=level, message=message)
         except (ValueError, OSError, StudioError):  # the run is ending, or its disk is full: not the client's
             pass
+
+
+def _say_busy(conn: mpc.Connection, reason: str) -> None:
+    """Tell a refused client why (in place of the key challenge), without ever blocking the accept loop."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.setblocking(False)
+            payload = BUSY_GREETING + reason.encode("utf-8")
+            sock.send(struct.pack("!i", len(payload)) + payload)  # send_bytes' framing
+    except OSError:
+        pass
 
 
 class _Client:
@@ -244,13 +265,15 @@ class _Client:
         try:
             message = decode(payload)
         except ProtocolError as error:
-            self.server._log("warning", f"refused a malformed message from a client: {error}")
+            # rate-limited like refused connections: a flood of bad messages must not fill events.jsonl
+            self.server.refused("a malformed message from a client", str(error)[:120])
             self.send(reply("?", False, str(error)))
             return
         cmd = message.get("cmd")
-        if cmd not in COMMANDS:
-            self.server._log("warning", f"refused an unknown command from a client: {cmd!r}")
-            self.send(reply(str(cmd), False, f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}"))
+        if not isinstance(cmd, str) or cmd not in COMMANDS:
+            shown = repr(cmd)[:80]
+            self.server.refused("an unknown command from a client", shown)
+            self.send(reply(shown, False, f"unknown command {shown}; known: {', '.join(COMMANDS)}"))
             return
         if cmd == "ping":
             self.send(reply("ping", True))

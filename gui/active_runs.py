@@ -3,12 +3,12 @@ notifications. It polls the run store every few seconds and reads only the new l
 events.jsonl, so it costs nothing while nothing happens and needs no socket."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from grpo_studio.engine.common import runs as run_store
+from grpo_studio.engine.common.events import parse_event
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.common.alarms import ALARM_KEYS
@@ -77,11 +77,8 @@ class ActiveRuns(QObject):
         self._offsets[key] += len(complete)
         events = []
         for line in complete.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
+            event = parse_event(line)  # a damaged line is skipped, as every reader of run files does
+            if event is not None:
                 events.append(event)
         return events
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from grpo_studio.engine.common.engine_proof import is_runs_engine
 from grpo_studio.engine.common.runs import RunPaths, engine_alive, read_status, run_is_live
 
 START_GRACE_S = 60.0  # how long a just-launched engine may take to come up (torch import, a slow disk)
@@ -24,7 +25,8 @@ START_GRACE_S = 60.0  # how long a just-launched engine may take to come up (tor
 
 def run_dir_is_live(run_dir: str | Path) -> bool:
     """The run's engine is up (status.json says starting / running / paused, and it is that process)."""
-    return run_is_live(read_status(RunPaths(Path(run_dir))))
+    paths = RunPaths(Path(run_dir))
+    return run_is_live(read_status(paths), paths)
 
 
 class RunFollower(QThread):
@@ -123,9 +125,13 @@ def send_engine_command(run_dir: str | Path, cmd: str) -> dict:
         if cmd != "stop":
             return {"ok": False, "error": f"could not reach the engine: {exc}"}
     # stop without a socket: SIGTERM is the engine's "stop and save" too
-    status = read_status(RunPaths(Path(run_dir)))
+    paths = RunPaths(Path(run_dir))
+    status = read_status(paths)
     if not engine_alive(status):
         return {"ok": False, "error": "the engine is not running"}
+    if not is_runs_engine(int(status["pid"]), paths.lock):  # never signal a process that merely has the pid
+        return {"ok": False, "error": f"process {status['pid']} named in status.json is not this run's engine "
+                                      "(it does not hold the run's lock); nothing was signalled"}
     try:
         os.kill(int(status["pid"]), signal.SIGTERM)
         return {"ok": True, "error": None}

@@ -7,9 +7,10 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLineEdit, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem,
-                               QWidget)
+                               QHeaderView, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton, QTableWidget,
+                               QTableWidgetItem, QWidget)
 
+from grpo_studio.engine.common.export_target import existing_targets
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.gui.adapter_page import AdapterPage
 from grpo_studio.gui.widgets import Card, fmt_bytes, label, open_folder, page_header, page_layout
@@ -142,11 +143,36 @@ class ExportPage(AdapterPage):
     def export_action(self) -> None:
         if self.job is not None or not self.run.run_dir():
             return
+        args = self._with_replace_consent(self.arguments())
+        if args is None:
+            return
         self._show_result(None)
         self.log.clear()
-        self.start_job(self.arguments())
+        self.start_job(args)
         self._update_enabled()
         self.status_event.emit("Exporting…")
+
+    def _with_replace_consent(self, args: list[str]) -> list[str] | None:
+        """The export's arguments, with --force once the user agreed to replace what is already there; None
+        when they did not (the export writes nothing then)."""
+        files = [Path(args[args.index("--gguf") + 1])] if "--gguf" in args else []
+        if "--ollama" in args:
+            files.append(files[0].expanduser().parent / "Modelfile")
+        folders = [Path(args[args.index("--merged") + 1])] if "--merged" in args else []
+        there = existing_targets(files, folders)
+        if not there:
+            return args
+        listed = "\n".join(str(path) for path in there)
+        these, them = ("This already exists", "it") if len(there) == 1 else ("These already exist", "them")
+        answer = QMessageBox.question(
+            self, "Replace existing export?",
+            f"{these}:\n{listed}\n\nReplace {them}? (Files and folders GRPO Studio did not write are never "
+            "replaced; the export stops with a message instead.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        if answer != QMessageBox.StandardButton.Yes:
+            self.status_event.emit("Export cancelled: nothing replaced")
+            return None
+        return [*args[:-1], "--force", args[-1]]
 
     def cancel_action(self) -> None:
         if self.job is not None:

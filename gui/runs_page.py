@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMessageBox, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
                                QStackedWidget, QTableView, QWidget)
 
 from grpo_studio.engine.common import runs as run_store
@@ -16,10 +16,10 @@ from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import EmptyState, fmt_duration, fmt_number, open_folder, page_header, page_layout
 
-RESUMABLE = ("stopped", "crashed", "failed")
+RESUMABLE = ("stopped", "crashed", "failed", "damaged")  # damaged: from its newest checkpoint that reads back
 WIDE_COLUMNS = (0, 2)  # Run, Model
 STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", "finished": "Finished",
-              "stopped": "Stopped", "failed": "Failed", "crashed": "Crashed"}
+              "stopped": "Stopped", "failed": "Failed", "crashed": "Crashed", "damaged": "Damaged"}
 
 
 class RunsModel(QAbstractTableModel):
@@ -63,7 +63,8 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == 1:
             c = theme.current()
             color = {"running": c.accent, "starting": c.accent, "paused": c.warn, "finished": c.good,
-                     "failed": c.bad, "crashed": c.bad, "stopped": c.muted}.get(run.state, c.text)
+                     "failed": c.bad, "crashed": c.bad, "stopped": c.muted,
+                     "damaged": c.bad}.get(run.state, c.text)
             return QColor(color)
         if role == Qt.ItemDataRole.ToolTipRole:
             if run.error:
@@ -154,6 +155,12 @@ class RunsPage(QWidget):
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.table)
         layout.addWidget(self.stack, 1)
+        self.damage_note = QLabel()  # what is wrong with the selected run, when it is damaged
+        self.damage_note.setObjectName("FieldError")  # the theme's colour for what is wrong
+        self.damage_note.setWordWrap(True)
+        self.damage_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.damage_note.hide()
+        layout.addWidget(self.damage_note)
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.resume_button)
@@ -167,7 +174,9 @@ class RunsPage(QWidget):
         self.delete_button.clicked.connect(self.delete_action)
         self.refresh_button.clicked.connect(self.refresh)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._say_damage())
         self.model.modelReset.connect(self._update_buttons)
+        self.model.modelReset.connect(self._say_damage)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.table, self.delete_action)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self, self.refresh)
         self.timer = QTimer(self, interval=3000)  # states change on their own (engines finish, crash)
@@ -211,6 +220,14 @@ class RunsPage(QWidget):
         self.delete_button.setToolTip("" if run is None or run.state not in LIVE_STATES else
                                       "Stop the run before deleting it")
         self.resume_button.setEnabled(run is not None and run.state in RESUMABLE)
+
+    def _say_damage(self) -> None:
+        """A damaged run says what is wrong with it under the table while selected (the tooltip holds it too)."""
+        run = self.selected_run()
+        damage = getattr(run, "damage", None) if run is not None else None
+        self.damage_note.setVisible(bool(damage))
+        if damage:
+            self.damage_note.setText(f"{run.name}: this run is damaged: {damage}")
 
     # ------------------------------------------------------------------ actions
     def open_action(self) -> None:

@@ -262,7 +262,7 @@ def test_overlong_prompts_are_truncated_from_the_left(tmp_path, chat_tokenizer):
     assert report.overlong == 1 and len(examples) == 3 and report.max_prompt_tokens == len(full)
     assert examples[0].prompt_ids == full[-16:]
     assert examples[0].prompt_text.endswith("What is 2 + 3?") and examples[0].prompt == long
-    assert "1 longer than max_prompt_length were truncated" in report.summary()
+    assert "1 prompt longer than max_prompt_length was truncated" in report.summary()  # issue 27, finding 14
 
 
 def test_overlong_prompts_dropped_and_all_dropped_is_an_error(tmp_path, chat_tokenizer):

@@ -297,6 +297,6 @@ def test_replaces_an_existing_file_atomically(tmp_path):
     out = tmp_path / "exports" / "a.gguf"
     out.parent.mkdir()
     out.write_bytes(b"old")
-    result = export_gguf(adapter_dir, out, "f16")
+    result = export_gguf(adapter_dir, out, "f16", force=True)  # replacing needs asking (issue 27, finding 2)
     assert out.read_bytes()[:4] == b"GGUF" and result.bytes == out.stat().st_size
     assert sorted(p.name for p in out.parent.iterdir()) == ["a.gguf"]

@@ -55,6 +55,27 @@ def test_export_shows_files_and_ollama_command(qtbot, tmp_path, finished_run):
     assert page.error_panel.isHidden()
 
 
+def test_export_asks_before_replacing_and_passes_force_only_on_yes(qtbot, tmp_path, finished_run, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    (finished_run / "exports").mkdir()
+    (finished_run / "exports" / "adapter-f16.gguf").write_bytes(b"GGUF earlier")
+    asked = []
+    answer = QMessageBox.StandardButton.Cancel
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or answer)
+    page = ExportPage()
+    qtbot.addWidget(page)
+    page.set_runs_dir(finished_run.parent)
+    page.export_action()
+    assert page.job is None and not (tmp_path / "calls.jsonl").exists()  # cancelled: nothing ran
+    assert "adapter-f16.gguf" in asked[-1]
+    answer = QMessageBox.StandardButton.Yes
+    page.export_action()
+    qtbot.waitUntil(lambda: page.job is None, timeout=10000)
+    args = calls(tmp_path)[-1]
+    assert "--force" in args and args[-1] == "--json"
+
+
 def test_export_error_is_a_panel(qtbot, tmp_path, finished_run, monkeypatch):
     monkeypatch.setenv("FAKE_CLI_FAIL", "1")
     page = ExportPage()

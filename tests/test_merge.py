@@ -40,7 +40,7 @@ def test_saved_in_the_base_dtype_and_replaces_an_earlier_merge(tmp_path):
     (base_dir / "config.json").write_text(json.dumps(config))
     out = tmp_path / "merged"
     merge_adapter(adapter_dir, out)
-    result = merge_adapter(adapter_dir, out)  # again: replaces the first
+    result = merge_adapter(adapter_dir, out, force=True)  # again: replaces the first
     assert result.dtype == "bfloat16"
     from safetensors import safe_open
 

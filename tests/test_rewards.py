@@ -281,3 +281,11 @@ def test_gui_commands_stay_torch_free(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_rewards_that_overflow_are_an_error_not_a_silent_zero_loss():
+    """Issue 27 finding 11: 1e308 made the reward mean and std overflow; the run 'finished' learning nothing."""
+    with pytest.raises(RewardError, match="'huge' returned 1e\\+308 for sample 1.*overflow") as error:
+        score([fn("huge", lambda prompts, completions, **kw: [1.0, 1e308])], ["a", "b"])
+    assert "scale the reward" in error.value.hint
+    assert score([fn("big", lambda prompts, completions, **kw: [1e12, -1e12])], ["a", "b"])  # large is fine

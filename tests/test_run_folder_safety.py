@@ -141,6 +141,18 @@ def test_resume_with_every_checkpoint_damaged_says_so(tmp_path):
     assert "Traceback" not in error["message"]
 
 
+def test_a_zero_byte_checkpoint_hint_never_proposes_deleting_the_intact_adapter(tmp_path):
+    """Issue 27 finding 4: --overwrite would delete the run's intact final adapter; the hint keeps it."""
+    run = tmp_path / "run"
+    assert run_engine(tiny(steps=1, every=1), run, quiet=True) == 0
+    (RunPaths(run).checkpoints / "step-1" / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    assert run_engine(tiny(steps=2, every=1), run, resume=True, quiet=True) != 0
+    error = [e for e in read_events(RunPaths(run).events) if e["type"] == "error"][-1]
+    assert "--overwrite" not in error["hint"] and "--run-dir NEW_FOLDER" in error["hint"]
+    assert "final adapter" in error["hint"] and "intact" in error["hint"]
+    assert (RunPaths(run).adapter / "adapter_model.safetensors").stat().st_size > 0
+
+
 def test_read_checkpoint_leaves_the_model_untouched_when_damaged(tmp_path):
     model = torch.nn.Linear(2, 2)
     before = model.weight.detach().clone()

@@ -81,6 +81,7 @@ def test_resumed_run_is_live_again_after_an_earlier_done(runs_dir):
 
 def test_resolve_by_path_name_and_prefix(runs_dir):
     first = new_run_dir("demo", runs_dir)
+    (first / "config.yaml").write_text("model: demo\n")  # a folder given by path must be a run (issue 27, 14)
     (runs_dir / "other-run").mkdir()
     assert resolve_run(str(first)) == first.resolve()
     assert resolve_run(first.name, runs_dir) == first

@@ -206,3 +206,28 @@ def test_deeply_nested_json_is_a_protocol_error(engine):
         assert answer["ok"] is False and "nested too deeply" in answer["error"]
         conn.send_bytes(b'{"cmd": "ping"}')
         assert json.loads(conn.recv_bytes())["ok"]  # the same connection still works
+
+
+# ------------------------------------------------------------------------- issue 27, finding 9
+def test_a_huge_integer_is_a_protocol_error_not_a_dropped_connection(engine, capfd):
+    paths, _server = engine
+    with authenticated(paths) as conn:
+        conn.send_bytes(b'{"cmd": "subscribe", "from_seq": ' + b"7" * 5000 + b"}")
+        answer = json.loads(conn.recv_bytes())
+        assert answer["ok"] is False and "not a JSON message" in answer["error"]
+        conn.send_bytes(b'{"cmd": "ping"}')
+        assert json.loads(conn.recv_bytes())["ok"] is True  # the same connection still works
+    assert "Traceback" not in capfd.readouterr().err
+    with pytest.raises(ProtocolError):
+        decode(b"[" + b"1" * 5000 + b"]")
+
+
+def test_unknown_commands_are_logged_at_a_limited_rate(engine, monkeypatch):
+    paths, _server = engine
+    monkeypatch.setattr(server_module, "REFUSAL_LOG_EVERY_S", 600.0)
+    with authenticated(paths) as conn:
+        for n in range(2000):
+            conn.send_bytes(json.dumps({"cmd": f"nope{n}"}).encode())
+            assert json.loads(conn.recv_bytes())["ok"] is False
+    logs = [m for m in refusal_logs(paths) if "unknown command" in m]
+    assert len(logs) == 1, logs

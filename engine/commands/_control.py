@@ -28,13 +28,17 @@ def send(run_dir, cmd: str, done_text: str) -> int:
         answer = send_command(run_dir, cmd)
     except EngineNotRunning:
         state = summarize_run(run_dir).state
-        hint = (f"continue it with `grpo-studio train --resume --run-dir {run_dir}`"
+        from grpo_studio.engine.common.shell_args import quoted
+
+        hint = (f"continue it with `grpo-studio train --resume --run-dir {quoted(run_dir)}`"
                 if state in ("crashed", "stopped") else "see all runs with `grpo-studio runs`")
         raise StudioError(f"run {run_dir.name} has no engine running (it is {state})", hint) from None
     except (OSError, EOFError, TimeoutError) as error:
-        raise StudioError(f"could not reach the engine of {run_dir.name}: {error}",
+        raise StudioError(f"could not reach the engine of {run_dir.name}: {error or type(error).__name__}",
                           "check `grpo-studio runs`; the engine may be exiting right now") from None
     if not answer.get("ok"):
         raise StudioError(f"the engine refused {cmd!r}: {answer.get('error')}")
-    print(done_text.format(run=run_dir.name))
+    from grpo_studio.engine.common.shell_args import run_argument
+
+    print(done_text.format(run=run_argument(run_dir)))
     return 0

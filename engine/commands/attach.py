@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from grpo_studio.engine.commands._control import add_run_argument, resolve
+from grpo_studio.engine.common.shell_args import quoted, run_argument
 
 NAME = "attach"
 HELP = "follow a run's progress in the terminal (Ctrl-C detaches; the run goes on)"
@@ -33,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
             printer.handle(event)
     except KeyboardInterrupt:
         printer.close()
-        print(f"\ndetached; the run goes on (attach again with: grpo-studio attach {run_dir.name})")
+        print(f"\ndetached; the run goes on (attach again with: grpo-studio attach {run_argument(run_dir)})")
         return 0
     printer.close()
     summary = summarize_run(run_dir)
-    print(f"run {run_dir.name} is {summary.state} at step {summary.step}/{summary.total_steps or '?'}")
+    print(f"run {run_dir.name} is {summary.state} at step {summary.step}/{summary.total_steps or '?'}"
+          + (f": {summary.damage}" if summary.damage else ""))
     if summary.state == "crashed":
-        print(f"continue it with: grpo-studio train --resume --run-dir {run_dir}")
+        print(f"continue it with: grpo-studio train --resume --run-dir {quoted(run_dir)}")
     return 0 if summary.state in ("finished", "stopped", "running", "paused") else 1

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts-per-step", type=int, metavar="N")
     parser.add_argument("--optimizer", choices=("adamw", "adamw_8bit"))
     parser.add_argument("--offload-activations", choices=("auto", "on", "off"))
-    parser.add_argument("--gpu-memory", type=float, metavar="GIB",
+    parser.add_argument("--gpu-memory", type=gib_amount, metavar="GIB",
                         help="judge against a GPU with this much free memory instead of the detected one")
     parser.add_argument("--fit", action="store_true",
                         help="choose the micro-batch, generation batch, offloading and 4-bit that fit the GPU "
@@ -44,6 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit-may-reduce", choices=("nothing", "max_completion_length"),
                         help="with --fit: also lower this when the memory settings are not enough")
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+
+def gib_amount(text: str) -> float:
+    """--gpu-memory: a finite, positive number of GiB (nan, inf, 1e400 and -8 are refused by argparse)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB (e.g. 24)") from None
+    if not math.isfinite(value) or value <= 0 or value > 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU memory size: give a positive number of GiB "
+                                         "(e.g. 24)")
+    return value
 
 
 def build_config(args: argparse.Namespace):

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--merged", metavar="OUT_DIR", help="also write the merged model as a Hugging Face folder")
     parser.add_argument("--base", metavar="DIR", help="the base model's folder, when the adapter's own reference "
                                                       "to it is not on this machine")
+    parser.add_argument("--force", action="store_true", help="replace an existing GGUF / Modelfile, or a merged "
+                                                             "model an earlier export wrote (never a link, a device "
+                                                             "or a folder with other files)")
     parser.add_argument("--json", action="store_true", help="print JSON lines (for the app)")
 
 
@@ -127,6 +130,11 @@ def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
     files: list[dict] = []
     command = None
     want_gguf = bool(args.gguf or args.ollama or not args.merged)
+    if args.merged:  # refused before the GGUF is written, not after
+        from grpo_studio.engine.common.export_target import check_merged_target
+
+        base = find_base_model(read_adapter_config(adapter_dir), args.base)
+        check_merged_target(Path(args.merged).expanduser(), args.force, [base.folder, adapter_dir])
     if want_gguf:
         from grpo_studio.engine.export_gguf import export_gguf
 
@@ -134,7 +142,11 @@ def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
         adapter_config = read_adapter_config(adapter_dir)
         base = find_base_model(adapter_config, args.base)
         ollama_base = _ollama_base(args.ollama, base.name, base.folder) if args.ollama else None
-        result = export_gguf(adapter_dir, out, args.outtype, base_dir=args.base, log=log)
+        if ollama_base:  # refused before the GGUF is written, not after
+            from grpo_studio.engine.common.export_target import check_file_target
+
+            check_file_target(out.expanduser().parent / "Modelfile", args.force)
+        result = export_gguf(adapter_dir, out, args.outtype, base_dir=args.base, force=args.force, log=log)
         files.append({"path": str(result.path.resolve()), "kind": "gguf", "bytes": result.bytes})
         from grpo_studio.engine.modelfile import base_gguf_hint, ollama_command, ollama_name, write_modelfile
 
@@ -150,7 +162,7 @@ def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
         from grpo_studio.engine.merge import merge_adapter
 
         merged = merge_adapter(adapter_dir, args.merged, base_dir=args.base,
-                               load_in_4bit=bool(config and config.load_in_4bit), log=log)
+                               load_in_4bit=bool(config and config.load_in_4bit), force=args.force, log=log)
         files.append({"path": str(merged.path.resolve()), "kind": "merged", "bytes": merged.bytes})
     emit({"type": "result", "files": files, "ollama_command": command})
     if not args.json:

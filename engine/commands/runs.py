@@ -6,7 +6,7 @@ import json
 import time
 
 NAME = "runs"
-HELP = "list runs with their state (running / paused / finished / stopped / crashed / failed)"
+HELP = "list runs with their state (running / paused / finished / stopped / crashed / failed / damaged)"
 ORDER = 20
 
 
@@ -40,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-    crashed = [s.name for s in summaries if s.state == "crashed"]
+    for summary in summaries:
+        if summary.damage:
+            print(f"{summary.name}: this run is damaged: {summary.damage}")
+    crashed = [s.path for s in summaries if s.state == "crashed"]
     if crashed:
-        print(f"\ncrashed runs continue with: grpo-studio train --resume --run-dir {summaries[0].path.parent}/"
-              f"{crashed[0]}")
+        from grpo_studio.engine.common.shell_args import quoted
+
+        print(f"\ncrashed runs continue with: grpo-studio train --resume --run-dir {quoted(crashed[0])}")
     return 0

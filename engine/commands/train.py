@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from grpo_studio.engine import torchrun_launch
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.runs import RunPaths
 
 NAME = "train"
 HELP = "train with GRPO from a config file (or the built-in demo) in the terminal"
@@ -93,6 +95,7 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
         from grpo_studio.engine.resume_check import check_resume
 
         notes = check_resume(RunPaths(run_dir).checkpoints, config)
+        _check_steps_beyond(args.steps, RunPaths(run_dir).checkpoints)
     else:
         if (Path(run_dir) / "engine.lock").is_file():
             from grpo_studio.engine.lock import RunLock
@@ -101,6 +104,18 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
         config_file = Path(args.config) if args.config else None
         notes = prepare_new_run(Path(run_dir), config_file, getattr(args, "overwrite", False))
     return TrainJob(config, Path(run_dir), resume, notes)
+
+
+def _check_steps_beyond(steps: int | None, checkpoints: Path) -> None:
+    """`--resume --steps N` must leave something to train: N at or below the step the run resumes from would
+    end it at once as "finished 24/10" with max_steps rewritten."""
+    from grpo_studio.engine.checkpoint_files import complete_checkpoints
+
+    found = complete_checkpoints(checkpoints)
+    if steps is not None and found and steps <= found[-1][0]:
+        raise ConfigError(f"--steps {steps} is not beyond step {found[-1][0]}, where the run resumes",
+                          f"give --steps above {found[-1][0]} to train further, or leave --steps out to keep "
+                          "the run's own max_steps")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         if os.environ.get("RANK", "0") != "0":
             args.quiet = True  # one progress bar: rank 0's
     control = Control()
-    previous = _stop_on_signals(control)
+    previous = _stop_on_signals(control, RunPaths(job.run_dir).log)
     try:
         if not args.quiet:
             print(f"run folder: {job.run_dir}")
@@ -165,18 +180,49 @@ def _detach(args: argparse.Namespace, job: TrainJob) -> int:
     pid = start_detached(argv, run_dir)
     print(f"run folder: {run_dir}")
     print(f"engine started in the background (pid {pid}); its output goes to {run_dir / 'engine.log'}")
-    print(f"follow with: grpo-studio attach {run_dir.name}    stop with: grpo-studio stop {run_dir.name}")
+    from grpo_studio.engine.common.shell_args import in_runs_dir, run_argument
+
+    print(f"follow with: grpo-studio attach {run_argument(run_dir)}    stop with: grpo-studio stop "
+          f"{run_argument(run_dir)}")
+    if not in_runs_dir(run_dir):
+        print("(this run is outside the runs folder, so `grpo-studio runs` does not list it: name it by its path)")
     return 0
 
 
-def _stop_on_signals(control: Control) -> dict:
+def _stop_on_signals(control: Control, log_file: Path) -> dict:
     """Ctrl-C / SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts at once.
-    Returns the handlers it replaced."""
+    SIGHUP (the terminal closed, the ssh session dropped) stops and saves the same way; the output that
+    terminal can no longer take goes to the run's engine.log instead. Returns the handlers it replaced."""
     def handler(signum, frame):
         if control.stop_requested:
             raise KeyboardInterrupt
         print("\nstopping after this step (saving a checkpoint); Ctrl-C again to abort", flush=True)
         control.handle("stop")
 
+    def hangup(signum, frame):
+        _output_to(log_file)
+        print("\nthe terminal closed (SIGHUP): stopping after this step (saving a checkpoint)", flush=True)
+        control.handle("stop")
+
     signums = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
-    return {signum: signal.signal(signum, handler) for signum in signums}
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    if hasattr(signal, "SIGHUP"):
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, hangup)
+    return previous
+
+
+def _output_to(log_file: Path) -> None:
+    """Point stdout and stderr (the file descriptors, so the progress printer follows) at log_file: writing to
+    a closed terminal fails (EIO), which would end the run before its checkpoint."""
+    try:
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)

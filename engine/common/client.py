@@ -9,17 +9,21 @@ process of the same user can read the key. JSON over send_bytes / recv_bytes onl
 """
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections import deque
+from multiprocessing import AuthenticationError
 from multiprocessing import connection as mpc
 from pathlib import Path
 from typing import Iterator
 
 from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.common.protocol import MAX_MESSAGE_BYTES, RunOutcome, decode, encode
+from grpo_studio.engine.common.protocol import BUSY_GREETING, MAX_MESSAGE_BYTES, RunOutcome, decode, encode
 from grpo_studio.engine.common.runs import RunPaths, read_status, run_is_live
+from grpo_studio.engine.common.shell_args import quoted
 
 POLL_S = 0.25
 
@@ -40,16 +44,18 @@ class EngineClient:
     def connect(self) -> "EngineClient":
         status = read_status(self.paths)
         address = status.get("endpoint")
-        if not address or not run_is_live(status):
+        if not address or not run_is_live(status, self.paths):
             raise EngineNotRunning(f"no engine is running for {self.paths.root.name}",
                                    "see its state with `grpo-studio runs`; continue a crashed or stopped run "
-                                   f"with `grpo-studio train --resume --run-dir {self.paths.root}`")
+                                   f"with `grpo-studio train --resume --run-dir {quoted(self.paths.root)}`")
         try:
             secret = self.paths.secret.read_bytes().strip()
         except FileNotFoundError:
             raise EngineNotRunning(f"{self.paths.root} has no secret file", "the engine is not running") from None
-        family = "AF_PIPE" if address.startswith("\\\\") else "AF_UNIX"
-        self.conn = mpc.Client(address, family=family, authkey=secret)
+        if address.startswith("\\\\"):  # Windows named pipe
+            self.conn = mpc.Client(address, family="AF_PIPE", authkey=secret)
+        else:
+            self.conn = connect_unix(address, secret, self.timeout, self.paths.root.name)
         return self
 
     def _send(self, message: dict) -> None:
@@ -103,6 +109,79 @@ class EngineClient:
         self.close()
 
 
+class EngineBusy(StudioError):
+    """The engine serves as many clients as it takes at once."""
+
+    kind = "busy"
+
+
+def connect_unix(address: str, secret: bytes, timeout: float, name: str) -> mpc.Connection:
+    """Connect to an engine's Unix socket and prove the key, each within `timeout` seconds: an engine that is
+    stopped (SIGSTOP), hung or flooded gives a TimeoutError that says so instead of a hang."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address)
+    except socket.timeout:
+        sock.close()
+        raise TimeoutError(f"the engine of {name} did not accept the connection within {timeout:g} s "
+                           "(is it stopped or hung? `kill -CONT PID` continues a stopped one)") from None
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(True)
+    conn = mpc.Connection(sock.detach())
+    expired = threading.Event()
+
+    def give_up() -> None:  # wakes the blocked handshake read
+        expired.set()
+        try:
+            with socket.socket(fileno=os.dup(conn.fileno())) as dup:
+                dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    watchdog = threading.Timer(timeout, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        handshake = _Handshake(conn)
+        mpc.answer_challenge(handshake, secret)
+        mpc.deliver_challenge(handshake, secret)
+    except (EOFError, OSError, AuthenticationError, AssertionError) as error:
+        conn.close()
+        if expired.is_set():
+            raise TimeoutError(f"the engine of {name} did not answer within {timeout:g} s (is it stopped or "
+                               "hung? `kill -CONT PID` continues a stopped one)") from None
+        if isinstance(error, AuthenticationError):
+            raise
+        raise EOFError("the engine closed the connection during the key handshake (it may be exiting)") from None
+    except EngineBusy:
+        conn.close()
+        raise
+    finally:
+        watchdog.cancel()
+    return conn
+
+
+class _Handshake:
+    """The connection as the key handshake sees it: an engine's "busy" greeting becomes EngineBusy."""
+
+    def __init__(self, conn: mpc.Connection) -> None:
+        self.conn = conn
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        data = self.conn.recv_bytes(maxlength)
+        if data.startswith(BUSY_GREETING):
+            reason = data[len(BUSY_GREETING):].decode("utf-8", "replace")
+            raise EngineBusy(f"the engine refused the connection: {reason}",
+                             "close an `attach` or app window that follows this run, then try again")
+        return data
+
+    def send_bytes(self, data: bytes) -> None:
+        self.conn.send_bytes(data)
+
+
 def send_command(run_dir: str | Path, cmd: str | dict, timeout: float = 5.0) -> dict:
     """Connect, send one command (stop | pause | resume | save_now | ping), return the reply, disconnect."""
     with EngineClient(run_dir, timeout=timeout) as client:
@@ -130,7 +209,7 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
                 and next(read_events(paths.events, event["seq"] + 1), None) is None)
 
     def gone() -> bool:
-        return not run_is_live(read_status(paths)) and time.monotonic() >= grace_until
+        return not run_is_live(read_status(paths), paths) and time.monotonic() >= grace_until
 
     while not stop.is_set():
         client = EngineClient(run_dir, timeout=timeout)
@@ -148,7 +227,7 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
                     except (EOFError, OSError):
                         break
                     if event is None:
-                        if not run_is_live(read_status(paths)):
+                        if not run_is_live(read_status(paths), paths):
                             break
                         continue
                     if event.get("type") == "reply" or event.get("seq") != next_seq:

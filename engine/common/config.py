@@ -382,6 +382,8 @@ def _cross_checks(config: TrainConfig) -> list[str]:
     errors = []
     if not config.rewards:
         errors.append("rewards: at least one reward function is needed")
+    if config.max_steps is None and config.num_train_epochs <= 0:  # it would still train one step
+        errors.append("num_train_epochs: must be above 0 when max_steps is null (0 trains nothing)")
     if config.dataset.question_column is None and not config.dataset.prompt_column:
         errors.append("dataset.prompt_column: give a prompt column or a question column")
     if config.lora.target_modules != "all-linear" and not (

@@ -71,6 +71,7 @@ class EventLog:
         if current == self._identity and os.fstat(self._fd).st_nlink > 0:
             return None
         os.close(self._fd)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the whole run folder may be gone
         self._open()
         self.recreated += 1
         return self.next_seq
@@ -116,8 +117,25 @@ def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
+def parse_event(line: bytes) -> dict | None:
+    """One line of events.jsonl as an event, or None for anything else (not JSON, not UTF-8, NUL bytes, a bare
+    number, an integer past Python's digit limit, a `seq` that is not a number): a damaged line is skipped by
+    every reader, never raised."""
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        return None
+    if not isinstance(event, dict):
+        return None
+    seq = event.get("seq")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
+        return None
+    return event
+
+
 def read_events(path: str | Path, from_seq: int = 0) -> Iterator[dict]:
-    """Events of a file in order, from `from_seq` on. A torn last line (the engine died mid-write) is skipped."""
+    """Events of a file in order, from `from_seq` on. A torn last line (the engine died mid-write) and damaged
+    lines are skipped."""
     path = Path(path)
     if not path.exists():
         return
@@ -125,11 +143,8 @@ def read_events(path: str | Path, from_seq: int = 0) -> Iterator[dict]:
         for line in handle:
             if not line.endswith(b"\n"):
                 break
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and event.get("seq", -1) >= from_seq:
+            event = parse_event(line)
+            if event is not None and event.get("seq", -1) >= from_seq:
                 yield event
 
 
@@ -146,7 +161,7 @@ def _repair_and_count(path: Path) -> int:
     last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
     if not last:
         return 0
-    try:
-        return int(json.loads(last)["seq"]) + 1
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return data.count(b"\n")
+    event = parse_event(last)
+    if event is not None and isinstance(event.get("seq"), int):
+        return event["seq"] + 1
+    return data.count(b"\n")

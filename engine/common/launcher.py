@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from grpo_studio.engine.common.runs import RunPaths, read_status, write_status
+from grpo_studio.engine.common.runs import RunPaths, folder_identity, read_status, write_status
 
 
 CLI_ENV = "GRPO_STUDIO_CLI"  # a command line that stands in for `grpo-studio` (tests swap in a fake CLI)
@@ -51,5 +51,6 @@ def start_detached(argv: list[str], run_dir: str | Path) -> int:
     # The engine rewrites these once it runs; until then the run is "starting" under this pid (or "crashed"
     # if it dies before that), and a stale endpoint from an earlier segment is not tried.
     if read_status(paths).get("pid") != process.pid:  # (unless the engine was quicker and wrote its own)
-        write_status(paths, pid=process.pid, state="starting", started=time.time(), endpoint=None)
+        write_status(paths, pid=process.pid, state="starting", started=time.time(), endpoint=None,
+                     folder=folder_identity(paths.root))
     return process.pid

@@ -33,6 +33,7 @@ ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "download", "disk_ful
 DONE_REASONS = ("finished", "stopped", "failed")
 COMMANDS = ("stop", "pause", "resume", "save_now", "ping", "subscribe")
 MAX_MESSAGE_BYTES = 1 << 20
+BUSY_GREETING = b"#BUSY:"  # sent instead of the key challenge by an engine that serves its most clients already
 
 
 class RunOutcome:
@@ -83,7 +84,7 @@ def decode(payload: bytes) -> dict:
         raise ProtocolError("message too large")
     try:
         message = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
         raise ProtocolError(f"not a JSON message: {exc}") from None
     except RecursionError:  # e.g. [[[[...]]]] nested 200k deep: refuse it like any other bad message
         raise ProtocolError("not a JSON message: nested too deeply") from None

@@ -15,6 +15,8 @@ from typing import Any
 
 import platformdirs
 
+from grpo_studio.engine.common.engine_proof import lock_is_free
+from grpo_studio.engine.common.events import parse_event
 from grpo_studio.engine.common.protocol import LIVE_STATES, RunOutcome
 
 RUNS_DIR_ENV = "GRPO_STUDIO_RUNS_DIR"
@@ -98,11 +100,67 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
         raise
 
 
-def read_status(paths: RunPaths) -> dict[str, Any]:
+# status.json's fields and their types; a field of another type is dropped and the run reported damaged.
+_STATUS_TYPES: dict[str, tuple[type, ...]] = {"pid": (int,), "state": (str,), "started": (int, float),
+                                              "step": (int,), "total_steps": (int,), "endpoint": (str,),
+                                              "folder": (str,)}
+# What ties status.json to its engine; kept only while status.json is in the folder its engine wrote it in.
+_ENGINE_FIELDS = ("pid", "endpoint", "folder")
+
+
+def folder_identity(folder: Path) -> str:
+    """The run folder itself (device and inode): the same after a rename, another for a copy (`cp -a`)."""
+    info = os.stat(folder)
+    return f"{info.st_dev}:{info.st_ino}"
+
+
+def _is_a_copy(paths: RunPaths, data: dict[str, Any]) -> bool:
+    """status.json names another folder than the one it is in: this folder is a copy of a run's folder, and
+    its pid and socket are the original's engine, not this run's."""
+    recorded = data.get("folder")
+    if not recorded:
+        return False  # written before runs recorded their folder
     try:
-        return json.loads(paths.status.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+        return recorded != folder_identity(paths.root)
+    except OSError:
+        return False
+
+
+def load_status(paths: RunPaths) -> tuple[dict[str, Any], str | None]:
+    """status.json as a dict whose known fields have their types, and what is wrong with the file (None when
+    nothing is): any content — not JSON, not UTF-8, not an object, a field of the wrong type — is read, never
+    raised, so one damaged run never stops the others from listing."""
+    try:
+        raw = paths.status.read_bytes()
+    except FileNotFoundError:
+        return {}, None
+    except OSError as error:
+        return {}, f"status.json cannot be read ({error.strerror or error})"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {}, "status.json is not UTF-8 text"
+    except (ValueError, RecursionError):  # JSONDecodeError, an integer past Python's digit limit, deep nesting
+        return {}, "status.json is not valid JSON"
+    if not isinstance(data, dict):
+        what = {list: "an array", str: "a string", type(None): "null"}.get(type(data), "a number")
+        return {}, f"status.json holds {what} instead of an object"
+    bad = [key for key, types in _STATUS_TYPES.items() if data.get(key) is not None
+           and (not isinstance(data[key], types) or isinstance(data[key], bool))]
+    for key in bad:
+        del data[key]
+    if _is_a_copy(paths, data):
+        for key in _ENGINE_FIELDS:
+            data.pop(key, None)
+        if data.get("state") in LIVE_STATES:  # copied while it trained: say why it has no engine
+            return data, ("a copy of a live run's folder: the engine its status.json names belongs to the "
+                          "original; resume the copy to train it on its own")
+    return data, (f"status.json has a malformed {', '.join(bad)}" if bad else None)
+
+
+def read_status(paths: RunPaths) -> dict[str, Any]:
+    """status.json's well-formed fields ({} for a missing or damaged file)."""
+    return load_status(paths)[0]
 
 
 def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
@@ -134,6 +192,7 @@ class RunSummary:
     best_reward: float | None
     pid: int | None
     error: str | None
+    damage: str | None = None  # what is wrong with the run's files, when something is
 
     @property
     def alive(self) -> bool:
@@ -152,6 +211,8 @@ class _EventDigest:
     error: str | None = None
     first_time: float | None = None
     last_time: float | None = None
+    lines: int = 0
+    damage: str | None = None  # the first line that is not an event
 
     @property
     def done(self) -> str | None:
@@ -177,9 +238,10 @@ def _digest_events(path: Path) -> _EventDigest:
         complete = chunk[: chunk.rfind(b"\n") + 1]  # leave a line still being written for next time
         digest.offset += len(complete)
         for line in complete.splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
+            digest.lines += 1
+            event = parse_event(line)
+            if event is None:
+                digest.damage = digest.damage or f"events.jsonl line {digest.lines} is not an event"
                 continue
             _fold(digest, event)
     _digests[path] = digest
@@ -222,9 +284,13 @@ def engine_alive(status: dict[str, Any]) -> bool:
         return False
 
 
-def run_is_live(status: dict[str, Any]) -> bool:
-    """The one liveness check: status.json says starting / running / paused and its engine process is there."""
-    return status.get("state") in LIVE_STATES and engine_alive(status)
+def run_is_live(status: dict[str, Any], paths: RunPaths | None = None) -> bool:
+    """The one liveness check: status.json says starting / running / paused and its engine process is there.
+    With the run's paths, a running or paused run whose lock nobody holds has no engine, whatever process now
+    has its pid (a folder from a container or another machine, a reused pid)."""
+    if status.get("state") not in LIVE_STATES or not engine_alive(status):
+        return False
+    return paths is None or status.get("state") == "starting" or not lock_is_free(paths.lock)
 
 
 def _config_summary(paths: RunPaths) -> tuple[str, str]:
@@ -238,11 +304,11 @@ def _config_summary(paths: RunPaths) -> tuple[str, str]:
         return "?", "?"
 
 
-def run_state(status: dict[str, Any], digest: _EventDigest) -> str:
+def run_state(status: dict[str, Any], digest: _EventDigest, paths: RunPaths | None = None) -> str:
     if not status and digest.offset == 0:
         return "created"
     state = status.get("state")
-    if run_is_live(status):
+    if run_is_live(status, paths):
         return state
     if digest.done in ("finished", "stopped", "failed"):
         return digest.done
@@ -253,9 +319,12 @@ def run_state(status: dict[str, Any], digest: _EventDigest) -> str:
 
 def summarize_run(run_dir: Path) -> RunSummary:
     paths = RunPaths(Path(run_dir))
-    status = read_status(paths)
+    status, damage = load_status(paths)
     digest = _digest_events(paths.events)
-    state = run_state(status, digest)
+    state = run_state(status, digest, paths)
+    damage = damage or digest.damage
+    if damage and state not in LIVE_STATES:  # a live engine rewrites status.json; say so once it stops
+        state = "damaged"
     model, dataset = _config_summary(paths)
     started = status.get("started") or digest.first_time
     updated = digest.last_time
@@ -264,8 +333,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         name=paths.root.name, path=paths.root, state=state, model=model, dataset=dataset,
         step=max(int(status.get("step") or 0), digest.step), total_steps=status.get("total_steps"),
         started=started, updated=updated, duration_s=duration, reward=digest.reward,
-        best_reward=digest.best_reward, pid=status.get("pid"), error=digest.error if state == "failed" or
-        state == "crashed" else None)
+        best_reward=digest.best_reward, pid=status.get("pid"), error=f"this run is damaged: {damage}" if damage
+        else digest.error if state == "failed" or state == "crashed" else None, damage=damage)
 
 
 def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
@@ -279,17 +348,25 @@ def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
 
 
 def resolve_run(name_or_path: str, runs_dir: Path | None = None) -> Path:
-    """A run folder from a path, a run name under the runs folder, or a unique prefix of one."""
+    """A run folder from a path, a run name under the runs folder, or a unique prefix of one. A folder that
+    is not a run (no config.yaml or status.json: /tmp, /etc) is an error, not a run "created at step 0"."""
+    from glob import escape as glob_escape
+
     from grpo_studio.engine.common.errors import StudioError
 
     direct = Path(name_or_path).expanduser()
-    if direct.is_dir():
+    if direct.is_dir() and (RunPaths(direct).config.exists() or RunPaths(direct).status.exists()):
         return direct.resolve()
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
-    candidates = sorted(p for p in runs_dir.glob(f"{name_or_path}*") if p.is_dir()) if runs_dir.is_dir() else []
+    is_name = bool(name_or_path) and "/" not in name_or_path and os.sep not in name_or_path
+    candidates = (sorted(p for p in runs_dir.glob(f"{glob_escape(name_or_path)}*") if p.is_dir())
+                  if is_name and runs_dir.is_dir() else [])
     exact = [p for p in candidates if p.name == name_or_path]
     if exact or len(candidates) == 1:
         return (exact or candidates)[0]
+    if not candidates and direct.is_dir():
+        raise StudioError(f"{direct} is not a run folder (it has no config.yaml or status.json)",
+                          "give a run's name as `grpo-studio runs` lists it, or the folder of a run")
     if not candidates:
         raise StudioError(f"no run named '{name_or_path}' in {runs_dir}",
                           "list runs with `grpo-studio runs`, or pass the run folder's path")

@@ -43,8 +43,35 @@ def signal_hints(metrics: Sequence[dict], window: int = WINDOW) -> list[Hint]:
     if len(recent) < MIN_STEPS:
         return []
     signals = [m["signal"] for m in recent]
+    diverging = _diverging(recent)
+    if diverging:  # cut or alike completions are then symptoms: the cause is the step size
+        return [diverging] + _reward_functions(recent, signals)
     hints = [h for h in (_flat_groups(recent, signals), _truncated(recent, signals), _entropy(signals)) if h]
     return hints + _reward_functions(recent, signals)
+
+
+GRAD_BLOWUP = 10.0  # the gradient norm grew this many times within the window
+
+
+def _diverging(recent: list[dict]) -> Hint | None:
+    """The reward falls while the gradient norm explodes: the updates are too large (the learning rate)."""
+    rows = [(m["reward"], m["grad_norm"]) for m in recent
+            if isinstance(m.get("reward"), (int, float)) and isinstance(m.get("grad_norm"), (int, float))]
+    if len(rows) < 4:
+        return None
+    half = len(rows) // 2
+    rewards = [r for r, _ in rows]
+    before, after = _mean(rewards[:half]), _mean(rewards[half:])
+    falling = before - after > max(1e-6, 0.25 * (max(rewards) - min(rewards)))
+    first = min((g for _, g in rows[:half] if g > 0), default=None)
+    peak = max(g for _, g in rows[half:])
+    if not falling or first is None or peak < GRAD_BLOWUP * first:
+        return None
+    lr = recent[-1].get("lr")
+    at = f" ({lr:g})" if isinstance(lr, (int, float)) else ""
+    return Hint("diverging", f"The reward is falling ({before:.3f} → {after:.3f}) while the gradient norm exploded "
+                             f"({first:.3g} → {peak:.3g}): the learning rate{at} is too high for this model; "
+                             "lower learning_rate (e.g. 10×) and start again or resume from an earlier checkpoint.")
 
 
 def _flat_groups(recent: list[dict], signals: list[dict]) -> Hint | None:
