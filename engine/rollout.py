@@ -33,8 +33,8 @@ class Rollout:
     texts: list[str]  # decoded completions (special tokens dropped)
     truncated: torch.Tensor | None = None  # [N] bool: no EOS within max_completion_length (cut off)
     generation: str = ""  # how it was generated (backend, dtype, weight layout), for the log
-    # [N, C] the sampler's own fp32 log-probs, when its dtype or weights differ from the training forward's
-    # (the fast path in bf16 or with merged LoRA); the loss corrects and measures that mismatch
+    # [N, C] the sampler's own fp32 log-probs, when it samples in another dtype than the training forward
+    # (the fast path in bf16 for an fp32 run); the loss corrects and measures that mismatch
     sampling_logps: torch.Tensor | None = None
 
     @property
@@ -103,8 +103,8 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
 
 def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_tokens, sampling,
           generation_dtype) -> tuple[list[torch.Tensor], str, list[torch.Tensor] | None]:
-    """(completion pieces, description, the sampler's log-probs per piece when its dtype or weights differ
-    from the training forward's, else None)."""
+    """(completion pieces, description, the sampler's log-probs per piece when its dtype differs from the
+    training forward's, else None)."""
     from grpo_studio.engine.fast_generate import DecodeSettings, cuda_graphs_available, decode
     from grpo_studio.engine.generation_weights import generation_weights
 
@@ -115,7 +115,9 @@ def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_toke
     graphs = cuda_graphs_available(device)
     settings = DecodeSettings(max_new_tokens, tuple(eos_ids), pad_id, sampling, static=graphs, compile_step=graphs)
     pieces, logps = [], []
-    differs = plan.dtype != train_dtype or plan.merged
+    # Merged copies in the training dtype differ from the training forward by rounding only; another dtype
+    # (bf16 sampling for an fp32 run) is the mismatch worth correcting and measuring.
+    differs = plan.dtype != train_dtype
     with generation_weights(model, plan, train_dtype) as lm:
         for start in range(0, total, step):
             rows = torch.arange(start, min(start + step, total), device=device) // G

@@ -22,6 +22,7 @@ from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.form_fields import parse_errors
+from grpo_studio.gui.algorithm_panel import AlgorithmPanel
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.model_picker import ModelPicker
 from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data, leave_demo
@@ -100,6 +101,7 @@ class NewRunPage(QWidget):
         self.dataset = DatasetPicker()
         self.rewards = RewardsPanel()
         self.hyper = HyperparamsPanel()
+        self.algorithm = AlgorithmPanel()
         for title, subtitle, widget in (
                 ("Model", "The base model stays frozen (optionally in 4 bits); GRPO trains a small LoRA adapter "
                           "on top of it.", self.model),
@@ -107,7 +109,9 @@ class NewRunPage(QWidget):
                  self.dataset),
                 ("Rewards", "Each completion is scored by these functions; GRPO pushes the model towards "
                             "completions that score above their group's average.", self.rewards),
-                ("Training", "Hover over a setting to see what it does to memory and learning.", self.hyper)):
+                ("Training", "Hover over a setting to see what it does to memory and learning.", self.hyper),
+                ("Algorithm", "How the loss turns rewards into updates: the loss type and the options recent "
+                              "papers add (TRL's names, so recipes carry over).", self.algorithm)):
             card = Card(title, subtitle)
             card.body.addWidget(widget)
             column.addWidget(card)
@@ -146,7 +150,7 @@ class NewRunPage(QWidget):
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.activated.connect(self.start_action)
 
-        for widget in (self.model, self.dataset, self.rewards, self.hyper):
+        for widget in (self.model, self.dataset, self.rewards, self.hyper, self.algorithm):
             widget.changed_event.connect(self.schedule)
         self.model.status_event.connect(self.status_event)
         self.rewards.try_action.connect(self.try_rewards_action)
@@ -172,6 +176,7 @@ class NewRunPage(QWidget):
         self.dataset.load(data["dataset"], data.get("system_prompt"))
         self.rewards.load(data.get("rewards") or [])
         self.hyper.load(data)
+        self.algorithm.load(data)
         self._loading = False
         self.validate()
 
@@ -181,6 +186,7 @@ class NewRunPage(QWidget):
         self.dataset.store(data)
         self.rewards.store(data)
         self.hyper.store(data)
+        self.algorithm.store(data)
         return data
 
     def schedule(self) -> None:
@@ -262,7 +268,7 @@ class NewRunPage(QWidget):
         self.model.show_error(errors.get("model"))
         self.dataset.show_errors(errors)
         self.rewards.show_errors(errors)
-        shown = set(self.hyper.show_errors(errors))
+        shown = set(self.hyper.show_errors(errors)) | set(self.algorithm.show_errors(errors))
         shown |= {k for k in errors if k == "model" or k.startswith(("dataset.", "rewards", "system_prompt"))}
         other = [f"{k}: {v}" if k else v for k, v in errors.items() if k not in shown]
         count = len(errors)

@@ -74,7 +74,8 @@ def needs_all_rows(spec: LossSpec, flat: Flat) -> bool:
     return ((spec.sequence_level and has_old) or spec.loss_type == "vespo"  # VESPO: a weight per sequence
             or o.top_entropy_quantile < 1.0
             or (o.off_policy_mask_threshold is not None and (has_old or flat.sampling is not None))
-            or (o.sampling_correction is not None and flat.sampling is not None))
+            or (o.sampling_correction is not None and flat.sampling is not None
+                and o.sampling_correction.startswith("sequence")))
 
 
 def token_terms(logp, entropy, flat: Flat, spec: LossSpec, rows: slice = slice(None)) -> Terms:

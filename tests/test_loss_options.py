@@ -146,3 +146,24 @@ def test_config_checks_name_the_field():
     # VESPO with the correction off, or a token mode, is fine
     config_from_dict({"grpo": {"loss_type": "vespo", "vllm_importance_sampling_correction": False}})
     config_from_dict({"grpo": {"loss_type": "vespo", "vllm_importance_sampling_mode": "token_mask"}})
+
+
+def test_the_estimator_counts_what_the_options_add():
+    """Entropy-based options add per-row vectors and the torch path's p log p slice to the loss step; the
+    sampler's own log-probs (fp32 training, another sampling dtype) add a [rows, V] pair per decode step."""
+    from grpo_studio.engine.common.estimate_model import Arch, grpo_studio_plan
+    from grpo_studio.engine.common.estimate import settings_from_config
+
+    arch = Arch(layers=2, hidden=64, intermediate=128, heads=4, kv_heads=2, head_dim=16, vocab=50_000, tied=True)
+    base = {"dtype": "float32", "grpo": {"vllm_importance_sampling_correction": False}}
+    plain = grpo_studio_plan(arch, settings_from_config(config_from_dict(base)))["components"]
+    entropy = grpo_studio_plan(arch, settings_from_config(config_from_dict(
+        {**base, "grpo": {**base["grpo"], "top_entropy_quantile": 0.2}})))["components"]
+    assert entropy["logits"] > plain["logits"] and entropy["generation_workspace"] == plain["generation_workspace"]
+    sampler = config_from_dict({**base, "grpo": {"generation_dtype": "bfloat16"}})
+    with_logps = grpo_studio_plan(arch, settings_from_config(sampler))["components"]
+    s = settings_from_config(sampler)
+    extra = 2 * s.generation_batch * arch.vocab * 4 + s.generation_batch * s.max_completion_length * 4
+    assert with_logps["generation_workspace"] - plain["generation_workspace"] == extra
+    same_dtype = config_from_dict({**base, "grpo": {"generation_dtype": "float32"}})
+    assert grpo_studio_plan(arch, settings_from_config(same_dtype))["components"] == plain

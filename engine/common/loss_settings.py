@@ -99,8 +99,8 @@ def loss_option_errors(grpo: Any) -> list[str]:
         errors.append("grpo.vllm_importance_sampling_mode: a *_truncate mode needs "
                       "vllm_importance_sampling_clip_min or _clip_max")
     if grpo.loss_type == "vespo" and mode and mode.startswith("sequence"):
-        errors.append("grpo.vllm_importance_sampling_mode: VESPO needs token_truncate or token_mask (it folds "
-                      "the correction into its sequence weight token by token), or switch the correction off")
+        errors.append("grpo.vllm_importance_sampling_mode: VESPO needs token_truncate or token_mask (it folds the "
+                      "correction into its weight token by token, as TRL requires), or the correction off")
     if grpo.use_adaptive_entropy and grpo.entropy_coef_min > grpo.entropy_coef_max:
         errors.append("grpo.entropy_coef_min must not exceed grpo.entropy_coef_max")
     return errors
