@@ -58,3 +58,21 @@ def test_a_cross_field_error_shows_under_its_field(page, qtbot):
     assert error.isVisibleTo(page) and "_truncate" in error.text()
     panel.editors["grpo.vllm_importance_sampling_clip_max"].check.setChecked(True)
     qtbot.waitUntil(page.is_ready, timeout=3000)
+
+
+def test_learning_signal_shows_the_sampler_mismatch_and_the_entropy_bonus():
+    from grpo_studio.engine.common.signal_hints import signal_hints
+    from grpo_studio.gui.learning_signal import summary_line
+
+    def step(capped):
+        return {"type": "metrics", "reward": 0.5, "signal": {"zero_spread_groups": 0.0, "truncated": 0.0,
+                                                            "entropy": 1.2, "sampler_kl": 0.004,
+                                                            "sampler_capped": capped, "entropy_coef": 0.01}}
+
+    line = summary_line([step(0.05)])
+    assert "sampler mismatch KL 0.004, capped 5%" in line and "entropy bonus 0.010" in line
+    assert "sampler_mismatch" not in {h.key for h in signal_hints([step(0.05)] * 5)}
+    hint = next(h for h in signal_hints([step(0.4)] * 5) if h.key == "sampler_mismatch")
+    assert "40%" in hint.text and "generation_dtype" in hint.text
+    plain = {"type": "metrics", "signal": {"entropy": 1.0}}
+    assert "sampler" not in summary_line([plain]) and "bonus" not in summary_line([plain])
