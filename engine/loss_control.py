@@ -69,7 +69,7 @@ def loss_options(grpo: Any, entropy_coef: float = 0.0) -> LossOptions:
         vespo_lambda_neg=grpo.vespo_lambda_neg, top_entropy_quantile=grpo.top_entropy_quantile,
         entropy_coef=entropy_coef, off_policy_mask_threshold=grpo.off_policy_mask_threshold,
         sampling_correction=grpo.sampling_correction, sampling_clip_min=grpo.vllm_importance_sampling_clip_min,
-        sampling_clip_max=grpo.vllm_importance_sampling_clip_max)
+        sampling_clip_max=grpo.vllm_importance_sampling_clip_max, use_bias_correction_kl=grpo.use_bias_correction_kl)
 
 
 def micro_batch_options(options: LossOptions, coef: float, micro_batches: int, weight: float) -> LossOptions:

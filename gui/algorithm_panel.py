@@ -45,6 +45,8 @@ ROWS: list[tuple[str, str, dict, str, str, Any]] = [
      "grpo.use_adaptive_entropy"),
     ("grpo.entropy_coef_min", "Bonus minimum", {"decimals": 4, "step": 0.001}, "", "", "grpo.use_adaptive_entropy"),
     ("grpo.entropy_coef_max", "Bonus maximum", {"decimals": 4, "step": 0.01}, "", "", "grpo.use_adaptive_entropy"),
+    ("grpo.use_bias_correction_kl", "KL × ratio", {}, "Multiplies the KL penalty by the importance ratio: the "
+     "unbiased reverse-KL gradient (KL penalty > 0 only).", "DeepSeek-V3.2, arXiv 2512.02556", _ALL),
     ("grpo.off_policy_mask_threshold", "Off-policy mask", {"decimals": 3, "step": 0.01},
      "Drop penalised completions the policy has drifted from by more than this (mean log-ratio).",
      "DeepSeek-V3.2, arXiv 2512.02556", _ALL),

@@ -40,6 +40,7 @@ class LossOptions:
     sampling_correction: str | None = None
     sampling_clip_min: float | None = None
     sampling_clip_max: float | None = 3.0
+    use_bias_correction_kl: bool = False  # beta * KL times the (differentiable) ratio; TRL 1.16's config: True
 
     def needs_entropy(self) -> bool:
         return self.top_entropy_quantile < 1.0 or self.entropy_coef != 0.0

@@ -71,7 +71,8 @@ def needs_all_rows(spec: LossSpec, flat: Flat) -> bool:
     come first, then the gradients in a second sweep."""
     o = spec.options
     has_old = flat.old is not None
-    return ((spec.sequence_level and has_old) or spec.loss_type == "vespo"  # VESPO: a weight per sequence
+    kl_ratio = o.use_bias_correction_kl and spec.beta != 0.0 and flat.ref is not None
+    return ((spec.sequence_level and (has_old or kl_ratio)) or spec.loss_type == "vespo"  # VESPO: per sequence
             or o.top_entropy_quantile < 1.0
             or (o.off_policy_mask_threshold is not None and (has_old or flat.sampling is not None))
             or (o.sampling_correction is not None and flat.sampling is not None
@@ -109,7 +110,14 @@ def token_terms(logp, entropy, flat: Flat, spec: LossSpec, rows: slice = slice(N
     if ref is not None:
         diff = ref - logp
         kl = torch.exp(diff) - diff - 1.0
-        if spec.beta != 0.0:
+        if spec.beta != 0.0 and spec.options.use_bias_correction_kl:
+            # TRL 1.16's default: beta * KL * ratio, the ratio differentiable (unbiased reverse-KL gradient)
+            ratio = torch.exp(log_ratio)
+            loss = loss + spec.beta * kl * ratio
+            kl_weighted = spec.beta * kl * ratio * weights
+            coef = coef + spec.beta * (1.0 - torch.exp(diff)) * ratio * weights + (
+                spread(kl_weighted, mask, spec.length) if spec.sequence_level else kl_weighted)
+        elif spec.beta != 0.0:
             loss = loss + spec.beta * kl
             coef = coef + spec.beta * (1.0 - torch.exp(diff)) * weights
     entropy_coef = None

@@ -22,7 +22,12 @@ TIS = dict(vllm_importance_sampling_correction=True, vllm_importance_sampling_cl
 CASES = {f"{lt}-{level}-old{old}": (lt, level, old, 0.05 if old else 0.0, {}, False)
          for lt, level, old in itertools.product(LOSS_TYPES, ("token", "sequence"), (True, False))}
 CASES.update({
-    "cispo-eps5": ("cispo", "token", True, 0.0, {}, False),  # epsilon_high set below: the clip on the weight
+    "cispo-eps5": ("cispo", "token", True, 0.0, {}, False),
+    # TRL 1.16 multiplies the KL term by the (differentiable) ratio by default; on-policy too, and without
+    "kl-ratio-on-policy-token": ("dapo", "token", False, 0.1, {}, False),
+    "kl-ratio-on-policy-gspo": ("grpo", "sequence", False, 0.1, {}, False),
+    "kl-without-ratio-token": ("dapo", "token", True, 0.1, dict(use_bias_correction_kl=False), False),
+    "kl-without-ratio-gspo": ("grpo", "sequence", True, 0.1, dict(use_bias_correction_kl=False), False),  # epsilon_high set below: the clip on the weight
     "sapo-temperatures": ("sapo", "token", True, 0.0, dict(sapo_temperature_pos=0.7, sapo_temperature_neg=2.0),
                           False),
     "vespo-params": ("vespo", "token", True, 0.0, dict(vespo_k_pos=1.0, vespo_lambda_pos=1.5, vespo_k_neg=4.0,

@@ -12,7 +12,7 @@ TRL_DEFAULTS = dict(sapo_temperature_pos=1.0, sapo_temperature_neg=1.05, vespo_k
                     vespo_k_neg=3.0, vespo_lambda_neg=2.0, top_entropy_quantile=1.0, entropy_coef=0.0,
                     off_policy_mask_threshold=None, vllm_importance_sampling_correction=False,
                     vllm_importance_sampling_mode="sequence_mask", vllm_importance_sampling_clip_min=None,
-                    vllm_importance_sampling_clip_max=3.0)
+                    vllm_importance_sampling_clip_max=3.0, use_bias_correction_kl=True)
 
 
 def _importance_sampling_ratio(old, sampling, mask, args):
@@ -78,6 +78,8 @@ def trl_loss(hidden, weight, ids, mask, advantages, *, old_logps=None, ref_logps
     coef_1 = torch.exp(log_iw)
     if ref_logps is not None:
         per_token_kl = torch.exp(ref_logps - per_token_logps) - (ref_logps - per_token_logps) - 1
+        if args["use_bias_correction_kl"]:
+            per_token_kl = per_token_kl * coef_1
     if loss_type == "cispo":
         per_token_loss = -torch.clamp(coef_1, max=epsilon_high).detach() * adv * per_token_logps
     elif loss_type in ("grpo", "bnpo", "dr_grpo", "dapo", "luspo"):

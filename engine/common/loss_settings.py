@@ -73,6 +73,9 @@ class LossOptionSettings:
                                                            "sampler correction's ratio (empty = none).")
     vllm_importance_sampling_clip_min: float | None = _opt(None, range=(0.0, None), help="Lower bound of the "
                                                            "sampler correction's ratio (empty = none).")
+    use_bias_correction_kl: bool = _opt(True, help="Multiply the KL term by the importance ratio, so its "
+                                        "gradient is the unbiased reverse-KL one (DeepSeek-V3.2; TRL's default; "
+                                        "only with beta > 0).")
     vllm_importance_sampling_cap: float | None = _opt(None, range=(0.0, None), help="TRL's deprecated name "
                                                       "for vllm_importance_sampling_clip_max (wins when set).")
 
