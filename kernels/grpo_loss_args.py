@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import torch
 
+from .grpo_loss_terms import SAMPLING_CORRECTION_MODES
+
 
 class LossNormaliser(NamedTuple):
     """How a loss type turns the masked token losses into one number (the weight of a token is mask /
@@ -91,8 +93,6 @@ def check_loss_args(hidden, weight, ids, mask, advantages, old_logps, ref_logps,
 
 def check_options(options, loss_type: str, sampling_logps: torch.Tensor | None, shape: tuple) -> None:
     """The loss options (grpo_loss_terms.LossOptions) and the sampler's log-probs they may use."""
-    from .grpo_loss_terms import SAMPLING_CORRECTION_MODES
-
     if not 0.0 <= options.top_entropy_quantile <= 1.0:
         raise ValueError(f"top_entropy_quantile must be in [0, 1], got {options.top_entropy_quantile}")
     if options.off_policy_mask_threshold is not None and options.off_policy_mask_threshold < 0:
