@@ -85,7 +85,9 @@ def concat_groups(batches: list[ScoredBatch], chosen: list[tuple[int, int]], gro
                       stack("completion_mask", completion_width, 0, False),
                       [batches[b].rollout.texts[r] for b, r in rows],
                       None if any(t is None for t in truncated)
-                      else torch.stack([batches[b].rollout.truncated[r] for b, r in rows]))
+                      else torch.stack([batches[b].rollout.truncated[r] for b, r in rows]),
+                      sampling_logps=None if any(batches[b].rollout.sampling_logps is None for b, _ in chosen)
+                      else stack("sampling_logps", completion_width, 0, False))
     names = list(batches[0].scores.per_function)
     scores = RewardScores(
         total=[batches[b].scores.total[r] for b, r in rows],

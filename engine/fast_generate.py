@@ -46,9 +46,11 @@ def cuda_graphs_available(device: torch.device) -> bool:
 
 @torch.no_grad()
 def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, rows: torch.Tensor,
-           settings: DecodeSettings, streams: torch.Tensor | None = None) -> torch.Tensor:
+           settings: DecodeSettings, streams: torch.Tensor | None = None, with_logps: bool = False):
     """Completions [len(rows), C] (C = steps taken) for completion i continuing prompt rows[i]; `streams`
-    [len(rows)]: each completion's index in the whole step, which keys its random draws (with rng_key)."""
+    [len(rows)]: each completion's index in the whole step, which keys its random draws (with rng_key).
+    with_logps also returns the sampler's own log-prob of each token, log_softmax(logits / temperature) in
+    fp32 from the sampling weights' logits (what the loss recomputes, so the two can be compared): (ids, logps)."""
     device = prompt_ids.device
     P, B = prompt_ids.shape[1], rows.numel()
     capacity = P + settings.max_new_tokens
@@ -68,6 +70,7 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
         seen.scatter_(1, prompt_ids[rows], prompt_mask[rows].bool())  # real prompt tokens, not the padding
     eos = torch.tensor(settings.eos_ids, device=device)
     out = torch.full((B, settings.max_new_tokens), settings.pad_id, dtype=torch.long, device=device)
+    out_logps = torch.zeros(B, settings.max_new_tokens, device=device) if with_logps else None
     active = torch.arange(B, device=device)  # original row of each batch row
     running = torch.ones(B, dtype=torch.bool, device=device)  # static mode keeps finished rows
     step_fn = _step_function(lm, settings)
@@ -79,6 +82,9 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
         if settings.static:
             tokens = torch.where(running, tokens, settings.pad_id)
         out[active, t] = tokens
+        if with_logps:
+            scaled = logits.float() / settings.sampling.temperature
+            out_logps[active, t] = (scaled.gather(1, tokens[:, None]) - scaled.logsumexp(-1, keepdim=True)).squeeze(1)
         taken = t + 1
         finished = torch.isin(tokens, eos)
         if settings.static:
@@ -101,7 +107,7 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
         step_mask = mask if settings.static else mask[:, :P + t + 1]
         logits = step_fn(lm, tokens[:, None], step_mask, next_pos[:, None], cache, cache_kwarg)
         next_pos = next_pos + 1
-    return out[:, :taken]
+    return (out[:, :taken], out_logps[:, :taken]) if with_logps else out[:, :taken]
 
 
 def _forward(lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache,

@@ -43,7 +43,9 @@ from grpo_studio.engine.rollout import Rollout, completion_token_ids, generate
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.sampling import SamplingParams
 from grpo_studio.engine.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
-from grpo_studio.kernels import grpo_loss, token_logprobs
+from grpo_studio.engine.loss_control import (EntropyControl, SamplerMismatch, loss_options, micro_batch_loss,
+                                              micro_batch_options, update_signal)
+from grpo_studio.kernels import token_logprobs
 from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
 Emit = Callable[..., Any]
@@ -65,6 +67,7 @@ class MicroBatch:
     weight: float  # share of the whole batch's loss (so micro-batches add up to the full-batch loss)
     old_logps: torch.Tensor | None = None
     ref_logps: torch.Tensor | None = None
+    sampling_logps: torch.Tensor | None = None  # the sampler's own log-probs, when it differs from training
 
 
 class Trainer:
@@ -90,6 +93,7 @@ class Trainer:
         self.recovery = StepRecovery(self, paths.config)  # out of memory: halve the batch, redo the step
         self.inject_oom = OomInjector.from_env()  # GRPO_STUDIO_INJECT_OOM, for tests
         self.advantages: torch.Tensor | None = None  # the last optimized batch's, row for row
+        self.entropy_control = EntropyControl(config.grpo)  # the entropy bonus (adaptive: checkpointed)
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
@@ -156,6 +160,7 @@ class Trainer:
         path, state = found
         distributed_state.restore_rank_rng(state, path)
         self.sampler.load_state_dict(state["data"])
+        self.entropy_control.load_state_dict(state.get("entropy_control"))
         self.step = self.last_saved_step = int(state["step"])
         self.emit("log", level="info", message=f"resumed from {path.name}")
 
@@ -219,6 +224,7 @@ class Trainer:
         signal = step_signal(first_scores.total, G, first_scores.per_function, truncated, first_scores.failures)
         signal["entropy"] = update.entropy
         signal["repeated_ngrams"] = repeated_ngrams(completion_token_ids(drawn[0].rollout))  # this rank's
+        signal.update(update_signal(update))  # the sampler mismatch and the entropy bonus, where measured
         if resampling is not None:
             signal["dynamic_sampling"] = resampling.as_dict()
         self.emit("metrics", step=self.step, reward=nan_mean(rewards), reward_std=nan_std(rewards),
@@ -307,8 +313,9 @@ class Trainer:
             width = max(1, int(c_mask.sum(1).max()))
             p_ids, p_mask, c_ids, c_mask = p_ids[:, first:], p_mask[:, first:], c_ids[:, :width], c_mask[:, :width]
             weight = c_mask.sum().item() / tokens if per_token else (rows.stop - rows.start) / total
+            sampling = None if rollout.sampling_logps is None else rollout.sampling_logps[rows][:, :width]
             out.append(MicroBatch(torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1), c_ids, c_mask,
-                                  advantages[rows], weight))
+                                  advantages[rows], weight, sampling_logps=sampling))
         return out
 
     def _completion_hidden(self, mb: MicroBatch) -> torch.Tensor:
@@ -336,16 +343,16 @@ class Trainer:
         loss_sum = kl_sum = clip_sum = entropy_sum = 0.0
         counted = sum(mb.completion_mask.sum().item() for mb in micro)
         tokens = counted or 1.0
+        options, coef, mismatch = loss_options(grpo), self.entropy_control.applied(), SamplerMismatch()
         for mb in micro:
-            out = grpo_loss(self._completion_hidden(mb), weight, mb.completion_ids, mb.completion_mask,
-                            mb.advantages, old_logps=mb.old_logps, ref_logps=mb.ref_logps, beta=grpo.beta,
-                            epsilon_low=grpo.epsilon_low, epsilon_high=grpo.epsilon_high,
-                            loss_type=grpo.loss_type, max_completion_length=grpo.max_completion_length,
-                            temperature=grpo.temperature, chunk_size=grpo.chunk_size,
-                            importance_sampling_level=grpo.importance_sampling_level, with_entropy=with_entropy)
+            out = micro_batch_loss(self._completion_hidden(mb), weight, mb, grpo,
+                                   with_entropy or self.entropy_control.enabled,
+                                   micro_batch_options(options, coef, len(micro), mb.weight))
             (out.loss * mb.weight).backward()
             self.inject_oom(self.step, "optimizing")  # after real work: partial gradients to throw away
             share = mb.completion_mask.sum().item() / tokens
+            self.entropy_control.observe(out)
+            mismatch.add(out, share)
             loss_sum += out.loss.item() * mb.weight
             kl_sum += out.kl.item() * share
             clip_sum += out.clip_ratio.item() * share
@@ -358,10 +365,12 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.entropy_control.end_step()
         loss_sum, kl_sum, clip_sum, entropy_sum, counted = distributed_state.global_update_metrics(
             loss_sum, kl_sum, clip_sum, entropy_sum, counted)
         entropy = entropy_sum if with_entropy and counted else None  # no token in the loss: nothing measured
-        return UpdateResult(loss_sum, kl_sum, clip_sum, float(norm), lr, entropy)
+        return UpdateResult(loss_sum, kl_sum, clip_sum, float(norm), lr, entropy, *mismatch.means(),
+                            coef if self.entropy_control.enabled else None)
 
     # ------------------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Path:
@@ -372,7 +381,7 @@ class Trainer:
             path = ckpt.save_checkpoint(self.paths.checkpoints, self.step, self.model, self.optimizer,
                                         self.scheduler, self.sampler.state_dict(),
                                         {"config_hash": self.config.config_hash(), "config": self.config.to_dict(),
-                                         **ranks})
+                                         "entropy_control": self.entropy_control.state_dict(), **ranks})
             ckpt.prune_checkpoints(self.paths.checkpoints, self.config.checkpoint_keep)
         distributed.barrier()  # no rank runs ahead of a checkpoint that may yet fail
         self.last_saved_step = self.step

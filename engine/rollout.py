@@ -34,6 +34,9 @@ class Rollout:
     texts: list[str]  # decoded completions (special tokens dropped)
     truncated: torch.Tensor | None = None  # [N] bool: no EOS within max_completion_length (cut off)
     generation: str = ""  # how it was generated (backend, dtype, weight layout), for the log
+    # [N, C] the sampler's own fp32 log-probs, when it samples in another dtype than the training forward
+    # (the fast path in bf16 for an fp32 run); the loss corrects and measures that mismatch
+    sampling_logps: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -79,6 +82,7 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
     step = batch_size or len(repeated)
     was_training = model.training
     model.eval()  # no dropout while sampling
+    sampler_logps = None
     try:
         if backend == "hf":
             description = "hf generate on the peft model"
@@ -86,9 +90,9 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
                                 tokenizer.pad_token_id, max_completion_length, sampling)
                       for i in range(0, len(repeated), step)]
         else:
-            pieces, description = _fast(model, prompt_ids[::num_generations], prompt_mask[::num_generations],
-                                        num_generations, step, eos_ids, tokenizer.pad_token_id,
-                                        max_completion_length, sampling, generation_dtype)
+            pieces, description, sampler_logps = _fast(
+                model, prompt_ids[::num_generations], prompt_mask[::num_generations], num_generations, step,
+                eos_ids, tokenizer.pad_token_id, max_completion_length, sampling, generation_dtype)
     finally:
         model.train(was_training)
     width = max(p.shape[1] for p in pieces)
@@ -98,11 +102,15 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
     texts = tokenizer.batch_decode(completion_ids.masked_fill(mask == 0, tokenizer.pad_token_id),
                                    skip_special_tokens=True)
     truncated = ~torch.isin(completion_ids, torch.tensor(eos_ids, device=completion_ids.device)).any(1)
-    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, truncated, description)
+    if sampler_logps is not None:
+        sampler_logps = torch.cat([nn.functional.pad(p, (0, width - p.shape[1])) for p in sampler_logps]) * mask
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, truncated, description, sampler_logps)
 
 
 def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_tokens, sampling,
-          generation_dtype) -> tuple[list[torch.Tensor], str]:
+          generation_dtype) -> tuple[list[torch.Tensor], str, list[torch.Tensor] | None]:
+    """(completion pieces, description, the sampler's log-probs per piece when its dtype differs from the
+    training forward's, else None)."""
     from grpo_studio.engine.fast_generate import DecodeSettings, cuda_graphs_available, decode
     from grpo_studio.engine.generation_weights import generation_weights
     from grpo_studio.engine.row_rng import new_key
@@ -114,14 +122,20 @@ def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_toke
     graphs = cuda_graphs_available(device)
     settings = DecodeSettings(max_new_tokens, tuple(eos_ids), pad_id, sampling, static=graphs, compile_step=graphs,
                               rng_key=new_key())  # row-keyed draws: any slicing samples the same completions
-    pieces = []
+    pieces, logps = [], []
+    # Merged copies in the training dtype differ from the training forward by rounding only; another dtype
+    # (bf16 sampling for an fp32 run) is the mismatch worth correcting and measuring.
+    differs = plan.dtype != train_dtype
     with generation_weights(model, plan, train_dtype) as lm:
         for start in range(0, total, step):
             rows = torch.arange(start, min(start + step, total), device=device) // G
             first = int(rows[0])
-            pieces.append(decode(lm, prompt_ids[first:int(rows[-1]) + 1], prompt_mask[first:int(rows[-1]) + 1],
-                                 rows - first, settings, torch.arange(start, start + rows.numel(), device=device)))
-    return pieces, "fast: " + plan.describe()
+            ids, piece_logps = decode(lm, prompt_ids[first:int(rows[-1]) + 1], prompt_mask[first:int(rows[-1]) + 1],
+                                      rows - first, settings, torch.arange(start, start + rows.numel(), device=device),
+                                      with_logps=True)
+            pieces.append(ids)
+            logps.append(piece_logps)
+    return pieces, "fast: " + plan.describe(), logps if differs else None
 
 
 def _plan(model, generation_dtype: str, device: torch.device, rows: int, capacity: int):

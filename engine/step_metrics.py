@@ -16,6 +16,9 @@ class UpdateResult(NamedTuple):
     grad_norm: float
     lr: float
     entropy: float | None  # mean token entropy; measured in a step's first update only (the sampling policy)
+    sampler_kl: float | None = None  # KL(sampler || training forward) per token, when the sampler differs
+    sampler_capped: float | None = None  # share of tokens the sampler correction truncated or masked
+    entropy_coef: float | None = None  # the entropy bonus's coefficient applied in this update
 
 
 def mean_update(results: list[UpdateResult]) -> UpdateResult:

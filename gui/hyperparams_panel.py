@@ -36,7 +36,6 @@ ADVANCED = [
     ("dtype", "Compute dtype", {}),
     ("lora.alpha", "LoRA alpha", {"decimals": 1, "step": 1.0}),
     ("lora.dropout", "LoRA dropout", {"decimals": 2, "step": 0.05}),
-    ("grpo.loss_type", "Loss type", {}),
     ("grpo.scale_rewards", "Scale rewards", {}),
     ("grpo.epsilon_low", "Clip epsilon (low)", {"decimals": 2, "step": 0.05}),
     ("grpo.epsilon_high", "Clip epsilon (high)", {"decimals": 2, "step": 0.05}),

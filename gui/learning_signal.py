@@ -37,6 +37,10 @@ def summary_line(metrics: Sequence[dict]) -> str:
              f"token entropy {fmt_number(signal.get('entropy'), 3)}"]
     if isinstance(signal.get("repeated_ngrams"), (int, float)):
         parts.append(f"repeated 4-grams {_percent(signal['repeated_ngrams'])}")
+    if isinstance(signal.get("sampler_kl"), (int, float)):  # bf16 sampling: the mismatch the loss corrects
+        parts.append(f"sampler mismatch KL {signal['sampler_kl']:.2g}, capped {_percent(signal.get('sampler_capped'))}")
+    if isinstance(signal.get("entropy_coef"), (int, float)):
+        parts.append(f"entropy bonus {fmt_number(signal['entropy_coef'], 3)}")
     resampling = signal.get("dynamic_sampling")
     if isinstance(resampling, dict):
         parts.append(f"resampled rounds {resampling.get('rounds', 0)}")

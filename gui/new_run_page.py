@@ -20,6 +20,7 @@ from grpo_studio.engine.common.estimate import estimate_run, load_model_config
 from grpo_studio.engine.common.estimate_gpu import detect_gpu, gpu_count
 from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.runs import new_run_dir
+from grpo_studio.gui.algorithm_panel import AlgorithmPanel
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.fit_panel import FitPanel, scroll_to
 from grpo_studio.gui.form_fields import parse_errors
@@ -104,6 +105,7 @@ class NewRunPage(QWidget):
         self.dataset = DatasetPicker()
         self.rewards = RewardsPanel()
         self.hyper = HyperparamsPanel()
+        self.algorithm = AlgorithmPanel()
         for title, subtitle, widget in (
                 ("Model", "The base model stays frozen (optionally in 4 bits); GRPO trains a small LoRA adapter "
                           "on top of it.", self.model),
@@ -111,7 +113,9 @@ class NewRunPage(QWidget):
                  self.dataset),
                 ("Rewards", "Each completion is scored by these functions; GRPO pushes the model towards "
                             "completions that score above their group's average.", self.rewards),
-                ("Training", "Hover over a setting to see what it does to memory and learning.", self.hyper)):
+                ("Training", "Hover over a setting to see what it does to memory and learning.", self.hyper),
+                ("Algorithm", "How the loss turns rewards into updates: the loss type and the options recent "
+                              "papers add (TRL's names, so recipes carry over).", self.algorithm)):
             card = Card(title, subtitle)
             card.body.addWidget(widget)
             column.addWidget(card)
@@ -157,7 +161,7 @@ class NewRunPage(QWidget):
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.activated.connect(self.start_action)
 
-        for widget in (self.model, self.dataset, self.rewards, self.hyper, self.gpus):
+        for widget in (self.model, self.dataset, self.rewards, self.hyper, self.algorithm, self.gpus):
             widget.changed_event.connect(self.schedule)
         self._lookups.count_done.connect(self.gpus.set_available)
         self.model.status_event.connect(self.status_event)
@@ -185,6 +189,7 @@ class NewRunPage(QWidget):
         self.rewards.load(data.get("rewards") or [])
         self.hyper.load(data)
         self.gpus.load(data)
+        self.algorithm.load(data)
         self._loading = False
         self.validate()
 
@@ -195,6 +200,7 @@ class NewRunPage(QWidget):
         self.rewards.store(data)
         self.hyper.store(data)
         self.gpus.store(data)
+        self.algorithm.store(data)
         return data
 
     def schedule(self) -> None:
@@ -279,7 +285,7 @@ class NewRunPage(QWidget):
         self.model.show_error(errors.get("model"))
         self.dataset.show_errors(errors)
         self.rewards.show_errors(errors)
-        shown = set(self.hyper.show_errors(errors))
+        shown = set(self.hyper.show_errors(errors)) | set(self.algorithm.show_errors(errors))
         shown |= {k for k in errors if k == "model" or k.startswith(("dataset.", "rewards", "system_prompt"))}
         other = [f"{k}: {v}" if k else v for k, v in errors.items() if k not in shown]
         count = len(errors)

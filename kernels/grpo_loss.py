@@ -3,7 +3,7 @@ ever building the `[B, T, V]` logits.
 
 Read top to bottom (the loss variants and argument checks, run before any compute, are grpo_loss_args.py):
 1. the output and the chunk size,
-2. the per-token GRPO terms (TRL's formula and its derivative w.r.t. the token log-prob),
+2. (the per-token terms, TRL's formulas and their derivatives, are grpo_loss_tokens.py / grpo_loss_terms.py)
 3. the chunked torch pass (CPU and any device without Triton): for each chunk of rows it builds that chunk's
    logits, takes an fp32 log-sum-exp, and, when gradients are wanted, turns the same buffer into the
    gradient w.r.t. the logits and multiplies it back into the hidden / weight gradients,
@@ -13,22 +13,24 @@ Read top to bottom (the loss variants and argument checks, run before any comput
 
 On CUDA (and under `TRITON_INTERPRET=1`) the same pass runs as Triton kernels: see grpo_loss_triton.py.
 
-Math. With z = h·Wᵀ / temperature, logp = z[id] − logsumexp(z). Every GRPO term depends on the logits only
-through logp, so dLoss/dz = g · (onehot(id) − softmax(z)) with g = dLoss/dlogp for that token; g needs only
-that token's logp and normalisers known from the mask up front, which is what lets one pass per chunk
-produce the log-probs and the gradients together. GSPO's sequence-level ratio with old log-probs is the
-exception (a token's g depends on its whole sequence's log-probs): the log-probs come first, then the
-gradients in a second sweep.
+Math. With z = h·Wᵀ / temperature, logp = z[id] − logsumexp(z). Every policy and KL term depends on the
+logits only through logp, so dLoss/dz = g · (onehot(id) − softmax(z)) with g = dLoss/dlogp for that token;
+the entropy bonus adds e · dH/dz = −e · p (log p + H) with e = dLoss/dH. Usually g needs only that token's
+logp and normalisers known from the mask up front, which lets one pass per chunk produce the log-probs and
+the gradients together. Options that look at whole sequences or the whole batch (GSPO's ratio with old
+log-probs, VESPO, top-entropy tokens, the off-policy mask, the sampler correction) are the exception: the
+log-probs and entropies come first, then the gradients in a second sweep.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import torch
 
-from .grpo_loss_args import LOSS_TYPES, check_logprob_args, check_loss_args
+from .grpo_loss_args import check_logprob_args, check_loss_args, check_options
+from .grpo_loss_terms import LossOptions
+from .grpo_loss_tokens import Flat, LossSpec, needs_all_rows, spread, token_terms, token_weights
 
 # Rows per chunk on the torch path are chosen so one chunk's fp32 logits stay near this many bytes.
 _CHUNK_BYTES = 16 << 20
@@ -41,17 +43,10 @@ class GRPOLossOutput(NamedTuple):
     clip_ratio: torch.Tensor  # scalar: share of completion tokens (of sequences, at sequence level) where the
     #                           clip was active (TRL's region)
     entropy: torch.Tensor | None = None  # scalar: mean entropy of logits / T over completion tokens, when asked
-
-
-@dataclass(frozen=True)
-class _LossSpec:
-    beta: float
-    epsilon_low: float
-    epsilon_high: float
-    temperature: float
-    chunk_rows: int
-    sequence_level: bool = False
-    length: int = 1  # completion tokens per row of the batch (T): flat index // length = sequence
+    sampler_kl: torch.Tensor | None = None  # k3 KL(sampler || trainer) per token, with the sampler correction
+    sampler_capped: torch.Tensor | None = None  # share of tokens whose sampler ratio was truncated or masked
+    selected_entropy: torch.Tensor | None = None  # mean entropy of the tokens the policy loss uses
+    selected_tokens: torch.Tensor | None = None  # how many tokens that is (top_entropy_quantile selects)
 
 
 def _chunk_rows(chunk_size: int | None, vocab: int) -> int:
@@ -61,78 +56,11 @@ def _chunk_rows(chunk_size: int | None, vocab: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 2. Per-token GRPO terms (TRL's GRPOTrainer formula)
-# ---------------------------------------------------------------------------------------------------------
-
-class _TokenTerms(NamedTuple):
-    loss: torch.Tensor  # per-token loss before masking and normalising
-    dpolicy: torch.Tensor  # derivative of the clipped policy term w.r.t. the log importance ratio
-    dkl: torch.Tensor | None  # derivative of beta * KL w.r.t. the token's log-prob (None without a KL term)
-    clipped: torch.Tensor  # bool: the clipped branch won the min (no policy gradient), as TRL counts it
-    kl: torch.Tensor | None  # per-token k3 KL estimate to the reference, when ref log-probs are given
-
-
-def _token_terms(log_ratio, logp, ref, adv, spec: _LossSpec) -> _TokenTerms:
-    """TRL's terms from the log importance ratio (per token, or the sequence's mean broadcast to its tokens).
-    On-policy the log-ratio is exactly 0 (TRL's logp - logp.detach()): ratio 1, d ratio / d log-ratio 1."""
-    ratio = torch.exp(log_ratio)
-    lo, hi = 1.0 - spec.epsilon_low, 1.0 + spec.epsilon_high
-    loss = -torch.minimum(ratio * adv, ratio.clamp(lo, hi) * adv)
-    # The clipped term is strictly the smaller one exactly when (ratio > hi, A > 0) or (ratio < lo, A < 0);
-    # there it is constant in the ratio. Everywhere else the unclipped term's derivative -A * ratio applies
-    # (at a tie both branches have that same derivative).
-    clipped = ((ratio < lo) & (adv < 0)) | ((ratio > hi) & (adv > 0))
-    dpolicy = torch.where(clipped, torch.zeros_like(ratio), -adv * ratio)
-    kl = dkl = None
-    if ref is not None:
-        diff = ref - logp
-        kl = torch.exp(diff) - diff - 1.0
-        if spec.beta != 0.0:
-            loss = loss + spec.beta * kl
-            dkl = spec.beta * (1.0 - torch.exp(diff))
-    return _TokenTerms(loss, dpolicy, dkl, clipped, kl)
-
-
-def _token_weights(mask: torch.Tensor, loss_type: str, max_completion_length: int | None) -> torch.Tensor:
-    """Weight of each token in the final loss: mask / the loss type's normaliser."""
-    batch, kind = mask.shape[0], LOSS_TYPES[loss_type].kind
-    if kind == "sequence_mean":
-        return mask / (batch * mask.sum(-1, keepdim=True).clamp(min=1.0))
-    if kind == "fixed_length":
-        return mask / float(batch * max_completion_length)
-    return mask / mask.sum().clamp(min=1.0)
-
-
-def _policy_weights(mask: torch.Tensor, weights: torch.Tensor, sequence_level: bool) -> torch.Tensor:
-    """How much a token's log-prob moves the policy term: its own weight at token level; at sequence level
-    the ratio is exp(mean log-ratio), so every token carries 1/length of its sequence's summed weight."""
-    if not sequence_level:
-        return weights
-    return weights.sum(-1, keepdim=True) * mask / mask.sum(-1, keepdim=True).clamp(min=1.0)
-
-
-def _sequence_log_ratio(log_ratio: torch.Tensor, mask: torch.Tensor, length: int) -> torch.Tensor:
-    """GSPO's log importance weight, the masked mean log-ratio of each sequence, broadcast to its tokens
-    (flat [B * T] in, flat out)."""
-    per_row = (log_ratio * mask).view(-1, length).sum(-1) / mask.view(-1, length).sum(-1).clamp(min=1.0)
-    return per_row.repeat_interleave(length)
-
-
-def _log_ratio(logp, old, mask, spec: _LossSpec, rows: slice = slice(None)) -> torch.Tensor:
-    if old is None:
-        return torch.zeros_like(logp)
-    if spec.sequence_level:  # needs every row of each sequence: the callers pass all rows
-        return _sequence_log_ratio(torch.where(mask != 0, logp - old, torch.zeros_like(logp)), mask,
-                                   spec.length)
-    return logp - old[rows]
-
-
-# ---------------------------------------------------------------------------------------------------------
 # 3. The chunked pass (torch); Triton's version lives in grpo_loss_triton.py
 # ---------------------------------------------------------------------------------------------------------
 
-# coef_fn(logp_of_rows, rows) -> dLoss/dlogp for those rows (already weighted and masked)
-CoefFn = Callable[[torch.Tensor, slice], torch.Tensor]
+# coef_fn(logp_of_rows, rows, entropy_of_rows) -> (dLoss/dlogp, dLoss/dentropy or None) for those rows
+CoefFn = Callable[[torch.Tensor, slice, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 def _uses_triton(t: torch.Tensor) -> bool:
@@ -195,12 +123,22 @@ def _torch_logprobs_and_grads(h2d: torch.Tensor, weight: torch.Tensor, ids: torc
         if coef_fn is None or not (need_h or need_w):
             continue
         # d sum(coef * logp) / dz = coef / temperature * (onehot(id) - softmax(z)), built in z's buffer.
-        scale = (coef_fn(logp[rows], rows) / temperature).unsqueeze(1)
-        if not bool(scale.any()):  # all padding or zero advantage: nothing flows back from these rows
+        coef, ent_coef = coef_fn(logp[rows], rows, None if entropy is None else entropy[rows])
+        scale = (coef / temperature).unsqueeze(1)
+        if not bool(scale.any()) and (ent_coef is None or not bool(ent_coef.any())):  # nothing flows back
             if need_h:
                 grad_h[rows] = 0
             continue
-        z.mul_(-scale / sum_exp)
+        if ent_coef is None:
+            z.mul_(-scale / sum_exp)
+        else:  # + ent_coef / T * dH/dz, dH/dz = -p (log p + H), log p = log e - log S, in column slices
+            ent = (ent_coef / temperature).unsqueeze(1)
+            log_s = sum_exp.log()
+            linear = -(scale + ent * (entropy[rows].unsqueeze(1) - log_s)) / sum_exp
+            for c in range(0, vocab, _ENTROPY_COLUMNS):
+                part = z[:, c:c + _ENTROPY_COLUMNS]
+                e_log_e = torch.special.xlogy(part, part)
+                part.mul_(linear).sub_(e_log_e.mul_(ent / sum_exp))
         z.scatter_add_(1, idx, scale)
         if need_h:
             if fp32:
@@ -213,8 +151,8 @@ def _torch_logprobs_and_grads(h2d: torch.Tensor, weight: torch.Tensor, ids: torc
 
 
 def _logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn=None, need_h=False, need_w=False,
-          need_entropy=False, coef_needs_all_rows=False) -> _PassResult:
-    """coef_needs_all_rows: the coefficient of a row depends on other rows' log-probs (GSPO's sequence
+          need_entropy=False, coefneeds_all_rows=False) -> _PassResult:
+    """coefneeds_all_rows: the coefficient of a row depends on other rows' log-probs (GSPO's sequence
     ratio with old log-probs), so the log-probs come first and the gradients in a second sweep; Triton
     works that way anyway, the torch path then rebuilds each chunk's logits once more."""
     wants_grad = coef_fn is not None and (need_h or need_w)
@@ -224,32 +162,48 @@ def _logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn=None,
         logp, lse, entropy = grpo_loss_triton.logprobs(h2d, weight, ids, temperature)
         if not wants_grad:
             return _PassResult(logp, entropy, None, None)
-        coef = coef_fn(logp, slice(None))
-        grad_h, grad_w = grpo_loss_triton.grads(h2d, weight, ids, lse, coef, temperature, need_h, need_w)
+        coef, ent_coef = coef_fn(logp, slice(None), entropy)
+        grad_h, grad_w = grpo_loss_triton.grads(h2d, weight, ids, lse, coef, temperature, need_h, need_w,
+                                                ent_coef, entropy)
         return _PassResult(logp, entropy, grad_h, grad_w)
-    if wants_grad and coef_needs_all_rows:
+    if wants_grad and coefneeds_all_rows:
         first = _torch_logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, need_entropy=need_entropy)
-        coef = coef_fn(first.logp, slice(None))
-        second = _torch_logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, lambda _logp, rows: coef[rows],
-                             need_h, need_w)
+        coef, ent_coef = coef_fn(first.logp, slice(None), first.entropy)
+        second = _torch_logprobs_and_grads(
+            h2d, weight, ids, temperature, chunk_rows,
+            lambda _logp, rows, _entropy: (coef[rows], None if ent_coef is None else ent_coef[rows]),
+            need_h, need_w, need_entropy=ent_coef is not None)
         return _PassResult(first.logp, first.entropy, second.grad_h, second.grad_w)
     return _torch_logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn, need_h, need_w, need_entropy)
 
 
-def _loss_from_logps(logp, old, ref, adv, weights, mask, spec: _LossSpec):
-    """Loss value and the two metrics from the (flat, detached) log-probs."""
-    terms = _token_terms(_log_ratio(logp, old, mask, spec), logp, ref, adv, spec)
+def _loss_and_metrics(logp, entropy, flat: Flat, spec: LossSpec) -> tuple[torch.Tensor, dict]:
+    """Loss value and the metrics from the (flat, detached) log-probs and entropies."""
+    terms = token_terms(logp, entropy, flat, spec)
+    mask = flat.mask
     on = mask != 0
     zero = torch.zeros((), dtype=torch.float32, device=logp.device)
     # where(), not a product: a padding token's terms may be inf, and inf * 0 would poison the sum.
-    loss = torch.where(on, terms.loss * weights, zero).sum()
+    loss = torch.where(on, terms.loss * flat.weights, zero).sum()
+    if terms.entropy_coef is not None:
+        loss = loss + (terms.entropy_coef * torch.where(on, entropy, zero)).sum()
     count = mask.sum().clamp(min=1.0)
     if spec.sequence_level:  # one ratio per sequence: TRL counts clipped sequences over all sequences
         clip_ratio = terms.clipped.view(-1, spec.length)[:, 0].float().mean()
     else:
         clip_ratio = torch.where(on, terms.clipped.float() * mask, zero).sum() / count
-    kl = zero if terms.kl is None else torch.where(on, terms.kl * mask, zero).sum() / count
-    return loss, kl, clip_ratio
+    metrics = dict(kl=zero if terms.kl is None else torch.where(on, terms.kl * mask, zero).sum() / count,
+                   clip_ratio=clip_ratio)
+    correction = terms.extra.correction
+    if correction is not None:  # the sampler/trainer mismatch: k3 KL(sampler || trainer), share capped
+        d = correction.log_ratio
+        metrics["sampler_kl"] = torch.where(on, torch.exp(d) - d - 1.0, zero).sum() / count
+        metrics["sampler_capped"] = torch.where(on, correction.capped.float(), zero).sum() / count
+    if entropy is not None:
+        chosen = mask if terms.extra.entropy_mask is None else mask * terms.extra.entropy_mask
+        metrics["selected_tokens"] = chosen.sum()
+        metrics["selected_entropy"] = (torch.where(on, entropy, zero) * chosen).sum() / chosen.sum().clamp(min=1.0)
+    return loss, metrics
 
 
 def _masked_mean(values: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
@@ -264,29 +218,24 @@ def _masked_mean(values: torch.Tensor | None, mask: torch.Tensor) -> torch.Tenso
 
 class _GRPOLossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, ids, mask, adv, weights, policy_weights, old, ref, spec: _LossSpec,
-                need_entropy: bool):
+    def forward(ctx, hidden, weight, ids, flat: Flat, spec: LossSpec, need_entropy: bool, sink: dict):
         h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
 
-        def coef_fn(logp_rows: torch.Tensor, rows: slice) -> torch.Tensor:
-            log_ratio = _log_ratio(logp_rows, old, mask, spec, rows)
-            terms = _token_terms(log_ratio, logp_rows, None if ref is None else ref[rows], adv[rows], spec)
-            coef = terms.dpolicy * policy_weights[rows]
-            if terms.dkl is not None:
-                coef = coef + terms.dkl * weights[rows]
-            return torch.where(mask[rows] != 0, coef, torch.zeros_like(logp_rows))
+        def coef_fn(logp_rows: torch.Tensor, rows: slice, entropy_rows: torch.Tensor | None):
+            terms = token_terms(logp_rows, entropy_rows, flat, spec, rows)
+            return terms.coef, terms.entropy_coef
 
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         result = _logprobs_and_grads(h2d, weight, ids, spec.temperature, spec.chunk_rows, coef_fn, need_h, need_w,
-                       need_entropy, coef_needs_all_rows=spec.sequence_level and old is not None)
-        loss, kl, clip_ratio = _loss_from_logps(result.logp, old, ref, adv, weights, mask, spec)
-        entropy = _masked_mean(result.entropy, mask)
+                                     need_entropy, coefneeds_all_rows=needs_all_rows(spec, flat))
+        loss, metrics = _loss_and_metrics(result.logp, result.entropy, flat, spec)
+        sink.update(metrics, entropy=_masked_mean(result.entropy, flat.mask))
         # Kept as attributes, not saved tensors, so backward can hand them over without a copy.
         ctx.grads = (result.grad_h, result.grad_w)
         ctx.meta = (hidden.shape, hidden.dtype, weight.dtype)
         logps = result.logp.view(hidden.shape[:2])
-        ctx.mark_non_differentiable(logps, kl, clip_ratio, entropy)
-        return loss, logps, kl, clip_ratio, entropy
+        ctx.mark_non_differentiable(logps)
+        return loss, logps
 
     @staticmethod
     def backward(ctx, grad_loss, *_unused):
@@ -301,7 +250,7 @@ class _GRPOLossFunction(torch.autograd.Function):
             grad_h = grad_h.mul_(grad_loss.to(grad_h.dtype)).view(shape).to(hidden_dtype)
         if grad_w is not None:
             grad_w = grad_w.mul_(grad_loss).to(weight_dtype)
-        return grad_h, grad_w, None, None, None, None, None, None, None, None, None
+        return grad_h, grad_w, None, None, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -314,7 +263,8 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
               beta: float = 0.0, epsilon_low: float = 0.2, epsilon_high: float = 0.2,
               loss_type: str = "dapo", max_completion_length: int | None = None,
               temperature: float = 1.0, chunk_size: int | None = None,
-              importance_sampling_level: str = "token", with_entropy: bool = False) -> GRPOLossOutput:
+              importance_sampling_level: str = "token", with_entropy: bool = False,
+              sampling_logps: torch.Tensor | None = None, options: LossOptions | None = None) -> GRPOLossOutput:
     """TRL's GRPO loss from hidden states [B, T, H] and lm_head weight [V, H], never building [B, T, V].
 
     old_logps None means on-policy (ratio 1, gradient still flows). kl is reported whenever ref_logps is
@@ -322,40 +272,42 @@ def grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.
     importance_sampling_level "sequence" is GSPO: one ratio per completion, exp of its mean log-ratio.
     with_entropy adds the mean entropy of the sampled positions' distributions (from the same pass).
     Truncated completions are left out of the loss (TRL's mask_truncated_completions) by zeroing their
-    rows of completion_mask.
+    rows of completion_mask. sampling_logps: the sampler's own log-probs of the completion (the off-policy
+    mask and the sampler correction in `options` use them); options: the loss options beyond clip and KL.
     """
+    options = options or LossOptions()
     check_loss_args(hidden, weight, completion_ids, completion_mask, advantages, old_logps, ref_logps,
                      beta, epsilon_low, epsilon_high, loss_type, max_completion_length, temperature, chunk_size,
                      importance_sampling_level)
+    check_options(options, loss_type, sampling_logps, tuple(completion_ids.shape))
     batch, length = completion_ids.shape
     sequence_level = importance_sampling_level == "sequence"
-    spec = _LossSpec(float(beta), float(epsilon_low), float(epsilon_high), float(temperature),
-                     _chunk_rows(chunk_size, weight.shape[0]), sequence_level, max(length, 1))
+    spec = LossSpec(float(beta), float(epsilon_low), float(epsilon_high), float(temperature),
+                     _chunk_rows(chunk_size, weight.shape[0]), sequence_level, max(length, 1), loss_type, options)
     mask = completion_mask.to(torch.float32)
-    weights = _token_weights(mask, loss_type, max_completion_length)
-    policy_weights = _policy_weights(mask, weights, sequence_level).reshape(-1)
-    weights = weights.reshape(-1)
-    flat = dict(
-        ids=completion_ids.reshape(-1).long(),
-        mask=mask.reshape(-1),
-        adv=advantages.to(torch.float32)[:, None].expand(batch, length).reshape(-1),
-        old=None if old_logps is None else old_logps.detach().to(torch.float32).reshape(-1),
-        ref=None if ref_logps is None else ref_logps.detach().to(torch.float32).reshape(-1),
-    )
-    wants_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
-    if not wants_grad:
+    weights = token_weights(mask, loss_type, max_completion_length).reshape(-1)
+    mask = mask.reshape(-1)
+    flat = Flat(mask, advantages.to(torch.float32)[:, None].expand(batch, length).reshape(-1), weights,
+                 spread(weights, mask, spec.length) if sequence_level else weights,
+                 mask / mask.sum().clamp(min=1.0),
+                 *(None if t is None else t.detach().to(torch.float32).reshape(-1)
+                   for t in (old_logps, ref_logps, sampling_logps)))
+    ids = completion_ids.reshape(-1).long()
+    need_entropy = with_entropy or options.needs_entropy()
+    sink: dict = {}
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        loss, logps = _GRPOLossFunction.apply(hidden, weight, ids, flat, spec, need_entropy, sink)
+    else:
         with torch.no_grad():
             h2d = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
-            result = _logprobs_and_grads(h2d, weight, flat["ids"], spec.temperature, spec.chunk_rows,
-                           need_entropy=with_entropy)
-            loss, kl, clip = _loss_from_logps(result.logp, flat["old"], flat["ref"], flat["adv"], weights,
-                                              flat["mask"], spec)
-        entropy = _masked_mean(result.entropy, flat["mask"]) if with_entropy else None
-        return GRPOLossOutput(loss, result.logp.view(batch, length), kl, clip, entropy)
-    loss, logps, kl, clip, entropy = _GRPOLossFunction.apply(
-        hidden, weight, flat["ids"], flat["mask"], flat["adv"], weights, policy_weights, flat["old"],
-        flat["ref"], spec, with_entropy)
-    return GRPOLossOutput(loss, logps, kl, clip, entropy if with_entropy else None)
+            result = _logprobs_and_grads(h2d, weight, ids, spec.temperature, spec.chunk_rows,
+                                         need_entropy=need_entropy)
+            loss, metrics = _loss_and_metrics(result.logp, result.entropy, flat, spec)
+        sink.update(metrics, entropy=_masked_mean(result.entropy, mask))
+        logps = result.logp.view(batch, length)
+    return GRPOLossOutput(loss, logps, sink["kl"], sink["clip_ratio"], sink["entropy"] if with_entropy else None,
+                          sink.get("sampler_kl"), sink.get("sampler_capped"), sink.get("selected_entropy"),
+                          sink.get("selected_tokens"))
 
 
 @torch.no_grad()

@@ -7,12 +7,14 @@ from typing import NamedTuple
 
 import torch
 
+from .grpo_loss_terms import SAMPLING_CORRECTION_MODES
+
 
 class LossNormaliser(NamedTuple):
     """How a loss type turns the masked token losses into one number (the weight of a token is mask /
     normaliser). `per_token` says whether that normaliser counts tokens, which is what decides how the
     loop weights micro-batches (by their tokens, or by their sequences) so they add up to the full batch."""
-    kind: str  # "sequence_mean" | "all_tokens" | "fixed_length"
+    kind: str  # "sequence_mean" | "all_tokens" | "fixed_length" | "sequence_sum"
     per_token: bool
     description: str
 
@@ -23,6 +25,11 @@ LOSS_TYPES = {
     "bnpo": LossNormaliser("all_tokens", True, "mean over all completion tokens"),
     "dr_grpo": LossNormaliser("fixed_length", False, "sum / (batch size * max_completion_length)"),
     "dapo": LossNormaliser("all_tokens", True, "sum / number of completion tokens"),
+    # TRL 1.16's further loss types: their policy terms are grpo_loss_terms.py, their normalisers TRL's.
+    "cispo": LossNormaliser("all_tokens", True, "clipped IS weight x A x logp, sum / completion tokens"),
+    "sapo": LossNormaliser("sequence_mean", False, "soft sigmoid gate instead of the clip, per-sequence mean"),
+    "luspo": LossNormaliser("sequence_sum", False, "per-sequence sum (length-weighted), mean over sequences"),
+    "vespo": LossNormaliser("all_tokens", True, "gamma weight of the sequence ratio x A x logp, sum / tokens"),
 }
 
 # Where the importance ratio is taken: per token (GRPO), or per sequence as the exp of the mean token
@@ -82,3 +89,27 @@ def check_loss_args(hidden, weight, ids, mask, advantages, old_logps, ref_logps,
                          "(token_logprobs of the reference weights) or set beta=0")
     if epsilon_low < 0 or epsilon_high < 0:
         raise ValueError(f"epsilon_low and epsilon_high must be >= 0, got {epsilon_low}, {epsilon_high}")
+
+
+def check_options(options, loss_type: str, sampling_logps: torch.Tensor | None, shape: tuple) -> None:
+    """The loss options (grpo_loss_terms.LossOptions) and the sampler's log-probs they may use."""
+    if not 0.0 <= options.top_entropy_quantile <= 1.0:
+        raise ValueError(f"top_entropy_quantile must be in [0, 1], got {options.top_entropy_quantile}")
+    if options.off_policy_mask_threshold is not None and options.off_policy_mask_threshold < 0:
+        raise ValueError(f"off_policy_mask_threshold must be >= 0, got {options.off_policy_mask_threshold}")
+    if min(options.sapo_temperature_pos, options.sapo_temperature_neg) <= 0:
+        raise ValueError("sapo_temperature_pos and sapo_temperature_neg must be > 0 (the gate divides by them)")
+    mode = options.sampling_correction
+    if mode is not None and mode not in SAMPLING_CORRECTION_MODES:
+        raise ValueError(f"unknown sampling correction mode {mode!r}; choose one of {SAMPLING_CORRECTION_MODES}")
+    if mode is not None and mode.endswith("truncate") and options.sampling_clip_min is None \
+            and options.sampling_clip_max is None:
+        raise ValueError("a *_truncate sampling correction needs sampling_clip_min or sampling_clip_max")
+    lo, hi = options.sampling_clip_min, options.sampling_clip_max
+    if lo is not None and hi is not None and lo >= hi:
+        raise ValueError(f"sampling_clip_min ({lo}) must be less than sampling_clip_max ({hi})")
+    if loss_type == "vespo" and mode is not None and mode.startswith("sequence"):
+        raise ValueError("VESPO folds the sampler correction into its sequence weight token by token: use "
+                         "token_truncate or token_mask (as TRL requires)")
+    if sampling_logps is not None and tuple(sampling_logps.shape) != shape:
+        raise ValueError(f"sampling_logps must be [B, T] = {shape}, got {tuple(sampling_logps.shape)}")

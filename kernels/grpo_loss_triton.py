@@ -91,16 +91,21 @@ def _logprob_kernel(h_ptr, w_ptr, ids_ptr, lse_ptr, logp_ptr, entropy_ptr, N, V,
 @triton.autotune(configs=_configs(), key=["H", "V"], reset_to_zero=["grad_h_ptr", "grad_w_ptr"])
 @triton.jit
 def _grad_kernel(h_ptr, w_ptr, ids_ptr, lse_ptr, coef_ptr, grad_h_ptr, grad_w_ptr, N, V, H, stride_h,
-                 stride_w, inv_temp, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_K: tl.constexpr,
-                 PRECISION: tl.constexpr, NEED_H: tl.constexpr, NEED_W: tl.constexpr,
-                 FILTER_EPS: tl.constexpr):
+                 stride_w, inv_temp, ent_coef_ptr, entropy_ptr, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr,
+                 BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, NEED_H: tl.constexpr, NEED_W: tl.constexpr,
+                 FILTER_EPS: tl.constexpr, HAS_ENTROPY: tl.constexpr):
     rows = (tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     cols = (tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)).to(tl.int64)
     row_ok = rows < N
     col_ok = cols < V
     # coef is 0 for padding tokens; a block of rows with nothing to contribute skips all the work.
     scale = tl.load(coef_ptr + rows, mask=row_ok, other=0.0) * inv_temp
-    if tl.max(tl.abs(scale), axis=0) > 0:
+    live = tl.abs(scale)
+    if HAS_ENTROPY:  # the entropy bonus: dLoss/dH per row, and H itself
+        ent_scale = tl.load(ent_coef_ptr + rows, mask=row_ok, other=0.0) * inv_temp
+        ent_h = tl.load(entropy_ptr + rows, mask=row_ok, other=0.0)
+        live += tl.abs(ent_scale)
+    if tl.max(live, axis=0) > 0:
         ids = tl.load(ids_ptr + rows, mask=row_ok, other=0)
         lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
         z = _logits_tile(h_ptr, w_ptr, rows, cols, row_ok, col_ok, H, stride_h, stride_w, inv_temp,
@@ -111,7 +116,12 @@ def _grad_kernel(h_ptr, w_ptr, ids_ptr, lse_ptr, coef_ptr, grad_h_ptr, grad_w_pt
         # probabilities) is under the inputs' precision and is skipped, saving its matmuls and atomics.
         # For fp32 FILTER_EPS is 0 and every tile counts.
         if tl.max(tl.max(tl.abs(dlogp_dz), axis=1), axis=0) >= FILTER_EPS:
-            dz = (scale[:, None] * dlogp_dz).to(h_ptr.dtype.element_ty)  # dot in the input dtype
+            dz = scale[:, None] * dlogp_dz
+            if HAS_ENTROPY:  # + dLoss/dH * dH/dz, dH/dz = -p (log p + H) with log p = z - lse
+                log_p = z - lse[:, None]
+                dz += tl.where(row_ok[:, None] & col_ok[None, :],
+                               -ent_scale[:, None] * tl.exp(log_p) * (log_p + ent_h[:, None]), 0.0)
+            dz = dz.to(h_ptr.dtype.element_ty)  # dot in the input dtype
             for k0 in range(0, H, BLOCK_K):
                 ks = k0 + tl.arange(0, BLOCK_K)
                 k_ok = ks < H
@@ -157,8 +167,9 @@ def logprobs(h2d: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, tempera
     return logp, lse, entropy
 
 
-def grads(h2d, weight, ids, lse, coef, temperature, need_h: bool, need_w: bool):
-    """Gradients of sum(coef * logp) w.r.t. h2d and weight (None where not needed), in their dtypes."""
+def grads(h2d, weight, ids, lse, coef, temperature, need_h: bool, need_w: bool, ent_coef=None, entropy=None):
+    """Gradients of sum(coef * logp) (+ sum(ent_coef * entropy), the entropy bonus, when given) w.r.t. h2d
+    and weight (None where not needed), in their dtypes."""
     h2d, weight, ids = h2d.contiguous(), weight.contiguous(), ids.contiguous()
     n_rows, hidden = h2d.shape
     vocab = weight.shape[0]
@@ -169,8 +180,13 @@ def grads(h2d, weight, ids, lse, coef, temperature, need_h: bool, need_w: bool):
         def grid(meta):
             return triton.cdiv(n_rows, meta["BLOCK_N"]), triton.cdiv(vocab, meta["BLOCK_V"])
 
+        has_entropy = ent_coef is not None
+        ent_coef = ent_coef.contiguous().float() if has_entropy else lse  # lse: a stand-in never read
+        entropy = entropy.contiguous().float() if has_entropy else lse
+        # With the entropy bonus no tile is skipped: its gradient is not bounded by the tile filter's test.
         _grad_kernel[grid](h2d, weight, ids, lse, coef.contiguous().float(), grad_h, grad_w, n_rows, vocab,
-                           hidden, h2d.stride(0), weight.stride(0), 1.0 / temperature,
+                           hidden, h2d.stride(0), weight.stride(0), 1.0 / temperature, ent_coef, entropy,
                            PRECISION=_precision(h2d.dtype), NEED_H=need_h, NEED_W=need_w,
-                           FILTER_EPS=_FILTER_EPS.get(h2d.dtype, 0.0))
+                           FILTER_EPS=0.0 if has_entropy else _FILTER_EPS.get(h2d.dtype, 0.0),
+                           HAS_ENTROPY=has_entropy)
     return (grad_h.to(h2d.dtype) if need_h else None), (grad_w.to(weight.dtype) if need_w else None)

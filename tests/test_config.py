@@ -28,7 +28,7 @@ def test_wrong_type_and_range_name_the_field_and_range():
 def test_choices_are_checked_with_suggestion():
     with pytest.raises(ConfigError) as err:
         config_from_dict({"grpo": {"loss_type": "dapoo"}})
-    assert "not one of grpo, bnpo, dr_grpo, dapo (did you mean 'dapo'?)" in str(err.value)
+    assert "not one of grpo, bnpo, dr_grpo, dapo, cispo, sapo, luspo, vespo (did you mean 'dapo'?)" in str(err.value)
 
 
 def test_reward_shorthand_and_scientific_notation():

@@ -244,7 +244,7 @@ def test_the_config_offers_exactly_the_kernels_loss_types_and_levels():
 
     assert set(config.LOSS_TYPES) == set(grpo_loss_args.LOSS_TYPES)
     assert set(config.IMPORTANCE_SAMPLING_LEVELS) == set(grpo_loss_args.IMPORTANCE_SAMPLING_LEVELS)
-    assert {t for t, n in grpo_loss_args.LOSS_TYPES.items() if n.per_token} == {"bnpo", "dapo"}
+    assert {t for t, n in grpo_loss_args.LOSS_TYPES.items() if n.per_token} == {"bnpo", "dapo", "cispo", "vespo"}
 
 
 def test_default_chunk_bounds_logit_bytes():

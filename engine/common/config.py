@@ -23,9 +23,10 @@ from typing import Any
 import yaml
 
 from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.loss_settings import LossOptionSettings, loss_option_errors
 
 DEMO = "demo"
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
 SCALE_REWARDS = ("group", "batch", "none")
 SCHEDULERS = ("constant", "linear", "cosine")
 OPTIMIZERS = ("adamw", "adamw_8bit")
@@ -83,7 +84,7 @@ class RewardSpec:
 
 
 @dataclass
-class GRPOSettings:
+class GRPOCoreSettings:
     num_generations: int = setting(8, range=(2, 256), help="Completions per prompt (the group). More = better "
                                                         "advantage estimates, more generation time and KV cache.")
     max_prompt_length: int = setting(256, range=(1, 1_000_000), help="Longest prompt in tokens.")
@@ -144,6 +145,11 @@ class BatchConfig:
                                                          "is gradient accumulation. Lower = less memory.")
     generation_batch_size: int | None = setting(None, range=(1, 65536), help="Completions generated at once "
                                                                          "(None = all of a step).")
+
+
+@dataclass
+class GRPOSettings(LossOptionSettings, GRPOCoreSettings):
+    """The `grpo:` section: the fields above first, then the loss options (loss_settings.py)."""
 
 
 @dataclass
@@ -395,4 +401,5 @@ def _cross_checks(config: TrainConfig) -> list[str]:
         errors.append("offload_activations: 'on' needs gradient_checkpointing: true (offloading moves the layer "
                       "inputs that checkpointing keeps to CPU RAM; without checkpointing there is nothing to "
                       "offload): set gradient_checkpointing: true, or offload_activations: off")
+    errors.extend(loss_option_errors(config.grpo))
     return errors

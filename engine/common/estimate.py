@@ -61,6 +61,11 @@ def settings_from_config(config: TrainConfig) -> Settings:
         chunk_size=config.grpo.chunk_size,
         gradient_checkpointing=bool(config.gradient_checkpointing),
         offload=config.offload_activations != "off",
+        entropy_pass=config.grpo.top_entropy_quantile < 1.0 or config.grpo.entropy_coef != 0.0
+        or config.grpo.use_adaptive_entropy,
+        # the fast sampler keeps its own log-probs only when it samples in another dtype than an fp32 run trains
+        sampler_logps=config.dtype == "float32" and config.grpo.generation_dtype != "float32" and (
+            config.grpo.vllm_importance_sampling_correction or config.grpo.off_policy_mask_threshold is not None),
     )
 
 

@@ -118,6 +118,8 @@ class Settings:
     chunk_size: int | None = None
     gradient_checkpointing: bool = True
     offload: bool = True
+    entropy_pass: bool = False  # loss options that use each token's entropy (top-entropy, entropy bonus)
+    sampler_logps: bool = False  # the sampler keeps its own log-probs (sampler correction, off-policy mask)
 
     @property
     def seq_len(self) -> int:
@@ -271,6 +273,8 @@ def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
                   + _sampling_bytes(arch, s.generation_batch))
     generation += (s.generation_batch * s.max_prompt_length * lora_forward_bytes_per_token(arch, s)
                    + dequantized_weight_bytes(arch, s))
+    if s.sampler_logps:  # each step's logits / temperature and its log-sum-exp, and the kept log-probs
+        generation += _sampling_bytes(arch, s.generation_batch) + s.generation_batch * s.max_completion_length * 4
     components = {
         "weights": weights_bytes(arch, s),
         "lora_and_optimizer": lora_and_optimizer_bytes(arch, s),
@@ -301,6 +305,10 @@ def loss_bytes(arch: Arch, s: Settings, tokens: int, rows: int) -> int:
     chunk_rows = s.chunk_size or max(1, LOSS_CHUNK_BYTES // (4 * arch.vocab))
     scratch = max(min(chunk_rows, rows) * arch.vocab * 4, AUTOTUNE_FLUSH_BYTES)
     forward = rows * h * (b + 4) + scratch + rows * 16
+    if s.entropy_pass:  # per-row entropy and its coefficient; the torch path's p log p slice (<= 4096 columns)
+        forward += rows * 8 + min(chunk_rows, rows) * min(arch.vocab, 4096) * 4
+    if s.sampler_logps:  # the sampler's log-probs, the correction's ratio and the options' masks per row
+        forward += rows * 12
     backward = max(rows * h * (4 + b), rows * h * b + tokens * h * b)
     return tokens * h * 4 + max(forward, backward)
 

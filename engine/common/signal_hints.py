@@ -19,6 +19,7 @@ TRUNCATED = 0.3
 NOT_APPLIED = 0.9
 FAILED = 0.05
 LOW_ENTROPY = 0.05  # nats per token
+SAMPLER_CAPPED = 0.2  # share of tokens the sampler correction truncated or masked from which it is worth saying
 SMOOTHING = 10  # steps in the running mean the plateau watch compares
 
 
@@ -46,7 +47,8 @@ def signal_hints(metrics: Sequence[dict], window: int = WINDOW) -> list[Hint]:
     diverging = _diverging(recent)
     if diverging:  # cut or alike completions are then symptoms: the cause is the step size
         return [diverging] + _reward_functions(recent, signals)
-    hints = [h for h in (_flat_groups(recent, signals), _truncated(recent, signals), _entropy(signals)) if h]
+    hints = [h for h in (_flat_groups(recent, signals), _truncated(recent, signals), _entropy(signals),
+                         _sampler_mismatch(signals)) if h]
     return hints + _reward_functions(recent, signals)
 
 
@@ -112,6 +114,17 @@ def _entropy(signals: list[dict]) -> Hint | None:
         return None
     return Hint("entropy", f"Sampling has almost no randomness left (mean token entropy {entropy:.3f}): the "
                            "completions of a group look alike; raise grpo.temperature, or the run has converged.")
+
+
+def _sampler_mismatch(signals: list[dict]) -> Hint | None:
+    capped = _mean([s.get("sampler_capped") for s in signals])
+    if capped is None or capped < SAMPLER_CAPPED:
+        return None
+    kl = _mean([s.get("sampler_kl") for s in signals]) or 0.0
+    return Hint("sampler_mismatch", f"The bf16 sampler and the training forward disagree: the sampler correction "
+                                    f"capped or masked {capped:.0%} of tokens (KL {kl:.3g} per token), so those "
+                                    "teach less; sample in the training dtype (grpo.generation_dtype) or use a "
+                                    "token-level or truncating grpo.vllm_importance_sampling_mode.")
 
 
 def _reward_functions(recent: list[dict], signals: list[dict]) -> list[Hint]:
