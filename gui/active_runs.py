@@ -9,9 +9,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from grpo_studio.engine.common import runs as run_store
 from grpo_studio.engine.common.events import parse_event
+from grpo_studio.engine.common.alarms import ALARM_KEYS
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.engine.common.runs import RunPaths
-from grpo_studio.engine.common.alarms import ALARM_KEYS
 from grpo_studio.engine.common.signal_hints import HintWatcher, PlateauWatch
 
 POLL_MS = 2000
@@ -104,11 +104,8 @@ class ActiveRuns(QObject):
         except OSError:
             return
         for line in data.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("type") in ("metrics", "eval"):
+            event = parse_event(line)
+            if event is not None and event.get("type") in ("metrics", "eval"):
                 watcher.update(event)
 
     def _watch_alarms(self, key: str, name: str, event: dict) -> None:
