@@ -20,7 +20,7 @@ REFRESH_MS = 200  # charts redraw at most five times a second however fast event
 ANNOUNCE_WITHIN_S = 10.0  # events older than this are history (a reopened run): no status line for them
 PHASE_TEXT = {"loading_model": "loading the model", "generating": "generating completions",
               "scoring": "scoring rewards", "optimizing": "updating the adapter", "saving": "saving a checkpoint",
-              "paused": "paused"}
+              "paused": "paused", "evaluating": "answering the held-out prompts"}
 ENGLISH = QLocale(QLocale.Language.English, QLocale.Country.UnitedStates)  # the UI's language, whatever the system's
 
 
