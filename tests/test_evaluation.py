@@ -12,6 +12,8 @@ from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.evaluation import isolated_rng
+from grpo_studio.engine.common.runs import summarize_run
+from grpo_studio.engine.run_summary import run_summary
 from grpo_studio.engine.runner import run_engine
 from test_checkpoint_resume import adapter_weights, small_config
 from test_loop import StopAfter
@@ -48,6 +50,13 @@ def test_eval_runs_before_training_every_n_steps_and_at_the_end(tmp_path):
     assert len({tuple(x["prompt"] for x in e["examples"]) for e in evals}) == 1
     kinds = [(e["type"], e.get("phase")) for e in read_events(RunPaths(run).events)]
     assert ("phase", "evaluating") in kinds
+    # the end-of-run summary and the run store say before -> after
+    first, last = evals[0], evals[-1]
+    assert (f"held-out accuracy (16 prompts, math_correct = 1): {first['accuracy']:.2f} at step 0 -> "
+            f"{last['accuracy']:.2f} at step 5; mean reward {first['reward']:.3f} -> {last['reward']:.3f}"
+            in run_summary(run))
+    listed = summarize_run(run)
+    assert (listed.eval_before, listed.eval_after) == (first["accuracy"], last["accuracy"])
 
 
 def test_accuracy_is_the_share_of_full_correctness_scores(tmp_path):
@@ -116,3 +125,43 @@ def test_missing_held_out_data_fails_before_training_and_says_so(tmp_path):
     assert error["kind"] == "data" and error["message"].startswith("held-out data (eval): dataset not found")
     assert "eval.path" in error["hint"]
     assert not [e for e in read_events(RunPaths(run).events) if e["type"] == "metrics"]
+
+
+def cli_lines(capsys, *argv):
+    from grpo_studio.engine.cli import main
+
+    code = main([*map(str, argv), "--json"])
+    return code, [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_eval_command_repeats_the_runs_own_evaluations(tmp_path, capsys):
+    """`grpo-studio eval RUN --with-base` scores the base model as the run's step-0 eval did and the final
+    adapter as its last eval did; --checkpoint picks a checkpoint; --data names other held-out data."""
+    run = tmp_path / "run"
+    config = eval_config(tmp_path, steps=4, every=0, num_prompts=6)
+    config.checkpoint_every = 2
+    assert run_engine(config, run, quiet=True) == 0
+    own = evals_of(run)
+    assert [e["step"] for e in own] == [0, 4]
+
+    code, lines = cli_lines(capsys, "eval", run, "--with-base")
+    assert code == 0
+    base, tuned = [m for m in lines if m["type"] == "eval"]
+    assert (base["side"], base["adapter"], tuned["side"], tuned["step"]) == ("base", None, "tuned", 4)
+    for mine, theirs in ((base, own[0]), (tuned, own[1])):
+        assert [mine[k] for k in ("accuracy", "reward", "examples")] == [theirs[k] for k in ("accuracy", "reward",
+                                                                                            "examples")]
+    code, lines = cli_lines(capsys, "eval", run, "--checkpoint", "step-2", "--data",
+                            held_out_file(tmp_path, [(1, 1), (2, 2)]))
+    (only,) = [m for m in lines if m["type"] == "eval"]
+    assert only["step"] == 2 and only["num_prompts"] == 2 and "checkpoints/step-2" in only["adapter"]
+    assert {x["prompt"] for x in only["examples"]} == {"1+1=", "2+2="}
+
+
+def test_eval_command_errors_say_what_to_do(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_engine(small_config(steps=1), run, quiet=True) == 0  # no eval: section
+    code, lines = cli_lines(capsys, "eval", run)
+    assert code != 0 and lines[-1]["type"] == "error" and "--data FILE" in lines[-1]["hint"]
+    code, lines = cli_lines(capsys, "eval", run, "--checkpoint", "step-9", "--data", held_out_file(tmp_path, [(1, 2)]))
+    assert code != 0 and "no checkpoint step-9" in lines[-1]["message"] and "step-1" in lines[-1]["hint"]
