@@ -135,7 +135,7 @@ class RunSummary:
     pid: int | None
     error: str | None
     eval_before: float | None = None  # held-out accuracy at the run's first evaluation (step 0: the base model)
-    eval_after: float | None = None  # ... and at its latest
+    eval_after: float | None = None  # ... and at its latest after that (None while there is none)
 
     @property
     def alive(self) -> bool:
@@ -204,8 +204,10 @@ def _fold(digest: _EventDigest, event: dict) -> None:
         digest.best_reward = digest.reward if digest.best_reward is None else max(digest.best_reward,
                                                                                   digest.reward)
     elif kind == "eval" and isinstance(event.get("accuracy"), (int, float)):
-        digest.eval_after = float(event["accuracy"])
-        digest.eval_before = digest.eval_after if digest.eval_before is None else digest.eval_before
+        if digest.eval_before is None:
+            digest.eval_before = float(event["accuracy"])
+        else:
+            digest.eval_after = float(event["accuracy"])
     elif kind == "error":
         hint = event.get("hint")
         digest.error = str(event.get("message", "")) + (f" (hint: {hint})" if hint else "")
