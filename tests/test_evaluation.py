@@ -165,3 +165,13 @@ def test_eval_command_errors_say_what_to_do(tmp_path, capsys):
     assert code != 0 and lines[-1]["type"] == "error" and "--data FILE" in lines[-1]["hint"]
     code, lines = cli_lines(capsys, "eval", run, "--checkpoint", "step-9", "--data", held_out_file(tmp_path, [(1, 2)]))
     assert code != 0 and "no checkpoint step-9" in lines[-1]["message"] and "step-1" in lines[-1]["hint"]
+
+
+def test_train_eval_flag_sets_the_held_out_data(tmp_path):
+    from grpo_studio.engine.cli import build_parser
+    from grpo_studio.engine.commands.train import resolve_job
+
+    held_out = held_out_file(tmp_path, [(1, 2)])
+    args = build_parser().parse_args(["train", "--demo", "--eval", str(held_out), "--run-dir", str(tmp_path / "r")])
+    job = resolve_job(args)
+    assert job.config.eval.enabled and job.config.eval.path == str(held_out) and job.config.eval.num_prompts == 64
