@@ -218,8 +218,8 @@ class ChartGrid(QWidget):
             self.reward.set_series(_short(name), series, colors[1 + i % (len(colors) - 1)], width=1.6, band=True,
                                    band_alpha=16)
         self.reward.show_plot(bool(data.reward.y))
-        self.held_out.set_series("accuracy", data.eval_accuracy, colors[0], width=2.4, dots=True)
         self.held_out.set_series("mean reward", data.eval_reward, colors[2], width=1.4, dashed=True, dots=True)
+        self.held_out.set_series("accuracy", data.eval_accuracy, colors[0], width=2.4, dots=True)  # drawn on top
         evaluated = bool(data.eval_accuracy.y or data.eval_reward.y)
         self.held_out.show_plot(evaluated, None if evaluated or not (data.reward.y or data.done) else self.NO_EVAL)
         self.loss.set_series("loss", data.loss, colors[0])

@@ -253,6 +253,7 @@ class MonitorPage(QWidget):
         self.stat_reward.value.setText(fmt_number(data.recent_reward))
         self.stat_best.value.setText(fmt_number(data.best_reward))
         accuracy = data.eval_accuracy.y
+        self.stat_held_out.setVisible(bool(accuracy))  # only for runs that evaluate (eval: in the config)
         self.stat_held_out.value.setText(held_out_text(accuracy[0] if accuracy else None,
                                                        accuracy[-1] if len(accuracy) > 1 else None))
         running = self._running()

@@ -24,8 +24,8 @@ STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", 
 
 
 class RunsModel(QAbstractTableModel):
-    COLUMNS = ("Run", "State", "Model", "Dataset", "Progress", "Best reward", "Held-out accuracy", "Duration",
-               "Started")
+    COLUMNS = ("Run", "State", "Model", "Dataset", "Progress", "Best reward", "Held-out", "Duration", "Started")
+    HELD_OUT = 6  # shown while some run evaluates on held-out data (eval: in its config)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -176,6 +176,8 @@ class RunsPage(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.model.modelReset.connect(self._update_buttons)
+        self.model.modelReset.connect(lambda: self.table.setColumnHidden(
+            RunsModel.HELD_OUT, not any(r.eval_before is not None for r in self.model.runs)))
         QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.table, self.delete_action)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self, self.refresh)
         self.timer = QTimer(self, interval=3000)  # states change on their own (engines finish, crash)

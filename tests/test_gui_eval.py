@@ -54,6 +54,7 @@ def test_monitor_charts_held_out_accuracy_beside_the_reward(monitor, qtbot, eval
     monitor.resize(1600, 1000)
     monitor.show()
     qtbot.waitExposed(monitor)
+    assert monitor.stat_held_out.isVisible()
     reward = monitor.charts.reward
     # beside the training reward: the same row, to its right
     assert chart.geometry().top() == reward.geometry().top() and chart.geometry().left() > reward.geometry().right()
@@ -65,7 +66,7 @@ def test_monitor_without_eval_says_how_to_turn_it_on(monitor, qtbot, tmp_path):
     monitor._refresh()
     chart = monitor.charts.held_out
     assert chart.stack.currentIndex() == 0 and "eval: {path:" in chart.placeholder.text()
-    assert monitor.stat_held_out.value.text() == "–"
+    assert monitor.stat_held_out.isHidden()  # no card for a run that does not evaluate
 
 
 def test_runs_page_shows_held_out_accuracy_before_and_after(qtbot, evaluated_run):
@@ -74,9 +75,18 @@ def test_runs_page_shows_held_out_accuracy_before_and_after(qtbot, evaluated_run
     qtbot.addWidget(page)
     page.set_runs_dir(evaluated_run.parent)
     model = page.model
-    column = model.COLUMNS.index("Held-out accuracy")
+    column = model.COLUMNS.index("Held-out")
+    assert not page.table.isColumnHidden(column)
     row = next(i for i, r in enumerate(model.runs) if Path(r.path) == evaluated_run)
     text = model.data(model.index(row, column))
     assert text == f"{evals[0]['accuracy']:.2f} → {evals[-1]['accuracy']:.2f}"
     assert "base model" in model.data(model.index(row, column), role=Qt.ItemDataRole.ToolTipRole)
     assert model.data(model.index(row, model.COLUMNS.index("Duration"))) not in ("", None)
+
+
+def test_runs_page_hides_the_held_out_column_when_no_run_evaluates(qtbot, tmp_path):
+    make_run(tmp_path, "demo_events.jsonl")
+    page = RunsPage()
+    qtbot.addWidget(page)
+    page.set_runs_dir(tmp_path)
+    assert page.model.runs and page.table.isColumnHidden(page.model.COLUMNS.index("Held-out"))
