@@ -175,3 +175,10 @@ def test_train_eval_flag_sets_the_held_out_data(tmp_path):
     args = build_parser().parse_args(["train", "--demo", "--eval", str(held_out), "--run-dir", str(tmp_path / "r")])
     job = resolve_job(args)
     assert job.config.eval.enabled and job.config.eval.path == str(held_out) and job.config.eval.num_prompts == 64
+
+
+def test_out_of_memory_while_evaluating_names_the_eval_settings():
+    from grpo_studio.engine.oom import classify_oom
+
+    found = classify_oom(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"), "evaluating")
+    assert "eval.num_prompts" in found.hint and "generation_batch_size" in found.hint
