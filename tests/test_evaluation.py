@@ -182,3 +182,17 @@ def test_out_of_memory_while_evaluating_names_the_eval_settings():
 
     found = classify_oom(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"), "evaluating")
     assert "eval.num_prompts" in found.hint and "generation_batch_size" in found.hint
+
+
+def test_terminal_progress_prints_each_evaluation():
+    import io
+
+    from grpo_studio.engine.progress import ProgressPrinter
+
+    out = io.StringIO()
+    printer = ProgressPrinter(file=out)
+    printer.handle({"type": "eval", "step": 0, "accuracy": 0.234, "reward": 0.31, "num_prompts": 64})
+    printer.handle({"type": "eval", "step": 20, "accuracy": 0.92, "reward": 0.95, "num_prompts": 64})
+    assert out.getvalue().splitlines() == [
+        "held-out (step 0, base model): accuracy 0.23 on 64 prompts, mean reward 0.310",
+        "held-out (step 20): accuracy 0.92 on 64 prompts, mean reward 0.950"]
