@@ -23,6 +23,9 @@ def score(completions, references):
     ("The answer is 98.", "98 values"),  # the number without its unit
     ("Final answer: yes, because the sum is even.", "Yes"),
     ("<answer>infinitely many</answer>", "infinitely many"),
+    ("so 3 + 4 = 7", "7 days"),  # the last number, against a reference with a unit
+    ("The answer is 1,200 dollars.", "1200"),  # a thousands separator is not a list
+    ("The answer is 1, 2, 3.", "\\{1, 2, 3\\}"),
     ("Thus the answer is $\\boxed{(2, 3) \\text{ and } (3, 2)}$.", "(2, 3) and (3, 2)"),
     ("The answer is 45 degrees, or equivalently \\frac{\\pi}{4}.", "\\frac{\\pi}{4}, or equivalently 45 degrees"),
 ])
@@ -43,6 +46,8 @@ def test_the_issues_answers_stated_in_a_sentence_score_one(completion, reference
     ("The answer is (3, 2).", "(2, 3)"),  # an ordered pair is not a list
     ("The answer is Bob wins.", "Alice"),
     ("The answer is 2^n.", "2^(n-1)"),
+    ("The answer is 7 and 11.", "7 days"),  # a list where one number is asked
+    ("The answer is 7 and 11.", "7"),
 ])
 def test_near_misses_score_zero(completion, reference):
     assert score([completion], [reference]) == [0.0]

@@ -142,12 +142,17 @@ def stated_answer_matches(text: str, extracted: str | None, reference: str, same
 
 
 def units_conflict(text: str, extracted: str | None, reference: str) -> bool:
-    """The completion states a number with one unit, the reference with another ("3 days" for "3 hours"):
-    equal numbers, yet not the answer. Compared by the unit's last word, singular ("possible values" and
-    "values" agree)."""
+    """The stated answer cannot be the reference although a number in it equals it: another unit ("3 days"
+    for "3 hours"; units compared by their last word, singular: "possible values" and "values" agree), or a
+    list where the reference is one number ("7 and 11" for "7 days")."""
     span = extracted if extracted is not None and _is_explicit(text) else stated_span(text)
-    stated, wanted = (_number_unit(span) if span else None), _number_unit(reference)
-    if not (stated and wanted and stated[1] and wanted[1]):
+    wanted = _number_unit(reference)
+    if not span or wanted is None:
+        return False
+    stated = _number_unit(span)  # "1,000" is one number, not a list
+    if stated is None and len(_split_top_level(span, _LIST_SPLIT)) > 1 and len(alternatives(reference)) == 1:
+        return True
+    if not (stated and stated[1] and wanted[1]):
         return False
     return _unit_word(stated[1]) != _unit_word(wanted[1])
 
