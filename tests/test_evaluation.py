@@ -196,3 +196,40 @@ def test_terminal_progress_prints_each_evaluation():
     assert out.getvalue().splitlines() == [
         "held-out (step 0, base model): accuracy 0.23 on 64 prompts, mean reward 0.310",
         "held-out (step 20): accuracy 0.92 on 64 prompts, mean reward 0.950"]
+
+
+def test_chat_model_eval_on_a_slice_of_the_training_file(tiny_llama_dir, tmp_path):
+    """Questions rendered through the chat template like the training ones; the event shows the question; a
+    held-out slice disjoint from training raises no warning, the same rows as training do; greedy repeats."""
+    from grpo_studio.engine import model as pm
+    from grpo_studio.engine.common.config import TrainConfig
+    from grpo_studio.engine.data import load_examples
+    from grpo_studio.engine.evaluation import Evaluator, load_eval_examples
+    from grpo_studio.engine.rewards import load_reward_functions
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(12)))
+    config = TrainConfig(model=str(tiny_llama_dir), device="cpu", dtype="float32", system_prompt="Be brief.")
+    config.lora.r = 4
+    config.dataset.path, config.dataset.question_column, config.dataset.split = str(data), "question", "train[:8]"
+    config.grpo.max_completion_length = 6
+    config.eval.split, config.eval.num_prompts = "train[8:]", 10
+    tokenizer = pm.load_tokenizer(tiny_llama_dir)
+    training, _ = load_examples(config, tokenizer)
+    held_out, notes = load_eval_examples(config, tokenizer, training)
+    assert len(held_out) == 4 and notes[1:] == ["eval.num_prompts is 10 but the held-out data has 4 prompts"]
+    assert all("<|im_start|>system\nBe brief." in e.prompt_text for e in held_out)
+    config.eval.split = "train[:8]"
+    assert "8 of the 8 held-out prompts are also training prompts" in load_eval_examples(config, tokenizer,
+                                                                                          training)[1][-1]
+    config.eval.split = "train[8:]"
+    path, base = pm.resolve_model_path(config.model)
+    policy = pm.load_policy(config, path, base, tokenizer)
+    events = []
+    evaluator = Evaluator(config, tokenizer, held_out, load_reward_functions(config.rewards),
+                          lambda kind, **fields: events.append({"type": kind, **fields}))
+    first, again = evaluator.evaluate(policy.model, 0), evaluator.evaluate(policy.model, 0)
+    assert first["examples"] == again["examples"] and first["accuracy"] == again["accuracy"]
+    assert {x["prompt"] for x in first["examples"]} <= {f"What is {i} + 1?" for i in range(8, 12)}
+    assert [e["type"] for e in events] == ["phase", "eval", "phase", "eval"]
