@@ -32,6 +32,8 @@ PHASE_HINTS = {
     "optimizing": "lower batch.micro_batch_size (e.g. halve it), or set offload_activations: on; then "
                   "grpo.max_completion_length",
     "loading_model": "set load_in_4bit: true, or choose a smaller model",
+    "evaluating": "set batch.generation_batch_size (held-out answers generated at once; all eval.num_prompts "
+                  "by default), or lower eval.num_prompts",
 }
 TRITON_HINT = ("the fused loss kernel does not fit this GPU's {name}: set dtype: auto (bf16/fp16 tiles need "
                "half the shared memory of float32), or set the environment variable GRPO_STUDIO_NO_TRITON=1 "

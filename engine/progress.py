@@ -62,6 +62,11 @@ class ProgressPrinter:
             self._progress(event)
         elif kind == "checkpoint":
             self._write(f"checkpoint: step {event.get('step')} -> {event.get('path')}")
+        elif kind == "eval":
+            accuracy, reward = event.get("accuracy"), event.get("reward")
+            self._write(f"held-out (step {event.get('step')}{', base model' if event.get('step') == 0 else ''}): "
+                        f"accuracy {'-' if accuracy is None else f'{accuracy:.2f}'} on {event.get('num_prompts')} "
+                        f"prompts, mean reward {'-' if reward is None else f'{reward:.3f}'}")
         elif kind == "log":
             self._write(f"[{event.get('level', 'info')}] {event.get('message', '')}")
         elif kind == "error":

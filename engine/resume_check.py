@@ -16,7 +16,7 @@ from grpo_studio.engine.common.errors import ConfigError
 
 # Settings a resumed run honours (the rest of the config is fixed by the checkpoint).
 CHANGEABLE = ("max_steps", "num_train_epochs", "checkpoint_every", "checkpoint_keep", "log_samples_every",
-              "reward_timeout_s",
+              "reward_timeout_s", "eval.path", "eval.split", "eval.num_prompts", "eval.every", "eval.greedy",
               # memory-only: the same updates at any size (gradient accumulation, row-keyed sampling); recovery
               # from out-of-memory lowers them mid-run (oom_recovery.py), auto-fit chooses them (fit.py)
               "batch.micro_batch_size", "batch.generation_batch_size", "fit", "fit_may_reduce")

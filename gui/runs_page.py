@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from grpo_studio.engine.common import runs as run_store
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.gui import theme
-from grpo_studio.gui.widgets import EmptyState, fmt_duration, fmt_number, open_folder, page_header, page_layout
+from grpo_studio.gui.widgets import (EmptyState, fmt_duration, fmt_number, held_out_text, open_folder, page_header,
+                                     page_layout)
 
 RESUMABLE = ("stopped", "crashed", "failed", "damaged")  # damaged: from its newest checkpoint that reads back
 WIDE_COLUMNS = (0, 2)  # Run, Model
@@ -23,7 +24,8 @@ STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", 
 
 
 class RunsModel(QAbstractTableModel):
-    COLUMNS = ("Run", "State", "Model", "Dataset", "Progress", "Best reward", "Duration", "Started")
+    COLUMNS = ("Run", "State", "Model", "Dataset", "Progress", "Best reward", "Held-out", "Duration", "Started")
+    HELD_OUT = 6  # shown while some run evaluates on held-out data (eval: in its config)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -69,6 +71,9 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if run.error:
                 return str(run.error)
+            if column == 6:
+                return ("Held-out accuracy before training (step 0, the base model) → at the latest evaluation"
+                        if run.eval_before is not None else "No held-out evaluation: the run's config has no eval:")
             return str(run.model or "–") if column == 2 else str(run.path)
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= 4:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -90,8 +95,10 @@ class RunsModel(QAbstractTableModel):
         if column == 5:
             return fmt_number(run.best_reward)
         if column == 6:
-            return fmt_duration(run.duration_s)
+            return held_out_text(run.eval_before, run.eval_after)
         if column == 7:
+            return fmt_duration(run.duration_s)
+        if column == 8:
             return time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else "–"
         return ""
 
@@ -100,7 +107,8 @@ class RunsModel(QAbstractTableModel):
 
 
 def _key(run) -> tuple:
-    return (str(run.path), run.state, run.step, run.best_reward, run.total_steps)
+    return (str(run.path), run.state, run.step, run.best_reward, run.total_steps, run.eval_before, run.eval_after)
+
 
 
 def _short_path(value: object) -> str:
@@ -177,6 +185,8 @@ class RunsPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._say_damage())
         self.model.modelReset.connect(self._update_buttons)
         self.model.modelReset.connect(self._say_damage)
+        self.model.modelReset.connect(lambda: self.table.setColumnHidden(
+            RunsModel.HELD_OUT, not any(r.eval_before is not None for r in self.model.runs)))
         QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.table, self.delete_action)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self, self.refresh)
         self.timer = QTimer(self, interval=3000)  # states change on their own (engines finish, crash)

@@ -74,7 +74,21 @@ def test_runs_page_shows_every_column(qtbot, window, size):
     settle(qtbot, window, size, 2)
     assert layout_problems(window.runs) == []
     model = window.runs.model
-    assert columns_on_screen(window.runs.table) == list(model.COLUMNS)  # all of them, without scrolling
+    shown = [c for i, c in enumerate(model.COLUMNS) if not window.runs.table.isColumnHidden(i)]  # Held-out: no eval
+    assert columns_on_screen(window.runs.table) == shown  # all of them, without scrolling
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs_page_shows_every_column_with_a_held_out_evaluation(qtbot, window, size, runs_dir):
+    events = runs_dir / "2026-12-03_093000_demo" / "events.jsonl"
+    with events.open("a") as handle:  # a run that evaluated: the Held-out column appears
+        for seq, (step, accuracy) in enumerate(((0, 0.23), (600, 0.92)), start=100000):
+            handle.write(json.dumps({"type": "eval", "seq": seq, "time": 1.0, "step": step, "accuracy": accuracy,
+                                     "reward": accuracy, "num_prompts": 64}) + "\n")
+    window.runs.refresh()
+    settle(qtbot, window, size, 2)
+    assert layout_problems(window.runs) == []
+    assert columns_on_screen(window.runs.table) == list(window.runs.model.COLUMNS)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true", help="the built-in demo: a tiny model learns addition "
                                                             "on the CPU in a minute or two")
     parser.add_argument("--steps", type=int, metavar="N", help="override max_steps")
+    parser.add_argument("--eval", metavar="FILE", help="held-out questions (the training data's columns) to score "
+                                                       "before, during and after training (sets eval.path)")
     parser.add_argument("--run-dir", type=Path, metavar="D", help="run folder (default: a new folder under "
                                                                   "the runs directory)")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
@@ -86,6 +88,10 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
         data = config.to_dict()
         data["max_steps"] = args.steps
         config = config_from_dict(data)  # validated like any other value
+    if getattr(args, "eval", None):
+        data = config.to_dict()
+        data["eval"]["path"] = args.eval
+        config = config_from_dict(data)
     if resume and getattr(args, "overwrite", False):
         raise ConfigError("--resume continues a run; --overwrite replaces it", "give only one of them")
     notes: list[str] = []

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.eval_config import EvalConfig, eval_problems
 from grpo_studio.engine.common.loss_settings import LossOptionSettings, loss_option_errors
 
 DEMO = "demo"
@@ -189,6 +190,7 @@ class TrainConfig:
     fit_may_reduce: str = setting("nothing", choices=FIT_MAY_REDUCE, help="What auto-fit may also lower when "
                                   "the memory settings are not enough (a shorter completion changes what is "
                                   "learned).")
+    eval: EvalConfig = setting(factory=EvalConfig)
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -402,4 +404,5 @@ def _cross_checks(config: TrainConfig) -> list[str]:
                       "inputs that checkpointing keeps to CPU RAM; without checkpointing there is nothing to "
                       "offload): set gradient_checkpointing: true, or offload_activations: off")
     errors.extend(loss_option_errors(config.grpo))
+    errors += eval_problems(config.eval)
     return errors
