@@ -46,7 +46,7 @@ def assert_same_adapter(a_run, b_run):
 def spy_batch_sizes(monkeypatch):
     """(step, generation batch_size) per generate call and (step, rows) per micro-batch the loss sees."""
     seen = {"generate": [], "micro": []}
-    generate, grpo_loss = loop.generate, loop.grpo_loss
+    generate, micro_batch_loss = loop.generate, loop.micro_batch_loss
 
     def spy_generate(*args, **kwargs):
         seen["generate"].append(kwargs["batch_size"])
@@ -54,10 +54,10 @@ def spy_batch_sizes(monkeypatch):
 
     def spy_loss(hidden, *args, **kwargs):
         seen["micro"].append(hidden.shape[0])
-        return grpo_loss(hidden, *args, **kwargs)
+        return micro_batch_loss(hidden, *args, **kwargs)
 
     monkeypatch.setattr(loop, "generate", spy_generate)
-    monkeypatch.setattr(loop, "grpo_loss", spy_loss)
+    monkeypatch.setattr(loop, "micro_batch_loss", spy_loss)
     return seen
 
 
