@@ -8,26 +8,22 @@ Evaluation is on when `path` or `split` is set. The held-out prompts are rendere
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-
-def _setting(default: Any, *, range: tuple | None = None, help: str = "") -> Any:
-    # the same metadata as config.setting (which this module cannot import: config imports this one)
-    return field(default=default, metadata={"range": range, "choices": None, "help": help})
+from grpo_studio.engine.common.config_fields import setting
 
 
 @dataclass
 class EvalConfig:
-    path: str | None = _setting(None, help="Held-out data: a file, folder or cached hub id with the training "
+    path: str | None = setting(None, help="Held-out data: a file, folder or cached hub id with the training "
                                       "data's columns (empty = the training dataset, with eval.split).")
-    split: str | None = _setting(None, help="Split to evaluate on, e.g. 'test' or 'train[90%:]'. Setting path "
+    split: str | None = setting(None, help="Split to evaluate on, e.g. 'test' or 'train[90%:]'. Setting path "
                                        "or split turns held-out evaluation on.")
-    num_prompts: int = _setting(64, range=(1, 100_000), help="Held-out prompts per evaluation: a fixed sample, "
+    num_prompts: int = setting(64, range=(1, 100_000), help="Held-out prompts per evaluation: a fixed sample, "
                                                          "the same for every run and seed.")
-    every: int = _setting(0, range=(0, None), help="Evaluate every N steps, besides before training and at "
+    every: int = setting(0, range=(0, None), help="Evaluate every N steps, besides before training and at "
                                               "the end (0 = only those two).")
-    greedy: bool = _setting(True, help="Greedy answers, the model's best guess as a user sees it (false: "
+    greedy: bool = setting(True, help="Greedy answers, the model's best guess as a user sees it (false: "
                                   "sample with the run's temperature).")
 
     @property

@@ -7,8 +7,10 @@ GRPOSettings (config.py) inherits these fields; `loss_option_errors` is its cros
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from grpo_studio.engine.common.config_fields import setting
 
 SAMPLING_CORRECTION_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
@@ -29,54 +31,48 @@ LOSS_TYPE_PAPERS = {
 }
 
 
-def _opt(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None,
-         help: str = "") -> Any:
-    # the same metadata as config.setting (not imported from there: config.py imports this module)
-    return field(default=default, metadata={"range": range, "choices": choices, "help": help})
-
-
 @dataclass
 class LossOptionSettings:
-    sapo_temperature_pos: float = _opt(1.0, range=(1e-6, 100.0), help="SAPO: gate temperature for tokens "
+    sapo_temperature_pos: float = setting(1.0, range=(1e-6, 100.0), help="SAPO: gate temperature for tokens "
                                        "with a positive advantage (arXiv 2511.20347).")
-    sapo_temperature_neg: float = _opt(1.05, range=(1e-6, 100.0), help="SAPO: gate temperature for tokens "
+    sapo_temperature_neg: float = setting(1.05, range=(1e-6, 100.0), help="SAPO: gate temperature for tokens "
                                        "with a non-positive advantage.")
-    vespo_k_pos: float = _opt(2.0, range=(0.0, 100.0), help="VESPO: power k of the gamma weight for A >= 0 "
+    vespo_k_pos: float = setting(2.0, range=(0.0, 100.0), help="VESPO: power k of the gamma weight for A >= 0 "
                               "(down-weights ratios below 1; arXiv 2602.10693).")
-    vespo_lambda_pos: float = _opt(3.0, range=(0.0, 100.0), help="VESPO: decay lambda for A >= 0 "
+    vespo_lambda_pos: float = setting(3.0, range=(0.0, 100.0), help="VESPO: decay lambda for A >= 0 "
                                    "(down-weights ratios above 1).")
-    vespo_k_neg: float = _opt(3.0, range=(0.0, 100.0), help="VESPO: power k for A < 0.")
-    vespo_lambda_neg: float = _opt(2.0, range=(0.0, 100.0), help="VESPO: decay lambda for A < 0.")
-    top_entropy_quantile: float = _opt(1.0, range=(0.0, 1.0), help="Train only on this top share of tokens "
+    vespo_k_neg: float = setting(3.0, range=(0.0, 100.0), help="VESPO: power k for A < 0.")
+    vespo_lambda_neg: float = setting(2.0, range=(0.0, 100.0), help="VESPO: decay lambda for A < 0.")
+    top_entropy_quantile: float = setting(1.0, range=(0.0, 1.0), help="Train only on this top share of tokens "
                                        "by entropy (1 = all; the paper uses 0.2; 'Beyond the 80/20 rule', "
                                        "arXiv 2506.01939).")
-    entropy_coef: float = _opt(0.0, range=(-10.0, 10.0), help="Entropy bonus: loss -= coef x mean token "
+    entropy_coef: float = setting(0.0, range=(-10.0, 10.0), help="Entropy bonus: loss -= coef x mean token "
                                "entropy (0 = off). With adaptive entropy: the starting coefficient.")
-    use_adaptive_entropy: bool = _opt(False, help="Skywork-OR1's adaptive entropy control (arXiv 2505.22312): "
+    use_adaptive_entropy: bool = setting(False, help="Skywork-OR1's adaptive entropy control (arXiv 2505.22312): "
                                       "raise the coefficient while entropy is below the target, else lower it.")
-    entropy_coef_min: float = _opt(0.0, range=(-10.0, 10.0), help="Adaptive entropy: lowest coefficient.")
-    entropy_coef_max: float = _opt(1.0, range=(-10.0, 10.0), help="Adaptive entropy: highest coefficient.")
-    entropy_coef_delta: float = _opt(0.005, range=(0.0, 10.0), help="Adaptive entropy: change per step.")
-    entropy_target: float = _opt(0.2, range=(0.0, 100.0), help="Adaptive entropy: target mean token entropy "
+    entropy_coef_min: float = setting(0.0, range=(-10.0, 10.0), help="Adaptive entropy: lowest coefficient.")
+    entropy_coef_max: float = setting(1.0, range=(-10.0, 10.0), help="Adaptive entropy: highest coefficient.")
+    entropy_coef_delta: float = setting(0.005, range=(0.0, 10.0), help="Adaptive entropy: change per step.")
+    entropy_target: float = setting(0.2, range=(0.0, 100.0), help="Adaptive entropy: target mean token entropy "
                                  "(nats); the bonus applies only at or below it.")
-    off_policy_mask_threshold: float | None = _opt(None, range=(0.0, None), help="Drop sequences with a "
+    off_policy_mask_threshold: float | None = setting(None, range=(0.0, None), help="Drop sequences with a "
                                                    "negative advantage whose mean log-ratio of the sampler "
                                                    "to the current policy exceeds this (DeepSeek-V3.2, "
                                                    "arXiv 2512.02556; empty = off).")
-    vllm_importance_sampling_correction: bool = _opt(True, help="Correct the mismatch between the sampler's "
+    vllm_importance_sampling_correction: bool = setting(True, help="Correct the mismatch between the sampler's "
                                                      "log-probs (bf16 fast path) and the training forward's "
                                                      "with truncated importance sampling (TRL's name).")
-    vllm_importance_sampling_mode: str = _opt("sequence_mask", choices=SAMPLING_CORRECTION_MODES,
+    vllm_importance_sampling_mode: str = setting("sequence_mask", choices=SAMPLING_CORRECTION_MODES,
                                               help="Token or sequence ratio; truncate it to the bounds, or "
                                                    "mask tokens / sequences outside them (TRL's default).")
-    vllm_importance_sampling_clip_max: float | None = _opt(3.0, range=(0.0, None), help="Upper bound of the "
+    vllm_importance_sampling_clip_max: float | None = setting(3.0, range=(0.0, None), help="Upper bound of the "
                                                            "sampler correction's ratio (empty = none).")
-    vllm_importance_sampling_clip_min: float | None = _opt(None, range=(0.0, None), help="Lower bound of the "
+    vllm_importance_sampling_clip_min: float | None = setting(None, range=(0.0, None), help="Lower bound of the "
                                                            "sampler correction's ratio (empty = none).")
-    use_bias_correction_kl: bool = _opt(True, help="Multiply the KL term by the importance ratio, so its "
+    use_bias_correction_kl: bool = setting(True, help="Multiply the KL term by the importance ratio, so its "
                                         "gradient is the unbiased reverse-KL one (DeepSeek-V3.2; TRL's default; "
                                         "only with beta > 0).")
-    vllm_importance_sampling_cap: float | None = _opt(None, range=(0.0, None), help="TRL's deprecated name "
+    vllm_importance_sampling_cap: float | None = setting(None, range=(0.0, None), help="TRL's deprecated name "
                                                       "for vllm_importance_sampling_clip_max (wins when set).")
 
     def __post_init__(self) -> None:
