@@ -16,16 +16,30 @@ from typing import Callable
 
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.hub_download import DownloadPlan, Progress, ensure_local
-from grpo_studio.engine.common.sources import Source, resolve_name
+from grpo_studio.engine.common.gguf_cache import is_gguf
+from grpo_studio.engine.common.sources import (Source, local_gguf_file, local_model_folder,
+                                               resolve_name)
 
 Emit = Callable[..., dict]
 
 
 def fetch_run_inputs(config: TrainConfig, emit: Emit, cancelled: Callable[[], bool] | None = None) -> None:
-    """Download whatever of the run's model and dataset is on the Hub and not cached (nothing otherwise)."""
+    """Download whatever of the run's model and dataset is on the Hub and not cached (nothing otherwise);
+    a GGUF model is then dequantized into its cached folder (engine.gguf_import), once."""
+    gguf_file = getattr(config, "gguf_file", None)
+    gguf = gguf_file or is_gguf(config.model)
     for source in (resolve_name(config.model, "model"), resolve_name(config.dataset.path, "dataset")):
-        if source.kind == "hub":
+        if source.kind == "hub" and not (gguf and source.what == "model"):
             fetch(source, emit, config.max_steps or 0, cancelled)
+    if gguf:
+        from grpo_studio.engine.gguf_import import ensure_converted, hub_gguf_file
+
+        path = local_gguf_file(config.model, gguf_file)
+        if path is None and gguf_file and resolve_name(config.model, "model").kind == "hub":
+            path = hub_gguf_file(config.model, gguf_file, emit)
+        if path is None:
+            local_model_folder(config.model, gguf_file)  # raises the clear "not found" error
+        ensure_converted(path, emit, config.max_steps or 0)
 
 
 def fetch(source: Source, emit: Emit, total_steps: int = 0, cancelled: Callable[[], bool] | None = None) -> Path:
