@@ -119,7 +119,7 @@ def generation_weights(model: nn.Module, plan: GenerationPlan, train_dtype: torc
 def _merged_linear(layer: nn.Module, dtype: torch.dtype) -> nn.Linear:
     base = _base_linear(layer)
     weight = _dense_weight(base)
-    for adapter in layer.active_adapters:
+    for adapter in [] if layer.disable_adapters else layer.active_adapters:  # under disable_adapter(): base
         if adapter in layer.lora_A:
             weight = weight + layer.get_delta_weight(adapter).float()
     out = torch.nn.utils.skip_init(nn.Linear, base.in_features, base.out_features, bias=base.bias is not None,

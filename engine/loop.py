@@ -32,6 +32,7 @@ from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.diagnostics import step_signal
 from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
+from grpo_studio.engine.evaluation import Evaluator, build_evaluator
 from grpo_studio.engine.memory import memory_fields
 from grpo_studio.engine.optim import build_optimizer, lr_factor
 from grpo_studio.engine.prompt_sampler import PromptSampler
@@ -85,6 +86,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.generation_said = ""  # how rollouts are generated (dtype, weight layout), logged when it changes
+        self.evaluator: Evaluator | None = None  # held-out evaluation (eval:), set by setup() when on
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
@@ -122,6 +124,8 @@ class Trainer:
             self.total_steps = max(1, math.ceil(config.num_train_epochs * len(self.examples)
                                                 / config.batch.prompts_per_step))
         self.sampler = PromptSampler(len(self.examples), config.batch.prompts_per_step, config.seed)
+        if distributed.is_main():  # one rank evaluates; its own RNG streams leave training's untouched
+            self.evaluator = build_evaluator(config, self.tokenizer, self.reward_functions, self.emit, self.examples)
 
     def _setup_model(self, folder: Path, base_name: str) -> None:
         self.policy = policy_model.load_policy(self.config, folder, base_name, self.tokenizer)
@@ -161,6 +165,8 @@ class Trainer:
         """Run to the last step or a stop request; returns the done reason (finished | stopped).
         Between steps: `on_step(step)` after each, `on_pause(True/False)` around a pause."""
         step_times: list[float] = []
+        if self.evaluator is not None and self.step == 0:  # the adapter starts at zero: the base model
+            self.evaluator.evaluate(self.model, 0, self.device)
         while self.step < self.total_steps:
             self.control.sync()  # with several ranks: rank 0's stop / pause / save flags, the same everywhere
             if self.control.paused:
@@ -189,6 +195,8 @@ class Trainer:
             every = self.config.checkpoint_every
             if (every and self.step % every == 0) or self.control.take_save_request():
                 self.save_checkpoint()
+            if self.evaluator is not None and self.evaluator.due(self.step, self.total_steps):
+                self.evaluator.evaluate(self.model, self.step, self.device)
         if self.last_saved_step != self.step:
             self.save_checkpoint()
         return "finished"

@@ -16,7 +16,7 @@ from grpo_studio.engine.common.errors import ConfigError
 
 # Settings a resumed run honours (the rest of the config is fixed by the checkpoint).
 CHANGEABLE = ("max_steps", "num_train_epochs", "checkpoint_every", "checkpoint_keep", "log_samples_every",
-              "reward_timeout_s")
+              "reward_timeout_s", "eval.path", "eval.split", "eval.num_prompts", "eval.every", "eval.greedy")
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:

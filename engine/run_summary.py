@@ -43,6 +43,22 @@ def reward_by_step(events: list[dict]) -> dict[int, float]:
     return dict(sorted(rewards.items()))
 
 
+def held_out_lines(events: list[dict]) -> list[str]:
+    """Held-out accuracy and reward at the first evaluation (step 0: the base model) -> the latest."""
+    evals = [e for e in events if e.get("type") == "eval"]
+    if not evals:
+        return []
+    first, last = evals[0], evals[-1]
+
+    def show(event: dict, key: str, digits: int) -> str:
+        value = event.get(key)
+        return "-" if not isinstance(value, (int, float)) else f"{value:.{digits}f}"
+
+    return [f"  held-out accuracy ({first.get('num_prompts')} prompts, {first.get('accuracy_reward')} = 1): "
+            f"{show(first, 'accuracy', 2)} at step {first.get('step')} -> {show(last, 'accuracy', 2)} at step "
+            f"{last.get('step')}; mean reward {show(first, 'reward', 3)} -> {show(last, 'reward', 3)}"]
+
+
 def run_summary(run_dir: str | Path) -> str:
     run_dir = Path(run_dir)
     events = list(read_events(RunPaths(run_dir).events))
@@ -56,6 +72,7 @@ def run_summary(run_dir: str | Path) -> str:
         mean_last = sum(rewards[s] for s in last) / len(last)
         lines.append(f"  mean reward: {mean_first:.3f} over steps {first[0]}-{first[-1]} -> {mean_last:.3f} over "
                      f"steps {last[0]}-{last[-1]}")
+    lines += held_out_lines(events)
     done = next((e for e in reversed(events) if e.get("type") == "done"), None)
     adapter = (done or {}).get("adapter")
     if adapter:

@@ -90,11 +90,12 @@ class Chart(QFrame):
         item.showGrid(x=True, y=True, alpha=0.25)
 
     def set_series(self, key: str, series: Series, color: str, width: float = 2.0, band: bool = False,
-                   dashed: bool = False, scale: float = 1.0, band_alpha: int = 40) -> None:
+                   dashed: bool = False, scale: float = 1.0, band_alpha: int = 40, dots: bool = False) -> None:
         pen = pg.mkPen(color, width=width, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
         curve = self._curves.get(key)
-        if curve is None:
-            curve = self.plot.plot([], [], pen=pen)
+        if curve is None:  # dots: a marker on each point (sparse series, e.g. evaluations every N steps)
+            markers = {"symbol": "o", "symbolSize": 7, "symbolBrush": color, "symbolPen": color} if dots else {}
+            curve = self.plot.plot([], [], pen=pen, **markers)
             self._curves[key] = curve
         if self.legend is not None and self._legend_entries.get(key) != (color, dashed):
             self._legend_entries[key] = (color, dashed)
@@ -164,10 +165,13 @@ class ChartGrid(QWidget):
     """The reward chart across the top, the training signals and the memory charts below it."""
 
     WAITING = "Waiting for the first training step…"
+    NO_EVAL = ("No held-out evaluation in this run. Add eval: {path: held_out.jsonl} (or eval.split) to the "
+               "config to score the model on questions it never trains on, before training and as it learns.")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.reward = Chart("Reward (mean ± std)", self.WAITING, legend=True)
+        self.held_out = Chart("Held-out accuracy", "Waiting for the first evaluation…", legend=True)
         self.loss = Chart("Loss", self.WAITING)
         self.kl = Chart("KL to the base model", self.WAITING)
         self.clip = Chart("Clip ratio", self.WAITING)
@@ -179,17 +183,17 @@ class ChartGrid(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(10)
         for chart in self.charts():  # fixed heights: the grid scrolls instead of squeezing or stretching plots
-            chart.setFixedHeight(300 if chart in (self.reward, self.gpu) else 210)
+            chart.setFixedHeight(300 if chart in (self.reward, self.held_out) else 210)
         grid.addWidget(self.reward, 0, 0, 1, 2)
-        grid.addWidget(self.gpu, 0, 2)
-        for i, chart in enumerate((self.loss, self.kl, self.clip, self.length, self.lr, self.ram)):
+        grid.addWidget(self.held_out, 0, 2)  # beside the training reward: what it means on unseen questions
+        for i, chart in enumerate((self.gpu, self.ram, self.loss, self.kl, self.clip, self.length, self.lr)):
             grid.addWidget(chart, 1 + i // 3, i % 3)
         for column in range(3):
             grid.setColumnStretch(column, 1)
         self.estimate: int | None = None
 
     def charts(self) -> list[Chart]:
-        return [self.reward, self.loss, self.kl, self.clip, self.length, self.lr, self.gpu, self.ram]
+        return [self.reward, self.held_out, self.loss, self.kl, self.clip, self.length, self.lr, self.gpu, self.ram]
 
     def clear(self) -> None:
         for chart in self.charts():
@@ -214,6 +218,10 @@ class ChartGrid(QWidget):
             self.reward.set_series(_short(name), series, colors[1 + i % (len(colors) - 1)], width=1.6, band=True,
                                    band_alpha=16)
         self.reward.show_plot(bool(data.reward.y))
+        self.held_out.set_series("accuracy", data.eval_accuracy, colors[0], width=2.4, dots=True)
+        self.held_out.set_series("mean reward", data.eval_reward, colors[2], width=1.4, dashed=True, dots=True)
+        evaluated = bool(data.eval_accuracy.y or data.eval_reward.y)
+        self.held_out.show_plot(evaluated, None if evaluated or not (data.reward.y or data.done) else self.NO_EVAL)
         self.loss.set_series("loss", data.loss, colors[0])
         self.loss.show_plot(bool(data.loss.y))
         self.kl.set_series("kl", data.kl, colors[1])

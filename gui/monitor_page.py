@@ -13,14 +13,14 @@ from grpo_studio.gui.engine_bridge import EngineBridge, RunFollower, run_dir_is_
 from grpo_studio.gui.learning_signal import LearningSignalCard
 from grpo_studio.gui.run_data import AVERAGE_STEPS, RunData
 from grpo_studio.gui.samples_view import SamplesView
-from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_duration, fmt_number, label, open_folder,
-                                     page_header, page_layout)
+from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_duration, fmt_number, held_out_text, label,
+                                     open_folder, page_header, page_layout)
 
 REFRESH_MS = 200  # charts redraw at most five times a second however fast events arrive
 ANNOUNCE_WITHIN_S = 10.0  # events older than this are history (a reopened run): no status line for them
 PHASE_TEXT = {"loading_model": "loading the model", "generating": "generating completions",
               "scoring": "scoring rewards", "optimizing": "updating the adapter", "saving": "saving a checkpoint",
-              "paused": "paused"}
+              "paused": "paused", "evaluating": "answering the held-out prompts"}
 ENGLISH = QLocale(QLocale.Language.English, QLocale.Country.UnitedStates)  # the UI's language, whatever the system's
 
 
@@ -109,8 +109,11 @@ class MonitorPage(QWidget):
         self.stat_reward = Stat(f"mean reward, last {AVERAGE_STEPS} steps")
         self.stat_reward.setToolTip("The mean of the last steps' rewards: the chart's average line ends here")
         self.stat_best = Stat("best step reward")
+        self.stat_held_out = Stat("held-out accuracy")
+        self.stat_held_out.setToolTip("Held-out accuracy before training (step 0, the base model) → at the latest "
+                                      "evaluation (the config's eval: section)")
         self.stat_eta, self.stat_speed = Stat("time left"), Stat("tokens / s")
-        for stat in (self.stat_reward, self.stat_best, self.stat_eta, self.stat_speed):
+        for stat in (self.stat_reward, self.stat_best, self.stat_held_out, self.stat_eta, self.stat_speed):
             row.addWidget(stat)
         progress_card.body.addLayout(row)
         layout.addWidget(progress_card)
@@ -249,6 +252,9 @@ class MonitorPage(QWidget):
         self.progress_text.setText(self._progress_line())
         self.stat_reward.value.setText(fmt_number(data.recent_reward))
         self.stat_best.value.setText(fmt_number(data.best_reward))
+        accuracy = data.eval_accuracy.y
+        self.stat_held_out.value.setText(held_out_text(accuracy[0] if accuracy else None,
+                                                       accuracy[-1] if len(accuracy) > 1 else None))
         running = self._running()
         self.stat_eta.value.setText("paused" if running and data.paused else
                                     fmt_duration(data.eta_s) if running else "–")

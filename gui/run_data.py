@@ -55,6 +55,8 @@ class RunData:
     gpu_peak: Series = field(default_factory=Series)
     rss: Series = field(default_factory=Series)
     offloaded: Series = field(default_factory=Series)
+    eval_accuracy: Series = field(default_factory=Series)  # held-out evaluations (eval events), by step
+    eval_reward: Series = field(default_factory=Series)
     samples: list[dict] = field(default_factory=list)
     log: list[LogLine] = field(default_factory=list)
     checkpoints: list[dict] = field(default_factory=list)
@@ -149,6 +151,13 @@ class RunData:
         self.gpu_peak.add(step, e.get("gpu_peak"))
         self.rss.add(step, e.get("rss"))
         self.offloaded.add(step, e.get("offloaded"))
+
+    def _on_eval(self, e: dict) -> None:
+        step = e.get("step") or 0
+        self.eval_accuracy.add(step, e.get("accuracy"))
+        self.eval_reward.add(step, e.get("reward"))
+        self._log(e, "info", f"held-out accuracy {_fmt(e.get('accuracy'), 2)} · reward {_fmt(e.get('reward'))} on "
+                             f"{e.get('num_prompts')} prompts at step {step}{' (base model)' if step == 0 else ''}")
 
     def _on_sample(self, e: dict) -> None:
         self.samples.append({k: e.get(k) for k in ("step", "prompt", "completion", "rewards", "reward")})

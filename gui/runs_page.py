@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMes
 from grpo_studio.engine.common import runs as run_store
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.gui import theme
-from grpo_studio.gui.widgets import EmptyState, fmt_duration, fmt_number, open_folder, page_header, page_layout
+from grpo_studio.gui.widgets import (EmptyState, fmt_duration, fmt_number, held_out_text, open_folder, page_header,
+                                     page_layout)
 
 RESUMABLE = ("stopped", "crashed", "failed")
 WIDE_COLUMNS = (0, 2)  # Run, Model
@@ -23,7 +24,8 @@ STATE_TEXT = {"starting": "Starting", "running": "Running", "paused": "Paused", 
 
 
 class RunsModel(QAbstractTableModel):
-    COLUMNS = ("Run", "State", "Model", "Dataset", "Progress", "Best reward", "Duration", "Started")
+    COLUMNS = ("Run", "State", "Model", "Dataset", "Progress", "Best reward", "Held-out accuracy", "Duration",
+               "Started")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -68,6 +70,9 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if run.error:
                 return str(run.error)
+            if column == 6:
+                return ("Held-out accuracy before training (step 0, the base model) → at the latest evaluation"
+                        if run.eval_before is not None else "No held-out evaluation: the run's config has no eval:")
             return str(run.model or "–") if column == 2 else str(run.path)
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= 4:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -89,8 +94,10 @@ class RunsModel(QAbstractTableModel):
         if column == 5:
             return fmt_number(run.best_reward)
         if column == 6:
-            return fmt_duration(run.duration_s)
+            return held_out_text(run.eval_before, run.eval_after)
         if column == 7:
+            return fmt_duration(run.duration_s)
+        if column == 8:
             return time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else "–"
         return ""
 
@@ -99,7 +106,8 @@ class RunsModel(QAbstractTableModel):
 
 
 def _key(run) -> tuple:
-    return (str(run.path), run.state, run.step, run.best_reward, run.total_steps)
+    return (str(run.path), run.state, run.step, run.best_reward, run.total_steps, run.eval_before, run.eval_after)
+
 
 
 def _short_path(value: object) -> str:

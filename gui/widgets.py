@@ -193,3 +193,10 @@ class ErrorPanel(QFrame):
         self.hint.setText(f"<b>What to do:</b> {hint}" if hint else "")
         self.hint.setVisible(bool(hint))
         self.show()
+
+
+def held_out_text(before: float | None, after: float | None) -> str:
+    """Held-out accuracy "0.23 → 0.92" (one figure while only the base model was evaluated, – for none)."""
+    if before is None:
+        return "–"
+    return f"{before:.2f}" if after is None else f"{before:.2f} → {after:.2f}"

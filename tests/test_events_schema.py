@@ -33,6 +33,8 @@ def test_events_follow_the_protocol_across_stop_and_resume(tmp_path):
     config = small_config(steps=4)
     config.checkpoint_every = 2
     config.log_samples_every = 1
+    config.eval.path, config.eval.num_prompts = str(tmp_path / "held_out.jsonl"), 4  # eval events too
+    (tmp_path / "held_out.jsonl").write_text('{"prompt": "7+8=", "answer": "15"}\n{"prompt": "9+9=", "answer": "18"}\n')
     assert run_engine(config, run, control=StopAfter(run, 3), quiet=True) == 0
     assert run_engine(config, run, resume=True, quiet=True) == 0
     events = list(read_events(RunPaths(run).events))
@@ -57,6 +59,9 @@ def test_events_follow_the_protocol_across_stop_and_resume(tmp_path):
     sample = [e for e in events if e["type"] == "sample"][-1]
     assert sample["prompt"].endswith("=") and isinstance(sample["completion"], str)
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2, 3, 4]
+    held_out = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in held_out] == [0, 4] and held_out[-1]["num_prompts"] == 2
+    assert 0 <= held_out[-1]["accuracy"] <= 1 and set(held_out[-1]["rewards"]) == {"math_correct", "answer_format"}
     status = read_status(RunPaths(run))
     assert status["state"] == "finished" and status["step"] == 4 and status["pid"] > 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 # "the answer is", "final answer:", "answer = ", "is given by (the expression|formula)"
-_PHRASE = re.compile(r"\banswer\s*(?:is|:|=)\s*|\bis\s+given\s+by(?:\s+the\s+(?:expression|formula))?\s*:?\s*",
+_PHRASE = re.compile(r"\banswer\s*(?:is\s*:?|:|=)\s*|\bis\s+given\s+by(?:\s+the\s+(?:expression|formula))?\s*:?\s*",
                      re.IGNORECASE)
 _TOKEN = re.compile(r"\\[A-Za-z]+|[A-Za-z]+|\d+(?:[.,]\d+)*|\s+|\S")
 MATH_WORDS = {"floor", "ceil", "sqrt", "log", "ln", "exp", "sin", "cos", "tan", "pi", "mod", "binom"}

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.eval_config import EvalConfig, eval_problems
 
 DEMO = "demo"
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
@@ -176,6 +177,7 @@ class TrainConfig:
     # data-parallel training (torchrun); the multi-node flags are the CLI's (`grpo-studio train --help`)
     gpus: int = setting(1, range=(1, 1024), help="GPUs of this machine to train on, one rank each (torchrun). "
                                             "batch.prompts_per_step must divide by the total number of GPUs.")
+    eval: EvalConfig = setting(factory=EvalConfig)
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -381,4 +383,5 @@ def _cross_checks(config: TrainConfig) -> list[str]:
             isinstance(config.lora.target_modules, list)
             and all(isinstance(m, str) for m in config.lora.target_modules) and config.lora.target_modules):
         errors.append("lora.target_modules: 'all-linear' or a non-empty list of module names")
+    errors += eval_problems(config.eval)
     return errors

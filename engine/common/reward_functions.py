@@ -22,6 +22,7 @@ import threading
 from typing import Any, Callable
 
 from grpo_studio.engine.common.answer_text import plain_to_latex, sentence_answer
+from grpo_studio.engine.common.stated_answer import stated_answer_matches, units_conflict
 
 RewardFn = Callable[..., list]
 
@@ -141,7 +142,8 @@ def _latex(text: str) -> str:
 
 def math_correct(prompts: list, completions: list, completion_ids: list | None = None, *,
                  answer: list | None = None, **kwargs: Any) -> list[float | None]:
-    """1 if the final answer (\\boxed{}, <answer>, ####, or last number) equals the answer column, else 0."""
+    """1 if the final answer (\\boxed{}, <answer>, ####, a sentence, or last number) equals the answer column
+    (also in words, as a list, with units or "or equivalently"), else 0."""
     if answer is None:
         raise ValueError("math_correct needs the reference answers: set dataset.answer_column to the column "
                          "that holds them")
@@ -153,8 +155,13 @@ def math_correct(prompts: list, completions: list, completion_ids: list | None =
         reference = str(reference)
         if "####" in reference or "\\boxed" in reference:  # a worked solution (GSM8K, MATH): use its end
             reference = extract_answer(reference) or reference
-        predicted = extract_answer(completion_text(completion))
-        scores.append(1.0 if predicted is not None and answers_match(predicted, reference) else 0.0)
+        text = completion_text(completion)
+        predicted = extract_answer(text)
+        right = predicted is not None and answers_match(predicted, reference)
+        # words, lists, units, "or equivalently": the answer stated as the reference states it
+        right = right or stated_answer_matches(text, predicted, reference, answers_match)
+        right = right and not units_conflict(text, predicted, reference)
+        scores.append(1.0 if right else 0.0)
     return scores
 
 

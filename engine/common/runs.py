@@ -134,6 +134,8 @@ class RunSummary:
     best_reward: float | None
     pid: int | None
     error: str | None
+    eval_before: float | None = None  # held-out accuracy at the run's first evaluation (step 0: the base model)
+    eval_after: float | None = None  # ... and at its latest after that (None while there is none)
 
     @property
     def alive(self) -> bool:
@@ -152,6 +154,8 @@ class _EventDigest:
     error: str | None = None
     first_time: float | None = None
     last_time: float | None = None
+    eval_before: float | None = None
+    eval_after: float | None = None
 
     @property
     def done(self) -> str | None:
@@ -199,6 +203,11 @@ def _fold(digest: _EventDigest, event: dict) -> None:
         digest.reward = float(event["reward"])
         digest.best_reward = digest.reward if digest.best_reward is None else max(digest.best_reward,
                                                                                   digest.reward)
+    elif kind == "eval" and isinstance(event.get("accuracy"), (int, float)):
+        if digest.eval_before is None:
+            digest.eval_before = float(event["accuracy"])
+        else:
+            digest.eval_after = float(event["accuracy"])
     elif kind == "error":
         hint = event.get("hint")
         digest.error = str(event.get("message", "")) + (f" (hint: {hint})" if hint else "")
@@ -265,7 +274,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         step=max(int(status.get("step") or 0), digest.step), total_steps=status.get("total_steps"),
         started=started, updated=updated, duration_s=duration, reward=digest.reward,
         best_reward=digest.best_reward, pid=status.get("pid"), error=digest.error if state == "failed" or
-        state == "crashed" else None)
+        state == "crashed" else None, eval_before=digest.eval_before, eval_after=digest.eval_after)
 
 
 def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
