@@ -140,3 +140,25 @@ def test_a_run_trains_from_a_gguf_file_and_its_export_names_that_file(tiny_gguf,
     kinds = {f["kind"]: f["path"] for f in lines[-1]["files"]}
     assert f"FROM {tiny_gguf.resolve()}" in Path(kinds["modelfile"]).read_text()
     assert lines[-1]["ollama_command"].endswith(kinds["modelfile"])
+
+
+def test_the_estimate_reads_a_gguf_models_shape_from_its_header(tiny_gguf, hf_cache):
+    from grpo_studio.engine.common.model_configs import load_model_config
+
+    config = load_model_config(str(tiny_gguf))
+    assert config["source"] == "gguf" and config["model_type"] == "llama"
+    assert (config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]) == (2, 64, 128)
+    assert config["vocab_size"] == 32000 and config["tie_word_embeddings"] and config["num_key_value_heads"] == 4
+
+
+def test_try_compares_base_and_tuned_on_a_gguf_model(tiny_gguf, hf_cache, tmp_path, capsys):
+    from grpo_studio.engine.runner import run_engine
+    from test_chat import answers, cli_json
+    from test_checkpoint_resume import small_config
+
+    config = small_config(steps=1)
+    config.model = str(tiny_gguf)
+    run = tmp_path / "run"
+    assert run_engine(config, run, quiet=True) == 0
+    code, lines = cli_json(capsys, "chat", run, "--prompt", "3+5=", "--max-new-tokens", 4)
+    assert code == 0 and set(answers(lines)) == {"base", "tuned"}, lines
