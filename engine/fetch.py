@@ -29,8 +29,11 @@ def fetch_run_inputs(config: TrainConfig, emit: Emit, cancelled: Callable[[], bo
     a GGUF model is then dequantized into its cached folder (engine.gguf_import), once."""
     gguf_file = getattr(config, "gguf_file", None)
     gguf = gguf_file or is_gguf(config.model)
-    for source in (resolve_name(config.model, "model"), resolve_name(config.dataset.path, "dataset")):
-        if source.kind == "hub" and not (gguf and source.what == "model"):
+    sources = [resolve_name(config.dataset.path, "dataset")]
+    if not gguf:  # a GGUF model: only its one file is fetched, below
+        sources.insert(0, resolve_name(config.model, "model"))
+    for source in sources:
+        if source.kind == "hub":
             fetch(source, emit, config.max_steps or 0, cancelled)
     if gguf and is_starter_model(config.model) and not Path(config.model).is_file():
         fetch_starter(Path(config.model), emit, config.max_steps or 0, cancelled)

