@@ -123,8 +123,9 @@ def _convert(path: Path, folder: Path, info: GgufInfo, emit: Emit) -> None:
     config = loaded.config
     if hasattr(config, "quantization_config"):  # the GGUF marker: a model carrying it refuses to save
         del config.quantization_config
-    fresh = type(loaded)(config)
-    fresh.load_state_dict(loaded.state_dict())
+    with torch.device("meta"):  # no second copy of the weights: the fresh model takes the loaded tensors
+        fresh = type(loaded)(config)
+    fresh.load_state_dict(loaded.state_dict(), assign=True)
     del loaded
     tmp = folder.with_name(f".tmp-{folder.name}")
     shutil.rmtree(tmp, ignore_errors=True)
