@@ -104,7 +104,8 @@ class Trainer:
         seed_everything(self.config.seed)
         fetch_run_inputs(self.config, self.emit, lambda: self.control.stop_requested)  # hub ids not yet cached
         self.emit("phase", phase="loading_model")
-        folder, base_name = policy_model.resolve_model_path(self.config.model)
+        folder, base_name = policy_model.resolve_model_path(self.config.model,
+                                                            getattr(self.config, "gguf_file", None))
         self.tokenizer = policy_model.load_tokenizer(folder)
         distributed.check_config(self.config)
         self._setup_data()  # before any weights load: a data or reward problem fails fast

@@ -54,13 +54,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return auto_dtype(device)  # bf16 only where the GPU computes it natively (not emulated on sm_70/75)
 
 
-def resolve_model_path(name: str) -> tuple[Path, str]:
+def resolve_model_path(name: str, gguf_file: str | None = None) -> tuple[Path, str]:
     """(local folder with config.json, name for adapter_config.json) for 'demo', a folder or a cached hub id.
+    A GGUF model: its dequantized folder, and the GGUF file itself as the adapter's base (the file the
+    exported adapter applies to in llama.cpp / Ollama).
 
     Never downloads: a run fetches its hub model first (engine.fetch); see engine.sources for the rule."""
-    from grpo_studio.engine.common.sources import local_model_folder, resolve_name
+    from grpo_studio.engine.common.sources import local_gguf_file, local_model_folder, resolve_name
 
-    folder = local_model_folder(name)
+    folder = local_model_folder(name, gguf_file)
+    if gguf_file or name.lower().endswith(".gguf"):
+        return folder, str(local_gguf_file(name, gguf_file))
     source = resolve_name(name, "model")
     return folder, (source.repo_id if source.kind == "hub" else str(folder))
 

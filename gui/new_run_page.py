@@ -19,6 +19,7 @@ from grpo_studio.engine.common.config import (DEMO, ConfigError, config_from_dic
 from grpo_studio.engine.common.estimate import estimate_run, load_model_config
 from grpo_studio.engine.common.estimate_gpu import detect_gpu, gpu_count
 from grpo_studio.engine.common.launcher import engine_command, start_detached
+from grpo_studio.engine.common.real_starter import is_starter_model, real_config
 from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.gui.algorithm_panel import AlgorithmPanel
 from grpo_studio.gui.dataset_picker import DatasetPicker
@@ -246,8 +247,9 @@ class NewRunPage(QWidget):
             except (ConfigError, KeyError, ValueError, ZeroDivisionError) as exc:
                 self.vram.show_message(f"No estimate: {exc}")
             else:
+                cpu_starter = self.config.model == DEMO or is_starter_model(self.config.model)
                 self.vram.set_result(result, runs_on_cpu=self.config.device == "cpu" or
-                                     (self.gpu is None and self.config.model == DEMO))
+                                     (self.gpu is None and cpu_starter))
                 self.model.describe(result["model"])  # it carries the parameter count
         elif pending:
             self.vram.show_message("Looking up the model…")
@@ -269,6 +271,10 @@ class NewRunPage(QWidget):
         if after == DEMO:
             self.load_data(demo_data())
             self.status_event.emit("Demo settings loaded: the demo's task, rewards and CPU-sized settings")
+        elif is_starter_model(str(after)):
+            self.load_data(real_config().to_dict())
+            self.status_event.emit("Real-model starter loaded: SmolLM2-135M-Instruct, generated arithmetic with "
+                                   "64 held-out questions, CPU-sized settings")
         elif before == DEMO:
             data, reset = leave_demo(data)
             if not reset:

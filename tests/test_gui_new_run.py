@@ -251,3 +251,29 @@ def test_training_steps_tooltip_names_a_field_that_exists(page):
     assert steps.value() is None and epochs.isEnabled()
     epochs.widget.setValue(2.0)
     assert page.collect()["num_train_epochs"] == 2.0 and page.collect()["max_steps"] is None
+
+
+def test_the_real_model_starter_is_a_choice_that_loads_its_settings(page, qtbot):
+    from grpo_studio.engine.common.real_starter import LABEL, is_starter_model, real_config
+
+    labels = [page.model.combo.itemText(i) for i in range(page.model.combo.count())]
+    assert labels[:2] == ["demo", LABEL]
+    statuses = []
+    page.status_event.connect(statuses.append)
+    page.model.combo.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: is_starter_model(page.collect()["model"]) and not page._timer.isActive(), timeout=5000)
+    data, expected = page.collect(), real_config().to_dict()
+    assert data["eval"] == expected["eval"] and data["dataset"] == expected["dataset"]
+    assert data["grpo"]["max_completion_length"] == expected["grpo"]["max_completion_length"]
+    assert statuses and "Real-model starter loaded" in statuses[-1]
+    assert "SmolLM2-135M-Instruct" in page.model.info.text() and page.model.combo.currentText() == LABEL
+    qtbot.waitUntil(lambda: page.vram.result is not None and page.vram.result["model"]["num_hidden_layers"] == 30,
+                    timeout=5000)  # the estimate knows its shape, downloaded or not
+
+
+def test_the_real_model_starter_trains_on_a_machine_without_a_gpu(cpu_page, qtbot):
+    cpu_page.model.combo.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: cpu_page.vram.result is not None
+                    and cpu_page.vram.result["model"]["num_hidden_layers"] == 30, timeout=5000)
+    assert cpu_page.vram.verdict.text() == "Fits in RAM"
+    qtbot.waitUntil(cpu_page.is_ready, timeout=10000)  # once its dataset preview is in: Start is on

@@ -77,6 +77,13 @@ def _ollama_base(value: str, base_name: str, base_folder: Path) -> str:
     return value
 
 
+def _trained_gguf(base_name: str) -> str | None:
+    """The GGUF file the run trained from (`model: x.gguf`): the adapter applies to it as it is, so the
+    Modelfile names it without asking (None for other bases)."""
+    path = Path(base_name)
+    return str(path) if base_name.lower().endswith(".gguf") and path.is_file() else None
+
+
 def _source(path_or_name: str) -> Path:
     """A path as given, else a run name (or unique prefix) under the runs folder, as attach / stop resolve it."""
     path = Path(path_or_name).expanduser()
@@ -141,7 +148,8 @@ def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
         out = Path(args.gguf) if args.gguf else (run_dir or adapter_dir) / "exports" / f"adapter-{args.outtype}.gguf"
         adapter_config = read_adapter_config(adapter_dir)
         base = find_base_model(adapter_config, args.base)
-        ollama_base = _ollama_base(args.ollama, base.name, base.folder) if args.ollama else None
+        ollama_base = (_ollama_base(args.ollama, base.name, base.folder) if args.ollama
+                       else _trained_gguf(base.name))
         if ollama_base:  # refused before the GGUF is written, not after
             from grpo_studio.engine.common.export_target import check_file_target
 

@@ -32,8 +32,10 @@ ORDER = 10
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="the run's config file")
-    parser.add_argument("--demo", action="store_true", help="the built-in demo: a tiny model learns addition "
-                                                            "on the CPU in a minute or two")
+    parser.add_argument("--demo", nargs="?", const="tiny", choices=("tiny", "real"), default=None,
+                        help="the built-in demo: a tiny model learns addition on the CPU in a minute or two; "
+                             "`--demo real`: SmolLM2-135M-Instruct learns arithmetic, evaluated on held-out "
+                             "questions (minutes on a CPU)")
     parser.add_argument("--steps", type=int, metavar="N", help="override max_steps")
     parser.add_argument("--eval", metavar="FILE", help="held-out questions (the training data's columns) to score "
                                                        "before, during and after training (sets eval.path)")
@@ -61,6 +63,7 @@ class TrainJob:
 def resolve_job(args: argparse.Namespace) -> TrainJob:
     from grpo_studio.engine.common.config import config_from_dict, load_config
     from grpo_studio.engine.common.demo import demo_config
+    from grpo_studio.engine.common.real_starter import real_config
     from grpo_studio.engine.run_folder import prepare_new_run
     from grpo_studio.engine.common.runs import RunPaths, new_run_dir
 
@@ -79,7 +82,7 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
     elif args.demo:
         if args.config:
             raise ConfigError("give either a config file or --demo, not both")
-        config = demo_config()
+        config = demo_config() if args.demo == "tiny" else real_config()
     elif args.config:
         config = load_config(args.config)
     else:
@@ -96,7 +99,7 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
         raise ConfigError("--resume continues a run; --overwrite replaces it", "give only one of them")
     notes: list[str] = []
     if run_dir is None:
-        run_dir = new_run_dir("demo" if args.demo else config.model)
+        run_dir = new_run_dir({"tiny": "demo", "real": "smollm2-arithmetic"}.get(args.demo) or config.model)
     elif resume:
         from grpo_studio.engine.resume_check import check_resume
 
@@ -159,7 +162,7 @@ def _engine_argv(args: argparse.Namespace, job: TrainJob, quiet: bool | None = N
     if job.resume:
         argv = [NAME, "--resume"]
     elif args.demo:
-        argv = [NAME, "--demo"]
+        argv = [NAME, "--demo", args.demo]
     else:
         argv = [NAME, str(Path(args.config).resolve())]
     argv += ["--run-dir", str(Path(job.run_dir).resolve())]

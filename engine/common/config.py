@@ -143,7 +143,9 @@ class GRPOSettings(LossOptionSettings, GRPOCoreSettings):
 
 @dataclass
 class TrainConfig:
-    model: str = setting(DEMO, help="Hub id (from the local cache), local folder, or 'demo'.")
+    model: str = setting(DEMO, help="Hub id (from the local cache), local folder, a .gguf file, or 'demo'.")
+    gguf_file: str | None = setting(None, help="A GGUF file inside `model` (a hub repo or a folder): trained "
+                                               "from its weights, dequantized once into a cached folder.")
     load_in_4bit: bool = setting(False, help="Base weights in 4-bit NF4 (bitsandbytes): ~4x less weight memory.")
     dtype: str = setting("auto", choices=DTYPES, help="Compute dtype (auto = bf16 on GPUs that have it).")
     lora: LoraConfig = setting(factory=LoraConfig)

@@ -52,6 +52,8 @@ def load_model_config(model: str) -> dict:
         if not (path / "config.json").is_file():
             raise ConfigError(f"{path} has no config.json", "point at a model folder saved by transformers")
         return _normalise(_read_json(path / "config.json"), str(path), "local")
+    if model.lower().endswith(".gguf"):
+        return _normalise(_gguf_config(path, model), str(path), "gguf")
     if path.is_file():
         return _normalise(_read_json(path), str(path), "local")
     if _looks_like_path(model):
@@ -71,6 +73,25 @@ def load_model_config(model: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- sources
+def _gguf_config(path: Path, model: str) -> dict:
+    """The real-model starter's known shape (downloaded or not); else the config.json of the file's converted
+    folder, or its header (reading a header parses the whole vocabulary: seconds, hence the other two first)."""
+    from grpo_studio.engine.common import gguf_cache
+    from grpo_studio.engine.common.real_starter import SMOLLM2_CONFIG, is_starter_model
+
+    if is_starter_model(model):
+        return dict(SMOLLM2_CONFIG)
+    if path.is_file():
+        converted = gguf_cache.converted_folder(path)
+        if converted is not None:
+            return _read_json(converted / "config.json")
+        try:
+            return gguf_cache.gguf_essentials(path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} is not a readable GGUF file ({exc})", "check that the download finished")
+    raise ConfigError(f"GGUF file not found: {model}", "check the path")
+
+
 def _demo_config() -> dict:
     try:
         text = (resources.files("grpo_studio.resources") / "demo" / "model" / "config.json").read_text("utf-8")

@@ -36,6 +36,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 # `paused`: the engine stopped between steps on a pause command; the next phase (or `done`) means it went on.
 PHASES = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving", "paused",
           "evaluating")
+# `converting_gguf`: a .gguf model is dequantized into its cached HF folder (engine.gguf_import), once.
+PHASES += ("converting_gguf",)
 LIVE_STATES = ("starting", "running", "paused")  # status.json states of a run whose engine is (meant to be) up
 ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "download", "disk_full")
 DONE_REASONS = ("finished", "stopped", "failed")

@@ -173,8 +173,30 @@ def model_folder_complete(folder: Path) -> bool:
     return (folder / "model.safetensors").is_file() or (folder / "pytorch_model.bin").is_file()
 
 
-def local_model_folder(name: str) -> Path:
-    """A model's folder on this machine (demo, local folder, or a cached hub id); never downloads."""
+def local_gguf_file(name: str, gguf_file: str | None = None) -> Path | None:
+    """The GGUF file a model name means on this machine: a `.gguf` path, or `gguf_file` inside a local folder
+    or inside a cached hub repo; None when the model is not a GGUF (or the hub file is not cached yet)."""
+    from grpo_studio.engine.common.gguf_cache import is_gguf
+
+    if not gguf_file:
+        path = Path(str(name).strip()).expanduser()
+        return path.resolve() if is_gguf(name) and path.is_file() else None
+    source = resolve_name(name, "model")
+    if source.kind == "local":
+        return (source.path / gguf_file) if (source.path / gguf_file).is_file() else None
+    if source.kind == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(source.repo_id, gguf_file, cache_dir=hub_cache_dir())
+        return Path(found) if isinstance(found, str) else None
+    return None
+
+
+def local_model_folder(name: str, gguf_file: str | None = None) -> Path:
+    """A model's folder on this machine (demo, local folder, or a cached hub id); never downloads.
+    A GGUF model (a `.gguf` path, or `gguf_file` in a folder or hub repo) means its dequantized folder."""
+    if gguf_file or str(name).lower().endswith(".gguf"):
+        return _converted_gguf_folder(name, gguf_file)
     source = resolve_name(name, "model")
     if source.kind == "demo":
         from grpo_studio.engine.common.demo import demo_model_dir
@@ -191,4 +213,19 @@ def local_model_folder(name: str) -> Path:
                           f"cache at {hub_cache_dir()}",
                           f"download it with `grpo-studio download {name}` (a training run downloads it itself), "
                           "or give a local folder")
+    return folder
+
+
+def _converted_gguf_folder(name: str, gguf_file: str | None) -> Path:
+    from grpo_studio.engine.common.gguf_cache import converted_folder
+
+    path = local_gguf_file(name, gguf_file)
+    shown = f"{name} ({gguf_file})" if gguf_file else name
+    if path is None:
+        raise ConfigError(f"model: GGUF file not found: {shown}",
+                          "check the path (and gguf_file); a hub repo's GGUF is downloaded by a training run")
+    folder = converted_folder(path)
+    if folder is None:
+        raise ConfigError(f"model: {shown} has not been dequantized yet",
+                          "start a training run with it: the run converts it once (a minute for a small model)")
     return folder
