@@ -56,10 +56,9 @@ class ProgressPrinter:
         elif kind == "phase" and event.get("phase") == "loading_model":
             self.close()  # a download bar, if any, is finished
             self._write("loading model and data...")
-        elif kind in ("metrics", "eval"):
-            self.reward = event.get("reward") if kind == "metrics" else self.reward
-            for hint in self.hints.update(event):
-                self._write(f"{'alarm' if hint.key in ALARM_KEYS else 'hint'}: {hint.text}")
+        elif kind == "metrics":
+            self.reward = event.get("reward")
+            self._hints(event)
         elif kind == "progress" and event.get("phase") == "downloading":
             self._download(event)
         elif kind == "progress":
@@ -71,6 +70,7 @@ class ProgressPrinter:
             self._write(f"held-out (step {event.get('step')}{', base model' if event.get('step') == 0 else ''}): "
                         f"accuracy {'-' if accuracy is None else f'{accuracy:.2f}'} on {event.get('num_prompts')} "
                         f"prompts, mean reward {'-' if reward is None else f'{reward:.3f}'}")
+            self._hints(event)  # held-out accuracy feeds an alarm too
         elif kind == "log":
             self._write(f"[{event.get('level', 'info')}] {event.get('message', '')}")
         elif kind == "error":
@@ -81,6 +81,10 @@ class ProgressPrinter:
             self.close()
             adapter = event.get("adapter")
             self._write(f"done: {event.get('reason')}" + (f"; adapter saved to {adapter}" if adapter else ""))
+
+    def _hints(self, event: dict) -> None:
+        for hint in self.hints.update(event):
+            self._write(f"{'alarm' if hint.key in ALARM_KEYS else 'hint'}: {hint.text}")
 
     def _download(self, event: dict) -> None:
         """A byte bar: tqdm shows bytes, total, speed; the ETA is the engine's."""
