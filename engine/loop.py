@@ -40,6 +40,7 @@ from grpo_studio.engine.rewards import RewardScores, load_reward_functions, scor
 from grpo_studio.engine.rollout import Rollout, generate
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.shared_prefix import completion_hidden_states
 from grpo_studio.engine.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
 from grpo_studio.kernels import grpo_loss, token_logprobs
 from grpo_studio.kernels.grpo_loss_args import normalises_per_token
@@ -302,6 +303,11 @@ class Trainer:
         return out
 
     def _completion_hidden(self, mb: MicroBatch) -> torch.Tensor:
+        if not self.config.gradient_checkpointing:  # each prompt once for its G completions (shared_prefix.py)
+            width = mb.completion_ids.shape[1]
+            prompt_ids, prompt_mask = mb.input_ids[:, :-width], mb.attention_mask[:, :-width]
+            return completion_hidden_states(policy_model.decoder(self.model), prompt_ids, prompt_mask,
+                                            mb.completion_ids, mb.attention_mask[:, -width:])
         hidden = policy_model.hidden_states(self.model, mb.input_ids, mb.attention_mask)
         start = mb.input_ids.shape[1] - mb.completion_ids.shape[1] - 1  # the position before each token
         return hidden[:, start:start + mb.completion_ids.shape[1]]
