@@ -86,6 +86,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.generation_said = ""  # how rollouts are generated (dtype, weight layout), logged when it changes
+        self.share_prompts = not config.gradient_checkpointing  # shared_prefix.py needs a cache under autograd
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
@@ -303,7 +304,7 @@ class Trainer:
         return out
 
     def _completion_hidden(self, mb: MicroBatch) -> torch.Tensor:
-        if not self.config.gradient_checkpointing:  # each prompt once for its G completions (shared_prefix.py)
+        if self.share_prompts:  # each prompt once for its G completions (shared_prefix.py)
             width = mb.completion_ids.shape[1]
             prompt_ids, prompt_mask = mb.input_ids[:, :-width], mb.attention_mask[:, :-width]
             return completion_hidden_states(policy_model.decoder(self.model), prompt_ids, prompt_mask,
