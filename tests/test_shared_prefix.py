@@ -53,7 +53,7 @@ def test_distinct_prompts_groups_adjacent_equal_rows():
     assert firsts.tolist() == [0, 2, 5] and inverse.tolist() == [0, 0, 1, 1, 1, 2]
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2", "phi3"])
 def test_shared_prompt_forward_matches_plain_forward(tmp_path, arch):
     torch.manual_seed(0)
     model = _lora_model(tmp_path, arch)
