@@ -43,6 +43,7 @@ from grpo_studio.engine.rewards import RewardScores, load_reward_functions, scor
 from grpo_studio.engine.rollout import Rollout, completion_token_ids, generate
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.shared_prefix import completion_hidden_states
 from grpo_studio.engine.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
 from grpo_studio.engine.loss_control import (EntropyControl, SamplerMismatch, loss_options, micro_batch_loss,
                                               micro_batch_options, update_signal)
@@ -96,6 +97,7 @@ class Trainer:
         self.advantages: torch.Tensor | None = None  # the last optimized batch's, row for row
         self.entropy_control = EntropyControl(config.grpo)  # the entropy bonus (adaptive: checkpointed)
         self.evaluator: Evaluator | None = None  # held-out evaluation (eval:), set by setup() when on
+        self.share_prompts = not config.gradient_checkpointing  # shared_prefix.py needs a cache under autograd
 
     # ------------------------------------------------------------------------------------------- setup
     def setup(self, resume: bool = False) -> None:
@@ -328,6 +330,11 @@ class Trainer:
         return out
 
     def _completion_hidden(self, mb: MicroBatch) -> torch.Tensor:
+        if self.share_prompts:  # each prompt once for its G completions (shared_prefix.py)
+            width = mb.completion_ids.shape[1]
+            prompt_ids, prompt_mask = mb.input_ids[:, :-width], mb.attention_mask[:, :-width]
+            return completion_hidden_states(policy_model.decoder(self.model), prompt_ids, prompt_mask,
+                                            mb.completion_ids, mb.attention_mask[:, -width:])
         hidden = policy_model.hidden_states(self.model, mb.input_ids, mb.attention_mask)
         start = mb.input_ids.shape[1] - mb.completion_ids.shape[1] - 1  # the position before each token
         return hidden[:, start:start + mb.completion_ids.shape[1]]

@@ -25,3 +25,22 @@ def test_bench_rollout_smoke(tmp_path):
     step = result["step"]
     assert len(step["hf"]["step_s"]["all"]) == 2 and step["fast_over_hf"] > 0
     assert isinstance(result["meets_goal"], bool)
+
+
+def test_bench_rollout_real_model_path(tmp_path):
+    """--model real with a chat model folder (a tiny one standing in for SmolLM2-135M): chat prompts, the
+    real model's goal, and where the model came from."""
+    from tiny_models import build_model
+
+    build_model(tmp_path / "model", arch="llama", hidden_size=32, layers=2)
+    proc = subprocess.run([sys.executable, "-P", str(BENCH), "--model", "real", "--model-path",
+                           str(tmp_path / "model"), "--repeats", "2"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    real = result["rollouts"]["real"]
+    assert list(result["rollouts"]) == ["real"] and str(tmp_path / "model") in real["model"]
+    assert real["prompts"] == 4 and real["hf"]["tokens_per_s"]["min"] > 0 and "fast" in real["speedup_vs_hf"]
+    assert result["goal"]["rollout_speedup_real_model"] == 2.5
+    assert result["meets_goal"] == (real["speedup_vs_hf"]["fast"] >= 2.5
+                                    and real["speedup_vs_hf"]["fast"] >= 2.0)

