@@ -17,7 +17,6 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,24 +28,25 @@ from grpo_studio.engine import distributed, distributed_state
 from grpo_studio.engine import model as policy_model
 from grpo_studio.engine.advantages import aggregate_advantages
 from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.control import Control
 from grpo_studio.engine.diagnostics import repeated_ngrams, step_signal
 from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
 from grpo_studio.engine.evaluation import Evaluator, build_evaluator
+from grpo_studio.engine.loss_control import (EntropyControl, SamplerMismatch, loss_options, micro_batch_loss,
+                                              micro_batch_options, update_signal)
 from grpo_studio.engine.memory import memory_fields
+from grpo_studio.engine.micro_batches import MicroBatch, split_micro_batches
 from grpo_studio.engine.oom_recovery import OomInjector, StepRecovery
 from grpo_studio.engine.optim import build_optimizer, lr_factor
 from grpo_studio.engine.prompt_sampler import PromptSampler
 from grpo_studio.engine.reward_model import RewardModel
-from grpo_studio.engine.sample_group import group_fields
 from grpo_studio.engine.rewards import RewardScores, load_reward_functions, score_completions
 from grpo_studio.engine.rollout import Rollout, completion_token_ids, generate
-from grpo_studio.engine.common.runs import RunPaths
+from grpo_studio.engine.sample_group import group_fields
 from grpo_studio.engine.sampling import SamplingParams
 from grpo_studio.engine.shared_prefix import completion_hidden_states
 from grpo_studio.engine.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
-from grpo_studio.engine.loss_control import (EntropyControl, SamplerMismatch, loss_options, micro_batch_loss,
-                                              micro_batch_options, update_signal)
 from grpo_studio.kernels import token_logprobs
 from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
@@ -57,19 +57,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@dataclass
-class MicroBatch:
-    input_ids: torch.Tensor  # [b, P + C] prompt (left-padded) + completion (right-padded), trimmed
-    attention_mask: torch.Tensor
-    completion_ids: torch.Tensor  # [b, C]
-    completion_mask: torch.Tensor  # [b, C]
-    advantages: torch.Tensor  # [b]
-    weight: float  # share of the whole batch's loss (so micro-batches add up to the full-batch loss)
-    old_logps: torch.Tensor | None = None
-    ref_logps: torch.Tensor | None = None
-    sampling_logps: torch.Tensor | None = None  # the sampler's own log-probs, when it differs from training
 
 
 class Trainer:
@@ -311,23 +298,9 @@ class Trainer:
         return torch.stack(columns, dim=1)
 
     def _micro_batches(self, rollout: Rollout, mask: torch.Tensor, advantages: torch.Tensor) -> list[MicroBatch]:
-        config = self.config
-        size, total = config.batch.micro_batch_size, rollout.size
         tokens = distributed.global_token_norm(mask.sum().item())  # the global count, over the world size
-        per_token = normalises_per_token(config.grpo.loss_type)
-        out = []
-        for start in range(0, total, size):
-            rows = slice(start, min(start + size, total))
-            p_ids, p_mask = rollout.prompt_ids[rows], rollout.prompt_mask[rows]
-            c_ids, c_mask = rollout.completion_ids[rows], mask[rows]
-            first = int(p_mask.any(0).long().argmax())  # drop all-padding columns on either side
-            width = max(1, int(c_mask.sum(1).max()))
-            p_ids, p_mask, c_ids, c_mask = p_ids[:, first:], p_mask[:, first:], c_ids[:, :width], c_mask[:, :width]
-            weight = c_mask.sum().item() / tokens if per_token else (rows.stop - rows.start) / total
-            sampling = None if rollout.sampling_logps is None else rollout.sampling_logps[rows][:, :width]
-            out.append(MicroBatch(torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1), c_ids, c_mask,
-                                  advantages[rows], weight, sampling_logps=sampling))
-        return out
+        return split_micro_batches(rollout, mask, advantages, self.config.batch.micro_batch_size,
+                                   normalises_per_token(self.config.grpo.loss_type), tokens)
 
     def _completion_hidden(self, mb: MicroBatch) -> torch.Tensor:
         if self.share_prompts:  # each prompt once for its G completions (shared_prefix.py)
