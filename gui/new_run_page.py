@@ -16,11 +16,12 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton,
 
 from grpo_studio.engine.common.config import (DEMO, ConfigError, config_from_dict, dump_config, load_config,
                                               save_config, set_path)
-from grpo_studio.engine.common.estimate import estimate_run, load_model_config
+from grpo_studio.engine.common.estimate import estimate_run
 from grpo_studio.engine.common.estimate_gpu import detect_gpu, gpu_count
 from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.real_starter import is_starter_model, real_config
 from grpo_studio.engine.common.runs import new_run_dir
+from grpo_studio.engine.common.shell_args import quoted
 from grpo_studio.gui.algorithm_panel import AlgorithmPanel
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.fit_panel import FitPanel, scroll_to
@@ -28,6 +29,7 @@ from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.gpu_count import GpuCountBox
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.memory_split import PANEL_STYLE, MemorySplit
+from grpo_studio.gui.model_lookup import ModelConfigs
 from grpo_studio.gui.model_picker import ModelPicker
 from grpo_studio.gui.presets import PRESETS, apply_preset, demo_data, leave_demo
 from grpo_studio.gui.rewards_panel import RewardsPanel
@@ -40,7 +42,6 @@ DEBOUNCE_MS = 150
 
 
 class _Lookups(QObject):
-    model_done = Signal(str, object, str)  # model, config dict or None, error text
     gpu_done = Signal(object)
     count_done = Signal(int)
 
@@ -57,13 +58,12 @@ class NewRunPage(QWidget):
         self.config = None
         self.errors: dict[str, str] = {}
         self.gpu: dict | None = None
-        self._models: dict[str, tuple[dict | None, str]] = {}
-        self._pending_models: set[str] = set()
+        self.model_configs = ModelConfigs(self)
+        self.model_configs.answered_event.connect(self._model_answered)
         self._loading = False
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(self.validate)
         self._lookups = _Lookups(self)
-        self._lookups.model_done.connect(self._model_done)
         self._lookups.gpu_done.connect(self._gpu_done)
         self._build()
         data, restored = self._restored_data()
@@ -234,7 +234,7 @@ class NewRunPage(QWidget):
         names = [r.get("name") for r in data["rewards"]]  # a reward model has a model, no name
         errors.update(self.dataset.errors(data, needs_answer="math_correct" in names))
         errors.update(self.rewards.errors(data))
-        model_config, model_error, pending = self._model_config(data["model"])
+        model_config, model_error, pending = self.model_configs.get(data["model"])
         if model_error:
             errors["model"] = model_error
         self.errors = errors
@@ -300,30 +300,7 @@ class NewRunPage(QWidget):
             summary += " — " + "; ".join(other)
         self.problems.show_error(summary or None)
 
-    def _model_config(self, model: str) -> tuple[dict | None, str, bool]:
-        """(config, error, pending): answered from the cache, else looked up in a thread (it may read disk)."""
-        if not model:
-            return None, "choose a model (or 'demo')", False
-        if model in self._models:
-            config, error = self._models[model]
-            return config, error, False
-        if model not in self._pending_models:
-            self._pending_models.add(model)
-            threading.Thread(target=self._lookup_model, args=(model,), daemon=True).start()
-        return None, "", True
-
-    def _lookup_model(self, model: str) -> None:
-        try:
-            config, error = load_model_config(model), ""
-        except ConfigError as exc:
-            config, error = None, exc.message + (f" — {exc.hint}" if exc.hint else "")
-        except Exception as exc:  # noqa: BLE001 - a broken config.json must not kill the form
-            config, error = None, f"cannot read the model's config: {exc}"
-        self._lookups.model_done.emit(model, config, error)
-
-    def _model_done(self, model: str, config: object, error: str) -> None:
-        self._pending_models.discard(model)
-        self._models[model] = (config if isinstance(config, dict) else None, error)
+    def _model_answered(self, model: str) -> None:
         if model == self.model.value():
             self.validate()
 
@@ -371,7 +348,7 @@ class NewRunPage(QWidget):
     def command_text(self) -> str:
         """A shell snippet that recreates this run from a terminal."""
         argv = engine_command(["train", "config.yaml"])
-        command = " ".join(_quote(a) for a in argv)
+        command = " ".join(quoted(a) for a in argv)
         return f"cat > config.yaml <<'EOF'\n{dump_config(self.config)}EOF\n{command}\n"
 
     def copy_command_action(self) -> None:
@@ -404,8 +381,3 @@ class NewRunPage(QWidget):
         self.try_dialog = TryRewardsDialog(self)
         self.try_dialog.score(self.config)
         self.try_dialog.open()
-
-
-def _quote(text: str) -> str:
-    import shlex
-    return shlex.quote(text)
