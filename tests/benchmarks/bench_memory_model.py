@@ -17,7 +17,8 @@ are read from it. Bytes are deterministic, so one run per setting is a measureme
 Found by it: on the CPU the generation peak is a copy of the whole transposed lm_head (vocab x hidden, 445 MiB at
 Qwen2.5-1.5B's width, 1002 MiB at Llama-3.1-8B's) that torch's CPU matmul makes for the prefill's last-position
 slice (`logits_to_keep=1`, a non-contiguous [B, 1, h] view); the estimator does not count it (cuBLAS takes
-transposed operands without a copy), so `kv_and_generation` is only checked on a GPU (gpu_suite part 2).
+transposed operands, so no copy is expected on CUDA: unconfirmed), so `kv_and_generation` is left to the GPU
+suite (part 2).
 
 What only a GPU can show (left to tests/benchmarks/gpu_suite.py): the CUDA context and loaded kernels, cuBLAS /
 cuDNN workspaces, the caching allocator's rounding and fragmentation, bitsandbytes' 4-bit layout and its
