@@ -324,3 +324,19 @@ def test_detect_gpu_reads_cuda_visible_devices_from_the_environment(monkeypatch,
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     monkeypatch.setattr(estimate_gpu, "_cache", None)
     assert detect_gpu() == {"name": "NVIDIA GeForce RTX 4090", "total": 24564 * 2**20, "free": 23012 * 2**20}
+
+
+def test_loss_step_on_the_torch_path_counts_its_16_bit_chunk_transient_and_gradient():
+    # Measured on the CPU (tests/benchmarks/bench_memory_model.py): beside the fp32 [chunk, V] logits buffer a
+    # 16-bit one of the same shape exists for a moment, and the rows' gradient is formed in 16 bits.
+    arch = Arch.from_config(LLAMA_8B)
+    s = Settings(max_prompt_length=256, max_completion_length=1024, micro_batch_size=4)
+    tokens, rows, h, v = 4 * 1280, 4 * 1024, arch.hidden, arch.vocab
+    chunk_rows = max(1, LOSS_CHUNK_BYTES // (4 * v))
+    forward = rows * h * (2 + 2) + chunk_rows * v * (4 + 2) + rows * 16
+    backward = rows * h * 2 + tokens * h * 2
+    assert loss_bytes(arch, s, tokens, rows, triton=False) == tokens * h * 4 + max(forward, backward)
+    fp32 = dataclasses.replace(s, dtype_bytes=4)  # fp32 weights: the chunk is computed in place, no transient
+    forward = rows * h * 8 + chunk_rows * v * 4 + rows * 16
+    assert loss_bytes(arch, fp32, tokens, rows, triton=False) == tokens * h * 4 + max(forward, rows * h * 4
+                                                                                         + tokens * h * 4)

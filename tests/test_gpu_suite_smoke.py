@@ -26,11 +26,15 @@ def test_smoke_runs_every_part_and_writes_json_and_table(suite, tmp_path):
     assert json.loads((tmp_path / "gpu_suite-smoke.json").read_text())["parts"].keys() == report["parts"].keys()
     table = (tmp_path / "gpu_suite-smoke.md").read_text()
     parts = report["parts"]
-    assert [parts[k]["part"] for k in suite.ORDER] == [2, 5, 3, 4, 1, 6]
+    assert [parts[k]["part"] for k in suite.ORDER] == [2, 5, 3, 4, 1, 6, 7]
     assert {k: p["status"] for k, p in parts.items()} == {
-        "loss": "ok", "grpo": "ok", "offload": "ok", "long": "ok", "rollout": "ok", "oom": "skipped"}, \
+        "loss": "ok", "grpo": "ok", "offload": "ok", "long": "ok", "rollout": "ok", "oom": "skipped",
+        "compile": "ok"}, \
         {k: p.get("reason") for k, p in parts.items()}
     assert "CUDA" in parts["oom"]["reason"]  # skipped with its reason, never faked
+    compiled = parts["compile"]["result"]  # the fp32 gradient kernel for sm_86, cross-compiled on the CPU
+    assert compiled["compiled"] == 6 and compiled["engine_picks_unlaunchable"] == 0
+    assert compiled["rows_differing_from_committed_table"] == 0 and "launched_on_this_card" not in compiled
     env = report["environment"]
     assert env["versions"]["torch"] and env["versions"]["transformers"] and env["gpu"]["name"] is None
 

@@ -294,7 +294,7 @@ def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
             "peak_phase": peak_phase, "phases": _ints(phases), "host_ram": int(host)}
 
 
-def loss_bytes(arch: Arch, s: Settings, tokens: int, rows: int) -> int:
+def loss_bytes(arch: Arch, s: Settings, tokens: int, rows: int, triton: bool = True) -> int:
     """The loss step of one micro-batch (`tokens` in the forward, `rows` completion positions). Throughout:
     the final norm's fp32 input, kept for its backward. Forward: the contiguous 16-bit copy of the sliced
     hidden rows, the fused loss's fp32 gradient w.r.t. them, one chunk of fp32 logits (torch path) or
@@ -303,13 +303,19 @@ def loss_bytes(arch: Arch, s: Settings, tokens: int, rows: int) -> int:
     whole [B, T, h] output the rows were sliced from."""
     b, h = s.dtype_bytes, arch.hidden
     chunk_rows = s.chunk_size or max(1, LOSS_CHUNK_BYTES // (4 * arch.vocab))
-    scratch = max(min(chunk_rows, rows) * arch.vocab * 4, AUTOTUNE_FLUSH_BYTES)
-    forward = rows * h * (b + 4) + scratch + rows * 16
+    # The torch path's chunk: its fp32 logits buffer and, with 16-bit weights, one 16-bit [chunk, V] transient
+    # beside it (the matmul's output before the copy in, later the cast before the gradient matmul), as
+    # measured on the CPU (tests/benchmarks/bench_memory_model.py). triton=False: the torch path alone, whose
+    # gradient w.r.t. the rows is formed in their own dtype (no fp32 buffer, no copy in backward).
+    chunk = min(chunk_rows, rows) * arch.vocab * (4 + (b if b != 4 else 0))
+    scratch = max(chunk, AUTOTUNE_FLUSH_BYTES) if triton else chunk
+    grad = 4 if triton else b
+    forward = rows * h * (b + grad) + scratch + rows * 16
     if s.entropy_pass:  # per-row entropy and its coefficient; the torch path's p log p slice (<= 4096 columns)
         forward += rows * 8 + min(chunk_rows, rows) * min(arch.vocab, 4096) * 4
     if s.sampler_logps:  # the sampler's log-probs, the correction's ratio and the options' masks per row
         forward += rows * 12
-    backward = max(rows * h * (4 + b), rows * h * b + tokens * h * b)
+    backward = max(rows * h * (grad + b) if triton else 0, rows * h * b + tokens * h * b)
     return tokens * h * 4 + max(forward, backward)
 
 

@@ -11,6 +11,8 @@ Parts (each with its own time budget: a slow part is stopped and reported as tim
   4 long      Llama-3.1-8B shape, G=8, 4-bit: longest completion that fits, VRAM vs the estimate
   5 rollout   completion tokens/s: the engine's generation vs plain HF generate at part 2's settings
   6 oom       a run that cannot fit ends with an oom error, a hint, its last step checkpointed, memory freed
+  7 compile   the Triton kernels cross-compiled for sm_75..sm_90 (shared memory, registers, spills), and every
+              config the engine offers this card launched on it
 Every figure is absolute and, where it has one, a ratio against its baseline measured in the same run. A part
 that needs CUDA where there is none is reported as skipped with the reason; nothing is estimated in its place.
 """
@@ -31,11 +33,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from suite_parts import compile as kernel_compile  # noqa: E402
 from suite_parts import loss, oom, rollout, training  # noqa: E402
 from suite_parts.common import ROOT, Skip, clean_cuda, gpu_record  # noqa: E402
 
 # key -> (number, title, function(workdir, smoke, deadline), budget seconds at full size, in smoke mode).
-# Full budgets add up to 8 minutes (model building included), leaving 2 of the 10 for set-up.
+# Full budgets add up to 9 minutes (model building included), leaving 1 of the 10 for set-up.
 PARTS = {
     "loss": (1, "fused GRPO loss", lambda w, s, d: loss.run(s, d), 80, 60),
     "grpo": (2, "Qwen2.5-1.5B GRPO steps: VRAM vs estimate", training.grpo_steps, 110, 90),
@@ -43,9 +46,10 @@ PARTS = {
     "long": (4, "Llama-3.1-8B longest completion", training.longest_fitting, 110, 60),
     "rollout": (5, "rollout tokens/s", rollout.run, 70, 60),
     "oom": (6, "out of memory for real", oom.run, 55, 30),
+    "compile": (7, "Triton kernels compiled for every card", kernel_compile.run, 60, 240),
 }
 # Model parts first: part 2's nvidia-smi figure is then the process's own, before other parts' kernels load.
-ORDER = ("grpo", "rollout", "offload", "long", "loss", "oom")
+ORDER = ("grpo", "rollout", "offload", "long", "loss", "oom", "compile")
 LIBRARIES = ("torch", "triton", "transformers", "peft", "bitsandbytes", "accelerate", "liger_kernel", "grpo_studio")
 
 
@@ -167,6 +171,14 @@ def rows(key: str, r: dict) -> list[tuple[str, str, str, str, str]]:
         e, h = (r["contenders"][k]["tokens_per_s"]["median"] for k in ("engine", "plain_hf_generate"))
         return [("completion tokens/s, engine", "-" if e is None else f"{e:.1f}",
                  "-" if h is None else f"plain HF {h:.1f}", _x(r["ratios"]["engine_vs_plain_hf"]), "")]
+    if key == "compile":
+        out = [("configs compiled (kernel x config x dtype x arch)", str(r["compiled"]), "", "", ""),
+               ("engine-offered configs a card cannot launch", str(r["engine_picks_unlaunchable"]), "", "", "0"),
+               ("rows differing from kernels/grpo_loss_compiled.py", str(r["rows_differing_from_committed_table"]),
+                "", "", "0 (else rerun kernel_compile_table.py --write)")]
+        if "launch_failures" in r:
+            out.append(("engine-offered configs failing to launch here", str(r["launch_failures"]), "", "", "0"))
+        return out
     if key == "oom":
         return [(name, "pass" if ok else "FAIL", "", "", "") for name, ok in r["checks"].items()]
     return []
