@@ -56,7 +56,9 @@ def engine_constexprs(kernel: str, dtype: str) -> dict[str, Any]:
     """The compile-time arguments the engine launches `kernel` with for inputs of `dtype` (bf16/fp16/fp32)."""
     out: dict[str, Any] = {"PRECISION": "ieee"}
     if kernel == "grad":
-        out.update(NEED_H=True, NEED_W=False, FILTER_EPS=FILTER_EPS.get(dtype, 0.0))
+        # HAS_ENTROPY on: the heavier variant (the entropy bonus's extra loads and math); a config that
+        # launches with it launches without it too.
+        out.update(NEED_H=True, NEED_W=False, FILTER_EPS=FILTER_EPS.get(dtype, 0.0), HAS_ENTROPY=True)
     return out
 
 

@@ -68,7 +68,8 @@ def run_case(kind: str) -> dict:
     grad_h = torch.zeros(16, H, dtype=torch.float32)
     K._grad_kernel[lambda meta: (triton.cdiv(16, meta["BLOCK_N"]), triton.cdiv(V, meta["BLOCK_V"]))](
         h.float(), w.float(), ids, lse, torch.ones(16), grad_h, torch.zeros(1), 16, V, H, H, H, 1.0,
-        PRECISION="ieee", NEED_H=True, NEED_W=False, FILTER_EPS=EPS)
+        torch.zeros(1), torch.zeros(1), PRECISION="ieee", NEED_H=True, NEED_W=False, FILTER_EPS=EPS,
+        HAS_ENTROPY=False)
     ref, d_abs = reference(h, w, ids)
     block_v = K._configs()[0].kwargs["BLOCK_V"]
     err = (grad_h.double() - ref).norm(dim=1)

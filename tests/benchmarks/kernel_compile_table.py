@@ -34,7 +34,7 @@ from grpo_studio.kernels import grpo_loss_triton as K  # noqa: E402
 KERNELS = {"logprob": K._logprob_kernel, "grad": K._grad_kernel}
 TRITON_DTYPES = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
 _POINTERS = {"h_ptr": None, "w_ptr": None, "ids_ptr": "*i64", "lse_ptr": "*fp32", "logp_ptr": "*fp32",
-             "entropy_ptr": "*fp32", "coef_ptr": "*fp32", "grad_h_ptr": "*fp32", "grad_w_ptr": "*fp32"}
+             "entropy_ptr": "*fp32", "coef_ptr": "*fp32", "ent_coef_ptr": "*fp32", "grad_h_ptr": "*fp32", "grad_w_ptr": "*fp32"}
 
 
 def _signature(fn, dtype: str, constexprs: dict) -> dict:
