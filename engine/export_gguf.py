@@ -28,6 +28,7 @@ import numpy as np
 
 from grpo_studio.engine.common.errors import ExportError
 from grpo_studio.engine.common.export_target import check_file_target
+from grpo_studio.engine.common.gguf_cache import converted_folder_of_missing, is_gguf
 from grpo_studio.engine.gguf_names import ArchInfo, TensorNames, arch_info, permute_heads, permute_rows
 
 Q = gguf.GGMLQuantizationType
@@ -112,6 +113,13 @@ def find_base_model(adapter_config: dict, base_dir: str | Path | None = None) ->
         from grpo_studio.engine.common.demo import demo_model_dir  # the demo model of another install of the app
 
         folder = demo_model_dir()
+    if not folder.exists() and is_gguf(folder):  # the GGUF a run trained on, moved since: its converted folder
+        folder = converted_folder_of_missing(folder) or folder
+    if not folder.exists() and is_gguf(folder):
+        raise ExportError(f"the base model {name} is not on this machine: the GGUF file the run trained on was "
+                          "moved or deleted, and no converted copy of it is in the cache",
+                          "put the GGUF file back where it was, or pass the model's folder (or the GGUF file) "
+                          "with --base")
     if not (folder / "config.json").is_file():
         from grpo_studio.engine.common.errors import StudioError
         from grpo_studio.engine.common.sources import local_model_folder

@@ -173,7 +173,8 @@ class TryPage(AdapterPage):
         elif kind == "log":  # progress notes ("loading the model", "not scored: no answer given")
             self.status_event.emit(str(message.get("message", "")))
         elif kind == "error":
-            self.error_panel.show_error(str(message.get("kind", "crash")), str(message.get("message", "")),
+            kind = str(message.get("kind", "crash"))  # finding the base model is shared with export: not one here
+            self.error_panel.show_error("load" if kind == "export" else kind, str(message.get("message", "")),
                                         str(message.get("hint") or ""))
 
     def _finished(self, code: int, last: object, stderr: str) -> None:

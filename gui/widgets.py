@@ -185,7 +185,7 @@ class ErrorPanel(QFrame):
 
     TITLES = {"oom": "Out of GPU memory", "data": "Problem with the dataset", "config": "Problem with the settings",
               "reward": "A reward function failed", "crash": "The engine stopped unexpectedly",
-              "export": "Export failed"}
+              "export": "Export failed", "load": "Could not load the model"}
 
     def show_error(self, kind: str, message: str, hint: str = "") -> None:
         self.title.setText(self.TITLES.get(kind, "Error"))

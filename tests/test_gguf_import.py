@@ -162,3 +162,24 @@ def test_try_compares_base_and_tuned_on_a_gguf_model(tiny_gguf, hf_cache, tmp_pa
     assert run_engine(config, run, quiet=True) == 0
     code, lines = cli_json(capsys, "chat", run, "--prompt", "3+5=", "--max-new-tokens", 4)
     assert code == 0 and set(answers(lines)) == {"base", "tuned"}, lines
+
+
+def test_a_moved_gguf_still_names_its_converted_folder_and_a_lost_one_says_what_happened(hf_cache, tmp_path):
+    """Try and export after the GGUF a run trained on was moved (an uninstalled package, a tidied folder): the
+    converted copy in the cache serves; with that gone too, the error says the file moved, not 'download it'."""
+    import shutil
+
+    from grpo_studio.engine.common.errors import ExportError
+    from grpo_studio.engine.export_gguf import find_base_model
+    from grpo_studio.engine.gguf_import import ensure_converted
+
+    path = write_llama_gguf(tmp_path / "mine.gguf")
+    folder = ensure_converted(path)
+    adapter_config = {"base_model_name_or_path": str(path)}
+    assert find_base_model(adapter_config).folder == folder
+    path.rename(tmp_path / "moved.gguf")
+    assert find_base_model(adapter_config).folder == folder
+    shutil.rmtree(folder)
+    with pytest.raises(ExportError, match="moved or deleted") as caught:
+        find_base_model(adapter_config)
+    assert "download" not in caught.value.hint

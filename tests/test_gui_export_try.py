@@ -151,3 +151,14 @@ def test_try_engine_failure_is_a_panel(qtbot, tmp_path, finished_run, monkeypatc
     qtbot.waitUntil(lambda: page.job is None, timeout=10000)
     assert not page.error_panel.isHidden() and "no adapter" in page.error_panel.message.text()
     assert page.generate_button.isEnabled() and not page.generating
+
+
+def test_try_says_the_model_could_not_load_when_the_base_model_is_missing(qtbot):
+    """chat finds the base model as export does (its error kind is export's): Try must not title it "Export
+    failed"."""
+    page = TryPage()
+    qtbot.addWidget(page)
+    page._line({"type": "error", "kind": "export", "message": "the base model x.gguf is not on this machine",
+                "hint": "put the GGUF file back where it was"})
+    assert page.error_panel.title.text() == "Could not load the model"
+    assert "not on this machine" in page.error_panel.message.text()

@@ -79,6 +79,19 @@ def converted_folder(path: Path) -> Path | None:
     return folder if (folder / SOURCE_FILE).is_file() and model_folder_complete(folder) else None
 
 
+def converted_folder_of_missing(path: Path) -> Path | None:
+    """The converted folder of a GGUF file that is no longer where a run found it (moved, deleted, its package
+    uninstalled): by the hash remembered for that path, when the folder is complete. None otherwise."""
+    from grpo_studio.engine.common.sources import model_folder_complete
+
+    where = f"{Path(path).expanduser().absolute()}|"
+    for key, sha in reversed(list(_known_hashes().items())):  # the newest record of that path first
+        folder = folder_for(sha)
+        if key.startswith(where) and (folder / SOURCE_FILE).is_file() and model_folder_complete(folder):
+            return folder
+    return None
+
+
 def gguf_source(folder: Path) -> dict | None:
     """What a converted folder records about its GGUF: {path, sha256, bytes, architecture, quant_types}."""
     try:
