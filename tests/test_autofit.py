@@ -146,8 +146,8 @@ def test_the_engine_trains_with_the_fitted_micro_batch(tmp_path, monkeypatch):
     run = tmp_path / "run"
     with_available_ram(monkeypatch, (930_716_800 + 929_544_640) / 2 / 0.9)  # micro-batch 12 over, 6 under
     rows = []
-    loss = loop.grpo_loss
-    monkeypatch.setattr(loop, "grpo_loss", lambda hidden, *a, **k: rows.append(hidden.shape[0]) or loss(hidden, *a, **k))
+    loss = loop.micro_batch_loss
+    monkeypatch.setattr(loop, "micro_batch_loss", lambda hidden, *a, **k: rows.append(hidden.shape[0]) or loss(hidden, *a, **k))
     assert run_engine(cpu_config(), run, quiet=True) == 0
     assert rows == [6, 6, 6, 6, 6, 2] * 2  # 32 completions a step, in micro-batches of 6
     assert load_config(RunPaths(run).config).batch.micro_batch_size == 6

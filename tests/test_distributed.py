@@ -2,6 +2,7 @@
 give the same update as one process with all of them, for every loss type and reward scaling."""
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,7 +36,7 @@ def case_config(case: dict):
 
 def make_batch(run_dir) -> tuple[Rollout, RewardScores]:
     """Fixed completions of PROMPTS prompts and made-up rewards (a None here and there)."""
-    trainer = Trainer(case_config(CASES[0]), RunPaths(run_dir), lambda *a, **k: None)
+    trainer = Trainer(case_config(CASES[0]), RunPaths(Path(run_dir)), lambda *a, **k: None)
     trainer.setup()
     torch.manual_seed(1)
     from grpo_studio.engine.rollout import generate
@@ -63,7 +64,7 @@ def rows_of(rollout: Rollout, scores: RewardScores, rank: int, world: int):
 def updater(run_dir):
     """One Trainer set up once; `update(case, rollout, scores)` resets its adapter and optimizer, applies the
     case's settings and returns the grads the optimizer saw, the weights after the update and its metrics."""
-    trainer = Trainer(case_config(CASES[0]), RunPaths(run_dir), lambda *a, **k: None)
+    trainer = Trainer(case_config(CASES[0]), RunPaths(Path(run_dir)), lambda *a, **k: None)
     trainer.setup()
     start = [p.detach().clone() for p in trainer.params]
 

@@ -74,7 +74,7 @@ def test_triton_out_of_resources_is_an_oom_with_a_hint(tmp_path, monkeypatch):
     from triton.runtime.errors import OutOfResources
 
     run = tmp_path / "run"
-    fail_on_call(monkeypatch, loop, "grpo_loss", 1, OutOfResources(147456, 101376, "shared memory"), times=4)
+    fail_on_call(monkeypatch, loop, "micro_batch_loss", 1, OutOfResources(147456, 101376, "shared memory"), times=4)
     assert run_engine(small_config(steps=2), run, quiet=True) == EXIT_CODES["oom"]
     [error] = [e for e in events_of(run) if e["type"] == "error"]
     assert error["kind"] == "oom" and "shared memory" in error["message"]

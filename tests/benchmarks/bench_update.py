@@ -46,9 +46,9 @@ class PhaseTimer:
         import torch
 
         self.seconds = {phase: 0.0 for phase in PHASES}
-        hidden, loss, backward = trainer._completion_hidden, loop_module.grpo_loss, torch.Tensor.backward
+        hidden, loss, backward = trainer._completion_hidden, loop_module.micro_batch_loss, torch.Tensor.backward
         trainer._completion_hidden = self._timed("forward", hidden)
-        loop_module.grpo_loss = self._timed("loss", loss)
+        loop_module.micro_batch_loss = self._timed("loss", loss)
         torch.Tensor.backward = self._timed("backward", backward)
 
     def _timed(self, phase, fn):
@@ -80,6 +80,18 @@ def gradients_of_update(trainer, rollout, scores) -> tuple[float, dict]:
     return result.loss, captured
 
 
+def with_spread(scores):
+    """The scores, or where every completion scored alike (a random model in the smoke test: all wrong) made-up
+    rewards 0, 1, 0, 1, ...: equal rewards give zero advantages and zero gradients, nothing to compare."""
+    from grpo_studio.engine.rewards import RewardScores
+
+    values = {v for v in scores.total if v is not None}
+    if len(values) > 1:
+        return scores
+    made_up = [float(i % 2) for i in range(len(scores.total))]
+    return RewardScores(made_up, {name: made_up for name in scores.per_function})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("real",), default="real")
@@ -109,7 +121,7 @@ def main() -> int:
     trainer.setup()
     trainer.step = 1
     batch = trainer._sample_and_score()
-    rollout, scores = batch.rollout, batch.scores
+    rollout, scores = batch.rollout, with_spread(batch.scores)
 
     checks = {}
     for name, share in CONTENDERS.items():
