@@ -12,11 +12,9 @@ from PySide6.QtCore import Qt  # noqa: E402
 from grpo_studio.engine.common.events import read_events  # noqa: E402
 from grpo_studio.engine.common.runs import RunPaths  # noqa: E402
 from grpo_studio.engine.runner import run_engine  # noqa: E402
-from grpo_studio.gui.engine_bridge import EngineBridge  # noqa: E402
-from grpo_studio.gui.monitor_page import MonitorPage  # noqa: E402
 from grpo_studio.gui.runs_page import RunsPage  # noqa: E402
 from test_evaluation import eval_config  # noqa: E402
-from test_gui_monitor import make_run  # noqa: E402
+from test_gui_monitor import make_run, monitor  # noqa: E402,F401 - the fixture
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +25,6 @@ def evaluated_run(tmp_path_factory) -> Path:
     config.eval.greedy = False  # sampled: the accuracy moves between evaluations
     assert run_engine(config, run, quiet=True) == 0
     return run
-
-
-@pytest.fixture
-def monitor(qtbot):
-    bridge = EngineBridge()
-    page = MonitorPage(bridge)
-    qtbot.addWidget(page)
-    yield page
-    page.close_run()
-    bridge.shutdown()
 
 
 def test_monitor_charts_held_out_accuracy_beside_the_reward(monitor, qtbot, evaluated_run):
