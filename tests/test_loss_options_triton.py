@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -46,12 +45,9 @@ def run_in_interpreter(names: list[str]) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def interpreter_results() -> dict:
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(HERE.parent)}
-    env.pop("GRPO_STUDIO_NO_TRITON", None)
-    proc = subprocess.run([sys.executable, str(HERE)], env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"interpreter run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return {r["case"]: r for r in results}
+    from triton_interpreter import interpreter_run
+
+    return interpreter_run(HERE, timeout=900)
 
 
 def _case_names() -> list[str]:
