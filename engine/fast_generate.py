@@ -112,15 +112,37 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
 
 def _forward(lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache,
              cache_kwarg: str) -> torch.Tensor:
-    """Last-position logits [B, V] in fp32 (HF generate also samples from fp32 logits)."""
-    out = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
-             **{cache_kwarg: cache})
-    return out.logits[:, -1].float()
+    """Last-position logits [B, V] in fp32 (HF generate also samples from fp32 logits).
+
+    The head runs on the 2D [B, H] last-position slice: handed the 3D [B, 1, H] slice that HF's
+    `logits_to_keep=1` makes, torch's CPU bf16 matmul copies the whole transposed (frozen) lm_head first
+    (445 MiB at Qwen2.5-1.5B's width, per prefill and per one-row decode step; bench_memory_model.py)."""
+    split = _decoder_and_head(lm)
+    if split is None:  # a model that post-processes its logits (soft-capping, a logit scale): HF's own head
+        out = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                 **{cache_kwarg: cache})
+        return out.logits[:, -1].float()
+    decoder, head = split
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                  **{cache_kwarg: cache})
+    return head(out.last_hidden_state[:, -1]).float()
+
+
+def _decoder_and_head(lm: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    config = lm.config
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) is not None:
+        return None
+    decoder = lm.get_decoder() if hasattr(lm, "get_decoder") else None
+    head = lm.get_output_embeddings()
+    if decoder is None or decoder is lm or not isinstance(head, nn.Linear):
+        return None
+    return decoder, head
 
 
 def _cache_kwarg(lm: nn.Module) -> str:
     """transformers 5.x names the cache argument `cache`; older releases `past_key_values`."""
-    params = inspect.signature(lm.forward).parameters
+    split = _decoder_and_head(lm)
+    params = inspect.signature((split[0] if split else lm).forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 

@@ -26,10 +26,10 @@ def test_smoke_runs_every_part_and_writes_json_and_table(suite, tmp_path):
     assert json.loads((tmp_path / "gpu_suite-smoke.json").read_text())["parts"].keys() == report["parts"].keys()
     table = (tmp_path / "gpu_suite-smoke.md").read_text()
     parts = report["parts"]
-    assert [parts[k]["part"] for k in suite.ORDER] == [2, 5, 3, 4, 1, 6, 7]
+    assert [parts[k]["part"] for k in suite.ORDER] == [2, 5, 8, 3, 4, 1, 6, 7]
     assert {k: p["status"] for k, p in parts.items()} == {
         "loss": "ok", "grpo": "ok", "offload": "ok", "long": "ok", "rollout": "ok", "oom": "skipped",
-        "compile": "ok"}, \
+        "compile": "ok", "mismatch": "ok"}, \
         {k: p.get("reason") for k, p in parts.items()}
     assert "CUDA" in parts["oom"]["reason"]  # skipped with its reason, never faked
     compiled = parts["compile"]["result"]  # the fp32 gradient kernel for sm_86, cross-compiled on the CPU
@@ -60,6 +60,11 @@ def test_smoke_runs_every_part_and_writes_json_and_table(suite, tmp_path):
     rollout = parts["rollout"]["result"]["contenders"]
     assert rollout["engine"]["completion_tokens"][0] == rollout["plain_hf_generate"]["completion_tokens"][0] == 64
     assert "| 6 out of memory for real | skipped |" in table and "| 2 " in table
+    sampling = parts["mismatch"]["result"]["sampling"]  # fp32 training: bf16 sampling measured, fp32 not
+    assert sampling["float32"]["sampler_kl"] is None and sampling["float32"]["steps"] == 2
+    bf16 = sampling["bfloat16"]
+    assert bf16["steps"] == 2 and bf16["sampler_kl"]["n"] == 2 and 0 < bf16["sampler_kl"]["median"] < 1
+    assert 0 <= bf16["sampler_capped"]["median"] <= 1 and "sampling in bfloat16: KL per token" in table
 
 
 def test_a_part_over_its_budget_or_failing_spares_the_others(suite, monkeypatch, tmp_path):

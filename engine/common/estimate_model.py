@@ -215,14 +215,20 @@ def dequantized_weight_bytes(arch: Arch, s: Settings) -> int:
 
 
 def lora_forward_bytes_per_token(arch: Arch, s: Settings) -> int:
-    """LoRA's transients in a no-grad forward (prefill) at its widest module: the fp32 input copy, B's fp32
-    output and, with 4-bit, the defensive clone of the base output PEFT makes."""
+    """The peak per token of a no-grad forward (prefill) with peft's unmerged LoRA, inside its widest module:
+    the residual stream and its normed copy, the MLP's other branch (SiLU(gate) while up runs), the base
+    output, the fp32 input copy, B's scaled fp32 output and the fp32 sum with the base output (with 16-bit
+    weights the base output's promoted fp32 copy beside them) and, with 4-bit, the defensive clone of the base
+    output PEFT makes. Measured on the CPU by tests/benchmarks/bench_memory_model.py."""
     targets = lora_targets(arch, s.lora_targets)
     if not targets:
         return 0
-    cast = 0 if s.dtype_bytes == LORA_PARAM_BYTES else LORA_PARAM_BYTES
-    clone = s.dtype_bytes if s.load_in_4bit else 0
-    return max(cast * a + LORA_PARAM_BYTES * b + clone * b for a, b in targets.values())
+    b = s.dtype_bytes
+    cast = 0 if b == LORA_PARAM_BYTES else LORA_PARAM_BYTES
+    fp32_outputs = 2 if b == LORA_PARAM_BYTES else 3
+    clone = b if s.load_in_4bit else 0
+    return max(b * (2 * arch.hidden + arch.intermediate + out) + cast * a + LORA_PARAM_BYTES * fp32_outputs * out
+               + clone * out for a, out in targets.values())
 
 
 def forward_working_bytes_per_token(arch: Arch, s: Settings) -> int:
@@ -239,9 +245,14 @@ def kv_cache_bytes(arch: Arch, s: Settings) -> int:
     """The fast rollout's cache (engine/kv_cache.py): prompt + completion positions for each of the
     generation batch's rows, allocated once, plus the prefill cache of the slice's distinct prompts, which
     lives until it has been expanded into the rows."""
+    return (s.generation_batch + prefilled_prompts(s)) * s.seq_len * kv_bytes_per_token(arch, s)
+
+
+def prefilled_prompts(s: Settings) -> int:
+    """Distinct prompts in one generation slice: each is prefilled once and shared by its G completions (a
+    slice that does not start on a prompt boundary can hold one more)."""
     rows, group = s.generation_batch, s.num_generations
-    prompts = rows // group if rows % group == 0 else min(rows, -(-(rows - 1) // group) + 1)
-    return (rows + prompts) * s.seq_len * kv_bytes_per_token(arch, s)
+    return rows // group if rows % group == 0 else min(rows, -(-(rows - 1) // group) + 1)
 
 
 def _sampling_bytes(arch: Arch, sequences: int) -> int:
@@ -269,12 +280,15 @@ def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
     recompute += dequantized_weight_bytes(arch, s)
     logits = loss_bytes(arch, s, tokens, rows)
     kv_cache = kv_cache_bytes(arch, s)
-    generation = (s.generation_batch * s.max_prompt_length * forward_working_bytes_per_token(arch, s)
-                  + _sampling_bytes(arch, s.generation_batch))
-    generation += (s.generation_batch * s.max_prompt_length * lora_forward_bytes_per_token(arch, s)
-                   + dequantized_weight_bytes(arch, s))
+    # The prefill's peak (inside a layer) and the decode loop's sampling buffers never coexist; the KV cache
+    # lives through both.
+    prefill = (prefilled_prompts(s) * s.max_prompt_length
+               * max(forward_working_bytes_per_token(arch, s), lora_forward_bytes_per_token(arch, s))
+               + dequantized_weight_bytes(arch, s))
+    sampling = _sampling_bytes(arch, s.generation_batch)
     if s.sampler_logps:  # each step's logits / temperature and its log-sum-exp, and the kept log-probs
-        generation += _sampling_bytes(arch, s.generation_batch) + s.generation_batch * s.max_completion_length * 4
+        sampling += _sampling_bytes(arch, s.generation_batch) + s.generation_batch * s.max_completion_length * 4
+    generation = max(prefill, sampling)
     components = {
         "weights": weights_bytes(arch, s),
         "lora_and_optimizer": lora_and_optimizer_bytes(arch, s),

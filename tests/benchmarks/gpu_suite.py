@@ -13,6 +13,8 @@ Parts (each with its own time budget: a slow part is stopped and reported as tim
   6 oom       a run that cannot fit ends with an oom error, a hint, its last step checkpointed, memory freed
   7 compile   the Triton kernels cross-compiled for sm_75..sm_90 (shared memory, registers, spills), and every
               config the engine offers this card launched on it
+  8 mismatch  an fp32 run sampling in bf16 / fp16: the sampler-vs-trainer KL per token and the share of tokens
+              the loss's truncated importance sampling capped
 Every figure is absolute and, where it has one, a ratio against its baseline measured in the same run. A part
 that needs CUDA where there is none is reported as skipped with the reason; nothing is estimated in its place.
 """
@@ -34,22 +36,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from suite_parts import compile as kernel_compile  # noqa: E402
-from suite_parts import loss, oom, rollout, training  # noqa: E402
+from suite_parts import loss, mismatch, oom, rollout, training  # noqa: E402
 from suite_parts.common import ROOT, Skip, clean_cuda, gpu_record  # noqa: E402
 
 # key -> (number, title, function(workdir, smoke, deadline), budget seconds at full size, in smoke mode).
 # Full budgets add up to 9 minutes (model building included), leaving 1 of the 10 for set-up.
 PARTS = {
-    "loss": (1, "fused GRPO loss", lambda w, s, d: loss.run(s, d), 80, 60),
-    "grpo": (2, "Qwen2.5-1.5B GRPO steps: VRAM vs estimate", training.grpo_steps, 110, 90),
+    "loss": (1, "fused GRPO loss", lambda w, s, d: loss.run(s, d), 75, 60),
+    "grpo": (2, "Qwen2.5-1.5B GRPO steps: VRAM vs estimate", training.grpo_steps, 100, 90),
     "offload": (3, "offloaded checkpointing on vs off", training.offload_on_off, 55, 60),
-    "long": (4, "Llama-3.1-8B longest completion", training.longest_fitting, 110, 60),
-    "rollout": (5, "rollout tokens/s", rollout.run, 70, 60),
-    "oom": (6, "out of memory for real", oom.run, 55, 30),
-    "compile": (7, "Triton kernels compiled for every card", kernel_compile.run, 60, 240),
+    "long": (4, "Llama-3.1-8B longest completion", training.longest_fitting, 100, 60),
+    "rollout": (5, "rollout tokens/s", rollout.run, 65, 60),
+    "oom": (6, "out of memory for real", oom.run, 50, 30),
+    "compile": (7, "Triton kernels compiled for every card", kernel_compile.run, 55, 240),
+    "mismatch": (8, "bf16 / fp16 sampling of an fp32 run: sampler mismatch", mismatch.run, 40, 90),
 }
 # Model parts first: part 2's nvidia-smi figure is then the process's own, before other parts' kernels load.
-ORDER = ("grpo", "rollout", "offload", "long", "loss", "oom", "compile")
+ORDER = ("grpo", "rollout", "mismatch", "offload", "long", "loss", "oom", "compile")
 LIBRARIES = ("torch", "triton", "transformers", "peft", "bitsandbytes", "accelerate", "liger_kernel", "grpo_studio")
 
 
@@ -181,6 +184,17 @@ def rows(key: str, r: dict) -> list[tuple[str, str, str, str, str]]:
         return out
     if key == "oom":
         return [(name, "pass" if ok else "FAIL", "", "", "") for name, ok in r["checks"].items()]
+    if key == "mismatch":
+        out = []
+        for dtype, m in r["sampling"].items():
+            if m["sampler_kl"] is None:
+                out.append((f"sampling in {dtype}: mismatch", "not measured (same forward as training)", "", "", ""))
+                continue
+            kl, capped = m["sampler_kl"], m["sampler_capped"]
+            out.append((f"sampling in {dtype}: KL per token / capped share",
+                        f"{kl['median']:.2e} / {capped['median']:.2%}", "fp32 sampling: none", "",
+                        f"{m['steps']} steps; KL {kl['min']:.2e}..{kl['max']:.2e}"))
+        return out
     return []
 
 
