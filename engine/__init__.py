@@ -1,4 +1,17 @@
-"""The training process: config, data, rewards, model, loop, checkpoints, export, estimator, run store, CLI."""
+"""The training process, in rooms that follow the pipeline; a room imports only rooms below it (and common, kernels):
+
+    cli.py, commands/   the `grpo-studio` commands
+    run/                one run folder and its engine process: runner, socket server, locks, progress
+    distributed/        several ranks under torchrun
+    train/              the GRPO loop and what one step needs
+    evaluate/           held-out evaluation
+    chat/               Try: base vs tuned answers
+    rollout/ rewards/ export/          generation; reward functions; GGUF / Modelfile / merged export
+    model/ hub/ data/ checkpoints/     the policy; downloads; datasets; checkpoints
+    common/             torch-free, shared with the GUI (config, protocol, run store, estimator)
+
+tests/test_rooms.py enforces the order; docs/architecture.md describes each room.
+"""
 import logging
 import warnings
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from grpo_studio.engine.common.protocol import RunOutcome
 
 MAX_SAMPLES = 200
-MAX_GROUPS = 300  # each at most 16 completions of 2,000 characters (engine/sample_group.py): under 10M at worst
+MAX_GROUPS = 300  # each at most 16 completions of 2,000 characters (engine/train/sample_group.py): under 10M at worst
 MAX_LOG = 5000
 AVERAGE_STEPS = 10  # the "mean reward" card and the chart's average line: the mean of the last this many steps
 STEP_PHASES = ("generating", "scoring", "optimizing")  # every step's cycle: not worth a log line each

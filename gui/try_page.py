@@ -111,7 +111,7 @@ class TryPage(AdapterPage):
         return view
 
     def request(self) -> dict:
-        """The Generate request for the engine (see engine/chat_serve.py)."""
+        """The Generate request for the engine (see engine/chat/serve.py)."""
         answer = self.answer.text().strip()
         return {"cmd": "generate", "prompt": self.prompt.toPlainText().strip(), "answer": answer or None,
                 "max_new_tokens": self.max_tokens.value(), "temperature": round(self.temperature.value(), 4)}

@@ -15,11 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def run_fake(run_dir: Path, interval: float = 0.01, steps: int = 1_000_000) -> int:
-    from grpo_studio.engine.control import Control
+    from grpo_studio.engine.train.control import Control
     from grpo_studio.engine.common.events import EventLog
-    from grpo_studio.engine.lock import RunLock
+    from grpo_studio.engine.run.lock import RunLock
     from grpo_studio.engine.common.runs import RunPaths, write_status
-    from grpo_studio.engine.server import EngineServer
+    from grpo_studio.engine.run.server import EngineServer
 
     paths = RunPaths(run_dir)
     with RunLock(run_dir):

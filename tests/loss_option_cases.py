@@ -9,7 +9,7 @@ import itertools
 import torch
 
 from grpo_studio.engine.common.config import config_from_dict
-from grpo_studio.engine.loss_control import loss_options
+from grpo_studio.engine.train.loss_control import loss_options
 from grpo_studio.kernels import grpo_loss
 from test_grpo_loss import make_inputs
 from trl_options_reference import trl_loss

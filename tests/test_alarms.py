@@ -10,8 +10,8 @@ import pytest
 from grpo_studio.engine.common.alarms import ALARM_KEYS, BASELINE, RECENT, Alarms
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.signal_hints import HintWatcher
-from grpo_studio.engine.diagnostics import repeated_ngrams
-from grpo_studio.engine.progress import ProgressPrinter
+from grpo_studio.engine.train.diagnostics import repeated_ngrams
+from grpo_studio.engine.run.progress import ProgressPrinter
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from grpo_studio.cli import main as cli_main
-from grpo_studio.engine import loop
+from grpo_studio.engine.train import loop
 from grpo_studio.engine.common.config import TrainConfig, config_from_dict, load_config
 from grpo_studio.engine.common.errors import EXIT_CODES, ConfigError
 from grpo_studio.engine.common.estimate import with_changes
@@ -17,7 +17,7 @@ from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.fit import _Fitter, fit_config
 from grpo_studio.engine.common.model_configs import load_model_config
 from grpo_studio.engine.common.runs import RunPaths
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.runner import run_engine
 from test_checkpoint_resume import small_config
 
 

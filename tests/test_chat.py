@@ -82,7 +82,7 @@ def test_chat_on_the_demo_model_plain_prompt(tmp_path, capsys):
 @pytest.mark.slow  # trains the demo for ~10 s
 def test_chat_after_demo_training_tuned_answers_differ_and_score_higher(tmp_path, capsys):
     from grpo_studio.engine.common.demo import demo_config
-    from grpo_studio.engine.runner import run_engine
+    from grpo_studio.engine.run.runner import run_engine
 
     run = tmp_path / "run"
     assert run_engine(demo_config(steps=120), run, quiet=True) == 0
@@ -137,7 +137,7 @@ def test_chat_serve_loads_once_for_two_prompts_and_answers_as_one_shot(tmp_path,
     """The Try page's engine: two generates over stdin, one model load, the same answers as `chat`."""
     import io
 
-    from grpo_studio.engine import chat as chat_module
+    from grpo_studio.engine.chat import answers as chat_module
 
     run = make_run(tmp_path, dataset={"question_column": "question"})
     loads = []
@@ -160,7 +160,7 @@ def test_chat_serve_loads_once_for_two_prompts_and_answers_as_one_shot(tmp_path,
 
 def test_chat_serve_stop_reaches_the_answer_in_progress(tmp_path):
     """A stop read while a request is being answered marks that request (not the next one) as stopped."""
-    from grpo_studio.engine.chat_serve import RequestInbox
+    from grpo_studio.engine.chat.serve import RequestInbox
 
     reader, writer = os.pipe()
     inbox = RequestInbox(open(reader, encoding="utf-8"))
@@ -180,7 +180,7 @@ def test_chat_serve_stop_reaches_the_answer_in_progress(tmp_path):
 
 
 def test_a_stopped_answer_ends_after_the_side_in_progress(tmp_path):
-    from grpo_studio.engine.chat import ChatSession
+    from grpo_studio.engine.chat.answers import ChatSession
 
     run = make_run(tmp_path)
     lines: list[dict] = []

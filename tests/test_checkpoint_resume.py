@@ -4,10 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grpo_studio.engine import checkpoint as ckpt
+from grpo_studio.engine.checkpoints import checkpoint as ckpt
 from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths
 from test_loop import StopAfter
 

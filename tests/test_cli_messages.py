@@ -73,7 +73,7 @@ def test_a_folder_that_is_not_a_run_is_said_so(command, tmp_path, runs_dir, caps
 
 
 def test_resume_with_steps_not_beyond_the_checkpoint_is_refused(tmp_path, capsys):
-    from grpo_studio.engine.checkpoint_files import COMPLETE_FILE, STATE_FILE
+    from grpo_studio.engine.checkpoints.files import COMPLETE_FILE, STATE_FILE
     from grpo_studio.engine.common.config import save_config
     from grpo_studio.engine.common.demo import demo_config
 
@@ -101,7 +101,7 @@ def test_zero_epochs_is_a_config_error():
 
 def test_the_summary_counts_steps_whose_rewards_were_all_none(tmp_path):
     from grpo_studio.engine.common.events import EventLog
-    from grpo_studio.engine.run_summary import run_summary
+    from grpo_studio.engine.run.summary import run_summary
 
     log = EventLog(tmp_path / "events.jsonl")
     for step in (1, 2, 3):

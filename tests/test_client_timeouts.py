@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from grpo_studio.engine import server as server_module
+from grpo_studio.engine.run import server as server_module
 from grpo_studio.engine.cli import main
 from grpo_studio.engine.common.client import EngineBusy, EngineClient, send_command
 from grpo_studio.engine.common.events import EventLog
 from grpo_studio.engine.common.runs import RunPaths, write_status
-from grpo_studio.engine.control import Control
-from grpo_studio.engine.server import EngineServer
+from grpo_studio.engine.train.control import Control
+from grpo_studio.engine.run.server import EngineServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")
 

@@ -2,7 +2,7 @@
 import pytest
 
 from grpo_studio.engine.common.config import DatasetConfig, RewardSpec, TrainConfig, config_from_dict, load_config
-from grpo_studio.engine.data import load_examples, load_rows
+from grpo_studio.engine.data.dataset import load_examples, load_rows
 from grpo_studio.engine.common.errors import ConfigError, DataError
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from grpo_studio.engine.cli import main as cli
 from grpo_studio.engine.common.config import DatasetConfig, GRPOSettings, RewardSpec, TrainConfig
-from grpo_studio.engine.data import load_examples, load_rows, preview
+from grpo_studio.engine.data.dataset import load_examples, load_rows, preview
 from grpo_studio.engine.common.errors import DataError
 
 ROWS = [{"prompt": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(6)]

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from grpo_studio.engine import device_choice
-from grpo_studio.engine import model as pm
+from grpo_studio.engine.model import device_choice
+from grpo_studio.engine.model import policy as pm
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.estimate import FIT_FRACTION, load_model_config, needs_offload, settings_from_config
 from grpo_studio.engine.common.estimate_model import CUDA_CONTEXT, GIB, Arch, grpo_studio_plan

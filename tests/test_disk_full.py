@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from grpo_studio.engine import checkpoint as ckpt
+from grpo_studio.engine.checkpoints import checkpoint as ckpt
 from grpo_studio.engine.cli import main
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.disk import DiskFullError, as_disk_full, is_disk_full
 from grpo_studio.engine.common.events import EventLog, read_events
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, read_status
 from mounts import fill, tmpfs
 
@@ -130,7 +130,7 @@ def test_checkpoints_are_pruned_to_checkpoint_keep(tmp_path):
 def test_export_onto_a_full_disk_is_a_disk_full_error(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     assert run_engine(small_config(steps=1, every=0), run, quiet=True) == 0
-    import grpo_studio.engine.export_gguf as export_gguf
+    import grpo_studio.engine.export.gguf_adapter as export_gguf
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "a.gguf"))
@@ -144,7 +144,7 @@ def test_export_onto_a_full_disk_is_a_disk_full_error(tmp_path, monkeypatch, cap
 
 
 def test_disk_full_while_saving_the_final_adapter(tmp_path, monkeypatch):
-    from grpo_studio.engine.loop import Trainer
+    from grpo_studio.engine.train.loop import Trainer
 
     def full(self):
         raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")

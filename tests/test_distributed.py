@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from grpo_studio.engine import distributed
+from grpo_studio.engine.train import ranks as distributed
 from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.errors import ConfigError
-from grpo_studio.engine.loop import Trainer
-from grpo_studio.engine.rewards import RewardScores
-from grpo_studio.engine.rollout import Rollout
+from grpo_studio.engine.train.loop import Trainer
+from grpo_studio.engine.rewards.scoring import RewardScores
+from grpo_studio.engine.rollout.generation import Rollout
 from grpo_studio.engine.common.runs import RunPaths
 
 PROMPTS, G = 4, 4
@@ -39,7 +39,7 @@ def make_batch(run_dir) -> tuple[Rollout, RewardScores]:
     trainer = Trainer(case_config(CASES[0]), RunPaths(Path(run_dir)), lambda *a, **k: None)
     trainer.setup()
     torch.manual_seed(1)
-    from grpo_studio.engine.rollout import generate
+    from grpo_studio.engine.rollout.generation import generate
 
     rollout = generate(trainer.model, trainer.tokenizer, [e.prompt_ids for e in trainer.examples[:PROMPTS]],
                        num_generations=G, max_completion_length=6)
@@ -164,8 +164,8 @@ def test_estimate_is_per_gpu():
 
 
 def _control_main(rank: int, world: int, init_file: str, out_file: str) -> None:
-    from grpo_studio.engine.control import Control
-    from grpo_studio.engine.distributed_control import SharedControl
+    from grpo_studio.engine.train.control import Control
+    from grpo_studio.engine.distributed.control import SharedControl
 
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:

@@ -2,14 +2,14 @@
 resumed run replays the same draws."""
 import torch
 
-from grpo_studio.engine import checkpoint as ckpt
+from grpo_studio.engine.checkpoints import checkpoint as ckpt
 from grpo_studio.engine.common.config import RewardSpec
-from grpo_studio.engine.dynamic_sampling import ScoredBatch, fill_with_signal
+from grpo_studio.engine.train.dynamic_sampling import ScoredBatch, fill_with_signal
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.loop import Trainer
-from grpo_studio.engine.rewards import RewardScores
-from grpo_studio.engine.rollout import Rollout
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.train.loop import Trainer
+from grpo_studio.engine.rewards.scoring import RewardScores
+from grpo_studio.engine.rollout.generation import Rollout
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths
 from test_checkpoint_resume import adapter_weights, small_config
 from test_loop import StopAfter

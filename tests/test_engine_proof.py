@@ -8,7 +8,7 @@ import pytest
 
 from grpo_studio.engine.common.engine_proof import is_runs_engine, lock_holders
 from grpo_studio.engine.common.runs import RunPaths, summarize_run, write_status
-from grpo_studio.engine.lock import RunLock
+from grpo_studio.engine.run.lock import RunLock
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/locks")
 

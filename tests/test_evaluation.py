@@ -11,10 +11,10 @@ from grpo_studio.engine.common.config import config_from_dict
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.runs import RunPaths
-from grpo_studio.engine.evaluation import isolated_rng
+from grpo_studio.engine.evaluate.held_out import isolated_rng
 from grpo_studio.engine.common.runs import summarize_run
-from grpo_studio.engine.run_summary import run_summary
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.summary import run_summary
+from grpo_studio.engine.run.runner import run_engine
 from test_checkpoint_resume import adapter_weights, small_config
 from test_loop import StopAfter
 
@@ -178,7 +178,7 @@ def test_train_eval_flag_sets_the_held_out_data(tmp_path):
 
 
 def test_out_of_memory_while_evaluating_names_the_eval_settings():
-    from grpo_studio.engine.oom import classify_oom
+    from grpo_studio.engine.train.oom import classify_oom
 
     found = classify_oom(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"), "evaluating")
     assert "eval.num_prompts" in found.hint and "generation_batch_size" in found.hint
@@ -187,7 +187,7 @@ def test_out_of_memory_while_evaluating_names_the_eval_settings():
 def test_terminal_progress_prints_each_evaluation():
     import io
 
-    from grpo_studio.engine.progress import ProgressPrinter
+    from grpo_studio.engine.run.progress import ProgressPrinter
 
     out = io.StringIO()
     printer = ProgressPrinter(file=out)
@@ -201,11 +201,11 @@ def test_terminal_progress_prints_each_evaluation():
 def test_chat_model_eval_on_a_slice_of_the_training_file(tiny_llama_dir, tmp_path):
     """Questions rendered through the chat template like the training ones; the event shows the question; a
     held-out slice disjoint from training raises no warning, the same rows as training do; greedy repeats."""
-    from grpo_studio.engine import model as pm
+    from grpo_studio.engine.model import policy as pm
     from grpo_studio.engine.common.config import TrainConfig
-    from grpo_studio.engine.data import load_examples
-    from grpo_studio.engine.evaluation import Evaluator, load_eval_examples
-    from grpo_studio.engine.rewards import load_reward_functions
+    from grpo_studio.engine.data.dataset import load_examples
+    from grpo_studio.engine.evaluate.held_out import Evaluator, load_eval_examples
+    from grpo_studio.engine.rewards.scoring import load_reward_functions
 
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"

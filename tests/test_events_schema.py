@@ -3,10 +3,10 @@ import threading
 
 import pytest
 
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.protocol import DONE_REASONS, ERROR_KINDS, EVENT_FIELDS, PHASES
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, read_status
 from test_checkpoint_resume import small_config
 from test_loop import StopAfter

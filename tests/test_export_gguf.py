@@ -10,8 +10,8 @@ gguf = pytest.importorskip("gguf")
 torch = pytest.importorskip("torch")
 
 from grpo_studio.engine.common.errors import ExportError  # noqa: E402
-from grpo_studio.engine.export_gguf import export_gguf  # noqa: E402
-from grpo_studio.engine.gguf_names import TensorNames, arch_info, permute_heads, permute_rows  # noqa: E402
+from grpo_studio.engine.export.gguf_adapter import export_gguf  # noqa: E402
+from grpo_studio.engine.export.gguf_names import TensorNames, arch_info, permute_heads, permute_rows  # noqa: E402
 
 LLAMA_BLOCK = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 EXPECTED = {  # arch -> (general.architecture, tensor names per block)

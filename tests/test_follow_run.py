@@ -9,7 +9,7 @@ from test_server import start_fake
 
 from grpo_studio.engine.common import launcher
 from grpo_studio.engine.common.client import follow_events, send_command
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.events import EventLog, read_events
 from grpo_studio.engine.common.protocol import RunOutcome
 from test_events_schema import event_problems

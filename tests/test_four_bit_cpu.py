@@ -3,9 +3,9 @@ a training forward (it crashed Qwen2's biased layers and silently dropped input 
 import pytest
 import torch
 
-from grpo_studio.engine import model as pm
+from grpo_studio.engine.model import policy as pm
 from grpo_studio.engine.common.config import TrainConfig
-from grpo_studio.engine.rollout import generate, left_pad
+from grpo_studio.engine.rollout.generation import generate, left_pad
 
 
 def four_bit_policy(folder):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grpo_studio.engine.rollout import generate
-from grpo_studio.engine.row_rng import RowDraws, row_uniforms
-from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.rollout.generation import generate
+from grpo_studio.engine.rollout.row_rng import RowDraws, row_uniforms
+from grpo_studio.engine.rollout.sampling import SamplingParams
 from test_rollout_fast import TEXTS, _lora_model
 
 SAMPLED = SamplingParams(temperature=1.3, top_k=50)  # spread out, so different draws give different tokens

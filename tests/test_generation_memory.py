@@ -5,8 +5,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from grpo_studio.engine.fast_generate import DecodeSettings, decode
-from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.rollout.decode import DecodeSettings, decode
+from grpo_studio.engine.rollout.sampling import SamplingParams
 
 
 def peak_bytes(fn) -> int:

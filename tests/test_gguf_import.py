@@ -38,7 +38,7 @@ def test_conversion_keeps_the_weights_and_llama_cpps_tokenizer(tiny_gguf, hf_cac
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from grpo_studio.engine.gguf_import import ensure_converted
+    from grpo_studio.engine.hub.gguf_import import ensure_converted
 
     events, emit = recorder()
     folder = ensure_converted(tiny_gguf, emit)
@@ -68,7 +68,7 @@ def test_conversion_keeps_the_weights_and_llama_cpps_tokenizer(tiny_gguf, hf_cac
 
 
 def test_second_use_is_a_cache_hit_by_hash_whatever_the_name(tiny_gguf, hf_cache, tmp_path):
-    from grpo_studio.engine.gguf_import import ensure_converted
+    from grpo_studio.engine.hub.gguf_import import ensure_converted
 
     with pytest.raises(ConfigError, match="has not been dequantized yet"):
         local_model_folder(str(tiny_gguf))
@@ -84,7 +84,7 @@ def test_second_use_is_a_cache_hit_by_hash_whatever_the_name(tiny_gguf, hf_cache
 
 
 def test_unsupported_architecture_is_refused_before_loading(hf_cache, tmp_path):
-    from grpo_studio.engine.gguf_import import ensure_converted
+    from grpo_studio.engine.hub.gguf_import import ensure_converted
 
     path = write_llama_gguf(tmp_path / "odd.gguf", architecture="rwkv7")
     with pytest.raises(ConfigError, match="'rwkv7' model, an architecture transformers cannot read") as info:
@@ -94,7 +94,7 @@ def test_unsupported_architecture_is_refused_before_loading(hf_cache, tmp_path):
 
 
 def test_quant_type_the_gguf_library_cannot_dequantize_is_named(hf_cache, tmp_path):
-    from grpo_studio.engine.gguf_import import ensure_converted
+    from grpo_studio.engine.hub.gguf_import import ensure_converted
 
     path = write_llama_gguf(tmp_path / "k8.gguf", matrix_type="Q8_K")
     with pytest.raises(ConfigError, match="tensors of type Q8_K") as info:
@@ -103,7 +103,7 @@ def test_quant_type_the_gguf_library_cannot_dequantize_is_named(hf_cache, tmp_pa
 
 
 def test_not_a_gguf_file_is_a_clear_error(hf_cache, tmp_path):
-    from grpo_studio.engine.gguf_import import ensure_converted
+    from grpo_studio.engine.hub.gguf_import import ensure_converted
 
     path = tmp_path / "broken.gguf"
     path.write_bytes(b"not a gguf at all" * 10)
@@ -114,7 +114,7 @@ def test_not_a_gguf_file_is_a_clear_error(hf_cache, tmp_path):
 def test_a_run_trains_from_a_gguf_file_and_its_export_names_that_file(tiny_gguf, hf_cache, tmp_path, capsys):
     from grpo_studio.engine.common.events import read_events
     from grpo_studio.engine.common.runs import RunPaths
-    from grpo_studio.engine.runner import run_engine
+    from grpo_studio.engine.run.runner import run_engine
     from test_checkpoint_resume import small_config
     from test_events_schema import event_problems
 
@@ -152,7 +152,7 @@ def test_the_estimate_reads_a_gguf_models_shape_from_its_header(tiny_gguf, hf_ca
 
 
 def test_try_compares_base_and_tuned_on_a_gguf_model(tiny_gguf, hf_cache, tmp_path, capsys):
-    from grpo_studio.engine.runner import run_engine
+    from grpo_studio.engine.run.runner import run_engine
     from test_chat import answers, cli_json
     from test_checkpoint_resume import small_config
 
@@ -170,8 +170,8 @@ def test_a_moved_gguf_still_names_its_converted_folder_and_a_lost_one_says_what_
     import shutil
 
     from grpo_studio.engine.common.errors import ExportError
-    from grpo_studio.engine.export_gguf import find_base_model
-    from grpo_studio.engine.gguf_import import ensure_converted
+    from grpo_studio.engine.export.gguf_adapter import find_base_model
+    from grpo_studio.engine.hub.gguf_import import ensure_converted
 
     path = write_llama_gguf(tmp_path / "mine.gguf")
     folder = ensure_converted(path)

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from grpo_studio.engine.common.events import read_events  # noqa: E402
 from grpo_studio.engine.common.runs import RunPaths  # noqa: E402
-from grpo_studio.engine.runner import run_engine  # noqa: E402
+from grpo_studio.engine.run.runner import run_engine  # noqa: E402
 from grpo_studio.gui.runs_page import RunsPage  # noqa: E402
 from test_evaluation import eval_config  # noqa: E402
 from test_gui_monitor import make_run, monitor  # noqa: E402,F401 - the fixture

@@ -8,7 +8,7 @@ import torch
 pytest.importorskip("pytestqt")
 
 from grpo_studio.engine.common.events import read_events  # noqa: E402
-from grpo_studio.engine.sample_group import MAX_CHARS, MAX_COMPLETIONS, group_fields  # noqa: E402
+from grpo_studio.engine.train.sample_group import MAX_CHARS, MAX_COMPLETIONS, group_fields  # noqa: E402
 from grpo_studio.gui.group_view import EMPTY  # noqa: E402
 from test_gui_monitor import make_run, monitor  # noqa: E402,F401 - the fixture
 

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from grpo_studio.engine.common.events import read_events  # noqa: E402
-from grpo_studio.engine.progress import ProgressPrinter  # noqa: E402
-from grpo_studio.engine.run_summary import run_summary  # noqa: E402
+from grpo_studio.engine.run.progress import ProgressPrinter  # noqa: E402
+from grpo_studio.engine.run.summary import run_summary  # noqa: E402
 from grpo_studio.engine.common.signal_hints import WINDOW, HintWatcher, PlateauWatch, signal_hints  # noqa: E402
 from grpo_studio.gui.learning_signal import NO_SIGNAL, WAITING  # noqa: E402
 from grpo_studio.gui.settings import AppSettings  # noqa: E402

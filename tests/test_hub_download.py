@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from grpo_studio.engine import hub_download as hd
+from grpo_studio.engine.hub import download as hd
 from grpo_studio.engine.common.errors import EXIT_CODES, ConfigError
-from grpo_studio.engine.fetch import fetch
+from grpo_studio.engine.hub.fetch import fetch
 from test_events_schema import event_problems
 from grpo_studio.engine.common.sources import cached_snapshot, local_model_folder, resolve_name, wanted_files
 from stand_in_hub import hub_env, stand_in_hub  # noqa: F401 - the fixture
@@ -164,7 +164,7 @@ def test_dataset_download_with_subset(stand_in_hub):
     assert not (folder / "other").exists() and not (folder / "script.py").exists()
     assert events[0]["what"] == "dataset"
     from grpo_studio.engine.common.config import DatasetConfig
-    from grpo_studio.engine.data import load_rows
+    from grpo_studio.engine.data.dataset import load_rows
 
     assert len(load_rows(DatasetConfig(path="someone/arith-v1.5:main"))) == 1
 

@@ -2,12 +2,12 @@
 first (with progress events), and a stop while downloading."""
 import json
 
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.demo import demo_model_dir
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.hub_download import ensure_local
+from grpo_studio.engine.hub.download import ensure_local
 from test_events_schema import event_problems
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, read_status
 from grpo_studio.engine.common.sources import resolve_name
 from stand_in_hub import stand_in_hub  # noqa: F401 - the fixture

@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from grpo_studio.engine.advantages import aggregate_advantages, group_advantages
+from grpo_studio.engine.train.advantages import aggregate_advantages, group_advantages
 from grpo_studio.engine.common.demo import demo_config
-from grpo_studio.engine.diagnostics import flat_groups, step_signal
+from grpo_studio.engine.train.diagnostics import flat_groups, step_signal
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.step_metrics import UpdateResult, mean_update
-from grpo_studio.engine.rewards import RewardFunction, score_completions
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.train.step_metrics import UpdateResult, mean_update
+from grpo_studio.engine.rewards.scoring import RewardFunction, score_completions
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths
 
 NAN = math.nan

@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from grpo_studio.engine.advantages import group_advantages
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.advantages import group_advantages
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.loop import Trainer
-from grpo_studio.engine.optim import lr_factor
-from grpo_studio.engine.prompt_sampler import PromptSampler
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.train.loop import Trainer
+from grpo_studio.engine.train.optim import lr_factor
+from grpo_studio.engine.train.prompt_sampler import PromptSampler
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, read_status
 from grpo_studio.kernels import grpo_loss
 
@@ -83,7 +83,7 @@ def test_micro_batches_add_up_to_the_full_batch(tmp_path, loss_type):
         for name, p in trainer.model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.05)
-    from grpo_studio.engine.rollout import generate
+    from grpo_studio.engine.rollout.generation import generate
 
     rollout = generate(trainer.model, trainer.tokenizer, [e.prompt_ids for e in trainer.examples[:6]],
                        num_generations=4, max_completion_length=6)

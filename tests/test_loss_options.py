@@ -120,7 +120,7 @@ def test_a_trl_config_loads_with_the_same_meaning(tmp_path):
             assert getattr(ours, f.name) == getattr(theirs, f.name), f.name
     assert ours.vllm_importance_sampling_clip_max == theirs.vllm_importance_sampling_clip_max == 1.25
     # the same run through the fused loss and through TRL's formula with TRL's config values
-    from grpo_studio.engine.loss_control import loss_options
+    from grpo_studio.engine.train.loss_control import loss_options
     from trl_options_reference import TRL_DEFAULTS, trl_loss
 
     hidden, weight, ids, mask, adv, old, _ref = make_inputs(batch=4, length=6, seed=9)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from grpo_studio.engine import checkpoint as ckpt
+from grpo_studio.engine.checkpoints import checkpoint as ckpt
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.runs import RunPaths
-from grpo_studio.engine.rollout import generate
-from grpo_studio.engine.runner import run_engine
-from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.rollout.generation import generate
+from grpo_studio.engine.run.runner import run_engine
+from grpo_studio.engine.rollout.sampling import SamplingParams
 from test_checkpoint_resume import adapter_weights, small_config
 from test_loop import StopAfter, metrics_of
 from test_rollout_fast import TEXTS, _lora_model

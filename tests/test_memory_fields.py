@@ -1,7 +1,7 @@
 """The memory event's GPU peaks are per step: reading them resets torch's counters (checked with a fake CUDA)."""
 import torch
 
-from grpo_studio.engine import memory
+from grpo_studio.engine.train import memory
 
 
 class FakeCuda:

@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from grpo_studio.engine.common.errors import ExportError  # noqa: E402
-from grpo_studio.engine.merge import merge_adapter  # noqa: E402
+from grpo_studio.engine.export.merge import merge_adapter  # noqa: E402
 from test_export_gguf import make_adapter  # noqa: E402
 
 

@@ -3,10 +3,10 @@ reference policy is the adapter switched off, 4-bit NF4 on CPU, clear errors for
 import pytest
 import torch
 
-from grpo_studio.engine import model as pm
+from grpo_studio.engine.model import policy as pm
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.errors import ConfigError
-from grpo_studio.engine.rollout import completion_mask, generate, left_pad
+from grpo_studio.engine.rollout.generation import completion_mask, generate, left_pad
 from grpo_studio.kernels import token_logprobs
 
 

@@ -7,11 +7,11 @@ import shutil
 import pytest
 
 from grpo_studio.engine.cli import main
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.demo import demo_model_dir
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.model_files import damaged_file
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.model.files import damaged_file
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, read_status
 from mounts import tmpfs
 from test_run_folder_safety import tiny

@@ -7,7 +7,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from grpo_studio.engine.common.config import DatasetConfig, TrainConfig
 from grpo_studio.engine.common.errors import ExportError
-from grpo_studio.engine.modelfile import (FAMILIES, base_gguf_hint, default_system, detect_family, ollama_command,
+from grpo_studio.engine.export.modelfile import (FAMILIES, base_gguf_hint, default_system, detect_family, ollama_command,
                                           ollama_name, write_modelfile)
 
 # The chat formats as the models' Hugging Face templates write them (non-tool paths).

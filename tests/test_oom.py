@@ -4,12 +4,12 @@ Triton's OutOfResources and non-allocator failures are OOMs too, not crashes."""
 import pytest
 import torch
 
-from grpo_studio.engine import checkpoint as ckpt
-from grpo_studio.engine import loop
+from grpo_studio.engine.checkpoints import checkpoint as ckpt
+from grpo_studio.engine.train import loop
 from grpo_studio.engine.common.errors import EXIT_CODES
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.oom import classify_oom
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.train.oom import classify_oom
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, read_status
 from test_checkpoint_resume import adapter_weights, small_config
 

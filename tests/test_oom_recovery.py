@@ -5,13 +5,13 @@ after three recoveries the `oom` error stands as before."""
 import pytest
 import torch
 
-from grpo_studio.engine import loop
+from grpo_studio.engine.train import loop
 from grpo_studio.engine.common.config import load_config
 from grpo_studio.engine.common.errors import EXIT_CODES
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.runs import RunPaths
-from grpo_studio.engine.oom_recovery import INJECT_ENV, OomInjector
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.train.oom_recovery import INJECT_ENV, OomInjector
+from grpo_studio.engine.run.runner import run_engine
 from test_checkpoint_resume import adapter_weights, small_config
 from test_loop import StopAfter
 

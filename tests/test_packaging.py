@@ -30,7 +30,7 @@ def test_metainfo_validates():
 
 
 def test_install_desktop_writes_a_valid_entry(tmp_path, monkeypatch):
-    from grpo_studio.engine import desktop
+    from grpo_studio.engine.commands import desktop_files as desktop
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
@@ -53,7 +53,7 @@ def test_install_desktop_writes_a_valid_entry(tmp_path, monkeypatch):
 
 
 def test_frozen_bundle_runs_engines_with_its_own_executable(monkeypatch):
-    from grpo_studio.engine import desktop
+    from grpo_studio.engine.commands import desktop_files as desktop
     from grpo_studio.engine.common import launcher
 
     monkeypatch.setattr(sys, "frozen", True, raising=False)

@@ -2,7 +2,7 @@
 then the step bar once training starts."""
 import io
 
-from grpo_studio.engine.progress import ProgressPrinter
+from grpo_studio.engine.run.progress import ProgressPrinter
 
 
 def test_download_bar_then_step_bar():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +139,8 @@ def test_one_grpo_step(family, four_bit, family_dir, tmp_path):
 
 
 def export_and_chat(run: Path, tmp_path: Path, chat_too: bool) -> None:
-    from grpo_studio.engine.chat import chat
-    from grpo_studio.engine.export_gguf import export_gguf
+    from grpo_studio.engine.chat.answers import chat
+    from grpo_studio.engine.export.gguf_adapter import export_gguf
 
     result = export_gguf(run / "adapter", tmp_path / "adapter.gguf", "f16")
     assert result.path.stat().st_size > 0
@@ -155,8 +155,8 @@ def export_and_chat(run: Path, tmp_path: Path, chat_too: bool) -> None:
 def test_chat_template_renders_and_eos_ends_completions(family, family_dir):
     import torch
 
-    from grpo_studio.engine.model import load_tokenizer
-    from grpo_studio.engine.rollout import _eos_ids, completion_mask
+    from grpo_studio.engine.model.policy import load_tokenizer
+    from grpo_studio.engine.rollout.generation import _eos_ids, completion_mask
 
     folder = family_dir(family)
     _, _, end_of_turn, prompt_end = FAMILIES[family]

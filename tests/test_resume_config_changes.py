@@ -8,7 +8,7 @@ from grpo_studio.engine.cli import main
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.resume_check import check_resume, config_changes
+from grpo_studio.engine.checkpoints.resume_check import check_resume, config_changes
 from grpo_studio.engine.common.runs import RunPaths
 
 EXIT_CONFIG = 2

@@ -10,7 +10,7 @@ import pytest
 from grpo_studio.engine.cli import main as cli
 from grpo_studio.engine.common.config import RewardSpec
 from grpo_studio.engine.common.errors import ConfigError, RewardError
-from grpo_studio.engine.rewards import (RewardFunction, as_conversation, load_reward_functions,
+from grpo_studio.engine.rewards.scoring import (RewardFunction, as_conversation, load_reward_functions,
                                        score_completions)
 
 TRL_STYLE = '''

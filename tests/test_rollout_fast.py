@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grpo_studio.engine import fast_generate
-from grpo_studio.engine import generation_weights as gw
+from grpo_studio.engine.rollout import decode as fast_generate
+from grpo_studio.engine.rollout import weights as gw
 from grpo_studio.engine.common.config import config_from_dict
 from grpo_studio.engine.common.errors import ConfigError
-from grpo_studio.engine.rollout import generate
-from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.rollout.generation import generate
+from grpo_studio.engine.rollout.sampling import SamplingParams
 from tiny_models import build_model
 
 GREEDY = SamplingParams(greedy=True)
@@ -166,7 +166,7 @@ def test_estimator_kv_row_is_what_the_fast_path_allocates(tmp_path, monkeypatch,
     """Prompts of max_prompt_length tokens: the estimator's KV term equals the most cache memory alive at once
     (the expanded rows plus the slice's prefill, during the expansion; the cache is sized to the full
     completion length whether or not rows stop early)."""
-    from grpo_studio.engine import kv_cache
+    from grpo_studio.engine.rollout import kv_cache
     from grpo_studio.engine.common.estimate_model import Arch, Settings, kv_cache_bytes
 
     model, tok = _lora_model(tmp_path, "qwen2")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grpo_studio.engine.rollout import generate
-from grpo_studio.engine.sampling import SamplingParams, process_logits
+from grpo_studio.engine.rollout.generation import generate
+from grpo_studio.engine.rollout.sampling import SamplingParams, process_logits
 
 ALPHA = 1e-3
 VOCAB, EOS, PAD = 12, 11, 0

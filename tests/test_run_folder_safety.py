@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from grpo_studio.engine import checkpoint as ckpt
+from grpo_studio.engine.checkpoints import checkpoint as ckpt
 from grpo_studio.engine.cli import main
 from grpo_studio.engine.common.config import save_config
 from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.events import EventLog, read_events
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, new_run_dir
 from test_disk_full import AtStep
 

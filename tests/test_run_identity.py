@@ -11,8 +11,8 @@ import pytest
 from grpo_studio.engine.common.client import EngineNotRunning, send_command
 from grpo_studio.engine.common.events import EventLog
 from grpo_studio.engine.common.runs import RunPaths, read_status, summarize_run, write_status
-from grpo_studio.engine.control import Control
-from grpo_studio.engine.server import EngineServer
+from grpo_studio.engine.train.control import Control
+from grpo_studio.engine.run.server import EngineServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")
 

@@ -16,7 +16,7 @@ import pytest
 from grpo_studio.engine.common.client import EngineClient, EngineNotRunning, follow_events, send_command
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.runs import RunPaths, read_status
-from grpo_studio.engine.socket_dir import remove_socket_dir
+from grpo_studio.engine.run.socket_dir import remove_socket_dir
 
 FAKE = Path(__file__).parent / "fake_engine.py"
 

@@ -4,8 +4,8 @@ different lengths and right-padded completions."""
 import pytest
 import torch
 
-from grpo_studio.engine import model as policy_model
-from grpo_studio.engine.shared_prefix import completion_hidden_states, distinct_prompts
+from grpo_studio.engine.model import policy as policy_model
+from grpo_studio.engine.train.shared_prefix import completion_hidden_states, distinct_prompts
 
 
 def _lora_model(tmp_path, arch):

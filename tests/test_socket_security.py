@@ -15,12 +15,12 @@ from multiprocessing import connection as mpc
 
 import pytest
 
-from grpo_studio.engine import server as server_module
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.run import server as server_module
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.events import EventLog, read_events
 from grpo_studio.engine.common.protocol import ProtocolError, decode
 from grpo_studio.engine.common.runs import RunPaths, read_status
-from grpo_studio.engine.server import EngineServer
+from grpo_studio.engine.run.server import EngineServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")
 
@@ -80,7 +80,7 @@ def test_xdg_runtime_dir_is_used_when_private(monkeypatch):
     import shutil
     import tempfile
 
-    from grpo_studio.engine.socket_dir import make_socket_dir
+    from grpo_studio.engine.run.socket_dir import make_socket_dir
 
     runtime = tempfile.mkdtemp(prefix="xdg-")  # 0700, and short enough for a socket path
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)

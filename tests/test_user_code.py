@@ -6,10 +6,10 @@ import pytest
 
 from grpo_studio.engine.common.errors import RewardError
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.rewards import RewardFunction, score_completions
-from grpo_studio.engine.runner import run_engine
+from grpo_studio.engine.rewards.scoring import RewardFunction, score_completions
+from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths, read_status
-from grpo_studio.engine.user_code import OUTPUT_CAP_BYTES, call_guarded, find_failing_slice
+from grpo_studio.engine.rewards.user_code import OUTPUT_CAP_BYTES, call_guarded, find_failing_slice
 from test_run_folder_safety import tiny
 
 EXIT_REWARD = 4

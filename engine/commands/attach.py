@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.common.client import follow_events
-    from grpo_studio.engine.progress import ProgressPrinter
+    from grpo_studio.engine.run.progress import ProgressPrinter
     from grpo_studio.engine.common.runs import summarize_run
 
     run_dir = resolve(args)

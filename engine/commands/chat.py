@@ -2,7 +2,7 @@
 
 With --json: {"type": "token", "side": "base"|"tuned", "text"} ..., {"type": "answer", "side", "text",
 "rewards": {fn: float|null}, "reward": float|null} per side, then {"type": "done"}; errors as for export.
-With --serve --json the model stays loaded and answers requests read from stdin (engine/chat_serve.py).
+With --serve --json the model stays loaded and answers requests read from stdin (engine/chat/serve.py).
 """
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--prompt is required", "give the question with --prompt TEXT")
 
     def body(emit: Callable[[dict], None]) -> int:
-        from grpo_studio.engine.chat import chat
+        from grpo_studio.engine.chat.answers import chat
 
         if args.serve:
             import sys
 
-            from grpo_studio.engine.chat_serve import serve
+            from grpo_studio.engine.chat.serve import serve
 
             return serve(args.path, emit=emit, requests=sys.stdin, base_dir=args.base)
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(source, args: argparse.Namespace) -> int:
-    from grpo_studio.engine.hub_download import free_bytes, plan_download
+    from grpo_studio.engine.hub.download import free_bytes, plan_download
     from grpo_studio.engine.common.sources import cached_snapshot, hub_cache_dir
 
     cached = cached_snapshot(source, args.revision)
@@ -69,8 +69,8 @@ def _plan(source, args: argparse.Namespace) -> int:
 
 
 def _download(source, args: argparse.Namespace) -> int:
-    from grpo_studio.engine.fetch import fetch
-    from grpo_studio.engine.hub_download import DownloadCancelled
+    from grpo_studio.engine.hub.fetch import fetch
+    from grpo_studio.engine.hub.download import DownloadCancelled
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -81,7 +81,7 @@ def _download(source, args: argparse.Namespace) -> int:
             _print(event)
             return event
     else:
-        from grpo_studio.engine.progress import ProgressPrinter
+        from grpo_studio.engine.run.progress import ProgressPrinter
 
         printer = ProgressPrinter()
 

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--num-prompts must be at least 1, not {args.num_prompts}")
 
     def body(emit: Callable[[dict], None]) -> int:
-        from grpo_studio.engine.eval_run import evaluate_run
+        from grpo_studio.engine.evaluate.adapter import evaluate_run
 
         view = emit if args.json else _text_view(lambda line: print(line, file=sys.stderr, flush=True))
         evaluate_run(_source(args.path), view, data=args.data, split=args.split, checkpoint=args.checkpoint,

@@ -67,7 +67,7 @@ def json_lines(args: argparse.Namespace, body: Callable[[Callable[[dict], None]]
 def _ollama_base(value: str, base_name: str, base_folder: Path) -> str:
     """A base GGUF file (must exist) or an Ollama model name (e.g. qwen2.5:0.5b-instruct)."""
     from grpo_studio.engine.common.errors import ExportError
-    from grpo_studio.engine.modelfile import base_gguf_hint
+    from grpo_studio.engine.export.modelfile import base_gguf_hint
 
     path = Path(value).expanduser()
     if path.is_file():
@@ -124,13 +124,13 @@ def export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
 
 
 def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
-    from grpo_studio.engine.export_gguf import find_adapter, find_base_model, find_run_dir, read_adapter_config
+    from grpo_studio.engine.export.gguf_adapter import find_adapter, find_base_model, find_run_dir, read_adapter_config
 
     adapter_dir = find_adapter(_source(args.path))
     run_dir = find_run_dir(adapter_dir)
     config = None
     if run_dir is not None:
-        from grpo_studio.engine.chat import run_config
+        from grpo_studio.engine.chat.answers import run_config
 
         config = run_config(run_dir, emit)
     log = lambda message: emit({"type": "log", "message": message})  # noqa: E731
@@ -143,7 +143,7 @@ def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
         base = find_base_model(read_adapter_config(adapter_dir), args.base)
         check_merged_target(Path(args.merged).expanduser(), args.force, [base.folder, adapter_dir])
     if want_gguf:
-        from grpo_studio.engine.export_gguf import export_gguf
+        from grpo_studio.engine.export.gguf_adapter import export_gguf
 
         out = Path(args.gguf) if args.gguf else (run_dir or adapter_dir) / "exports" / f"adapter-{args.outtype}.gguf"
         adapter_config = read_adapter_config(adapter_dir)
@@ -156,7 +156,7 @@ def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
             check_file_target(out.expanduser().parent / "Modelfile", args.force)
         result = export_gguf(adapter_dir, out, args.outtype, base_dir=args.base, force=args.force, log=log)
         files.append({"path": str(result.path.resolve()), "kind": "gguf", "bytes": result.bytes})
-        from grpo_studio.engine.modelfile import base_gguf_hint, ollama_command, ollama_name, write_modelfile
+        from grpo_studio.engine.export.modelfile import base_gguf_hint, ollama_command, ollama_name, write_modelfile
 
         if ollama_base:
             modelfile = write_modelfile(result.path.parent / "Modelfile", ollama_base, result.path, base.folder,
@@ -167,7 +167,7 @@ def _export(args: argparse.Namespace, emit: Callable[[dict], None]) -> int:
         else:
             log("for Ollama: " + base_gguf_hint(base.name, base.folder))
     if args.merged:
-        from grpo_studio.engine.merge import merge_adapter
+        from grpo_studio.engine.export.merge import merge_adapter
 
         merged = merge_adapter(adapter_dir, args.merged, base_dir=args.base,
                                load_in_4bit=bool(config and config.load_in_4bit), force=args.force, log=log)

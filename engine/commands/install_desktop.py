@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine import desktop
+    from grpo_studio.engine.commands import desktop_files as desktop
 
     if not sys.platform.startswith("linux"):
         print("install-desktop is for Linux desktops; on this system start `grpo-studio` directly.")

@@ -20,8 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpo_studio.engine import torchrun_launch
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.distributed import torchrun as torchrun_launch
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.common.runs import RunPaths
 
@@ -64,7 +64,7 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
     from grpo_studio.engine.common.config import config_from_dict, load_config
     from grpo_studio.engine.common.demo import demo_config
     from grpo_studio.engine.common.real_starter import real_config
-    from grpo_studio.engine.run_folder import prepare_new_run
+    from grpo_studio.engine.run.folder import prepare_new_run
     from grpo_studio.engine.common.runs import RunPaths, new_run_dir
 
     run_dir = args.run_dir
@@ -101,13 +101,13 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
     if run_dir is None:
         run_dir = new_run_dir({"tiny": "demo", "real": "smollm2-arithmetic"}.get(args.demo) or config.model)
     elif resume:
-        from grpo_studio.engine.resume_check import check_resume
+        from grpo_studio.engine.checkpoints.resume_check import check_resume
 
         notes = check_resume(RunPaths(run_dir).checkpoints, config)
         _check_steps_beyond(args.steps, RunPaths(run_dir).checkpoints)
     else:
         if (Path(run_dir) / "engine.lock").is_file():
-            from grpo_studio.engine.lock import RunLock
+            from grpo_studio.engine.run.lock import RunLock
 
             RunLock(run_dir).acquire().release()  # never clear a folder an engine is training in
         config_file = Path(args.config) if args.config else None
@@ -118,7 +118,7 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
 def _check_steps_beyond(steps: int | None, checkpoints: Path) -> None:
     """`--resume --steps N` must leave something to train: N at or below the step the run resumes from would
     end it at once as "finished 24/10" with max_steps rewritten."""
-    from grpo_studio.engine.checkpoint_files import complete_checkpoints
+    from grpo_studio.engine.checkpoints.files import complete_checkpoints
 
     found = complete_checkpoints(checkpoints)
     if steps is not None and found and steps <= found[-1][0]:
@@ -128,8 +128,8 @@ def _check_steps_beyond(steps: int | None, checkpoints: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.run_summary import run_summary
-    from grpo_studio.engine.runner import run_engine
+    from grpo_studio.engine.run.summary import run_summary
+    from grpo_studio.engine.run.runner import run_engine
 
     job = resolve_job(args)
     if args.detach:
@@ -176,7 +176,7 @@ def _engine_argv(args: argparse.Namespace, job: TrainJob, quiet: bool | None = N
 def _detach(args: argparse.Namespace, job: TrainJob) -> int:
     """Start the same job as its own background process, in the folder decided here; return at once."""
     from grpo_studio.engine.common.launcher import start_detached
-    from grpo_studio.engine.lock import RunLock
+    from grpo_studio.engine.run.lock import RunLock
 
     run_dir = job.run_dir.resolve()
     RunLock(run_dir).acquire().release()  # refuse here, while the user watches, if an engine owns the run

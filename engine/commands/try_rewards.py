@@ -49,9 +49,9 @@ def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
     """{rows: [{row, kind, prompt, completion, rewards: {fn: value}, total}], functions: [{name, weight,
     description}], errors: [{function, kind, message, hint}], error (the first, when any), notes}."""
     from grpo_studio.engine.common.config import load_config
-    from grpo_studio.engine.data import reward_columns, build_prompt, load_rows
+    from grpo_studio.engine.data.dataset import reward_columns, build_prompt, load_rows
     from grpo_studio.engine.common.errors import RewardError
-    from grpo_studio.engine.rewards import load_reward_functions, score_completions
+    from grpo_studio.engine.rewards.scoring import load_reward_functions, score_completions
 
     config = load_config(config_path)
     functions = load_reward_functions(config.rewards, max_completion_length=config.grpo.max_completion_length)

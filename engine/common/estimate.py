@@ -108,7 +108,7 @@ def needs_offload(config: TrainConfig, gpu: dict, model_config: dict | None = No
 def with_reward_models(plan: dict, config: TrainConfig, settings: Settings) -> dict:
     """Reward models stay loaded on the training device (in either plan): their memory adds to the persistent
     part."""
-    from grpo_studio.engine.reward_model import memory_bytes
+    from grpo_studio.engine.rewards.model import memory_bytes
 
     extra = sum(memory_bytes(load_model_config(spec.model), spec.load_in_4bit, settings.dtype_bytes,
                              settings.seq_len) for spec in config.rewards if spec.model)

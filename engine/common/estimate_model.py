@@ -242,7 +242,7 @@ def kv_bytes_per_token(arch: Arch, s: Settings) -> int:
 
 
 def kv_cache_bytes(arch: Arch, s: Settings) -> int:
-    """The fast rollout's cache (engine/kv_cache.py): prompt + completion positions for each of the
+    """The fast rollout's cache (engine/rollout/kv_cache.py): prompt + completion positions for each of the
     generation batch's rows, allocated once, plus the prefill cache of the slice's distinct prompts, which
     lives until it has been expanded into the rows."""
     return (s.generation_batch + prefilled_prompts(s)) * s.seq_len * kv_bytes_per_token(arch, s)

@@ -1,6 +1,6 @@
 """Where a GGUF model's dequantized HF folder lives, and whether it is there yet. Torch-free.
 
-A `.gguf` file (what Ollama and LM Studio keep) is dequantized once into an HF folder (engine.gguf_import)
+A `.gguf` file (what Ollama and LM Studio keep) is dequantized once into an HF folder (engine.hub.gguf_import)
 under `grpo-studio-gguf/` next to the Hugging Face hub cache, named after the file's SHA-256: the same file
 under another name or path reuses it, a changed file gets a new folder. Hashing a 5 GB file takes a while,
 so the hash of a path is remembered per (size, modification time) in `hashes.json`.

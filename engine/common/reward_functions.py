@@ -6,7 +6,7 @@ A completion is a string, or (for chat prompts) a list of messages whose last on
 reply; every built-in accepts both. The first docstring line is what the GUI shows.
 
 `math_correct` reads the reference from the `answer` keyword: the dataset's answer column is passed under
-that name whatever it is called (engine.data adds it to every row's columns).
+that name whatever it is called (engine.data.dataset adds it to every row's columns).
 
 Tags and limits are set through the factories (`make_format_strict(think="reasoning", answer="solution")`,
 `make_length_penalty(max_len=1024, buffer=256)`, ...). To use one in a run, put it in a reward file and
@@ -247,7 +247,7 @@ def describe(fn: Callable) -> str:
 
 
 # name -> (function, one-line description for the GUI). `length` here uses the default max_len;
-# engine.rewards binds it to the run's grpo.max_completion_length when it loads the functions.
+# engine.rewards.scoring binds it to the run's grpo.max_completion_length when it loads the functions.
 BUILTIN_REWARDS: dict[str, tuple[RewardFn, str]] = {
     fn.__name__: (fn, describe(fn)) for fn in (math_correct, format_strict, format_soft, xml_count, length)
 }

@@ -1,5 +1,5 @@
 """Why a run is (not) learning, in words: advice from the learning-signal numbers of recent metrics events
-(engine/diagnostics.py puts them in every step's `signal`). Torch-free and Qt-free, so the Monitor's card
+(engine/train/diagnostics.py puts them in every step's `signal`). Torch-free and Qt-free, so the Monitor's card
 (gui/learning_signal.py), the terminal and the tray say the same thing.
 
     signal_hints(metrics_events)          -> the hints that hold over the last WINDOW steps

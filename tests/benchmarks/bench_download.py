@@ -58,7 +58,7 @@ def point_at(hub: StandInHub, home: Path) -> None:
 
 
 def grpo_studio_download(home: Path) -> int:
-    from grpo_studio.engine.fetch import fetch
+    from grpo_studio.engine.hub.fetch import fetch
     from grpo_studio.engine.common.sources import resolve_name
 
     events = []

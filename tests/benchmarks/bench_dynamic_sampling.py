@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 
 from grpo_studio.engine.common.config import RewardSpec
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.demo import demo_config, demo_task_path
-from grpo_studio.engine.loop import Trainer, seed_everything
+from grpo_studio.engine.train.loop import Trainer, seed_everything
 from grpo_studio.engine.common.reward_functions import math_correct
-from grpo_studio.engine.rollout import generate
-from grpo_studio.engine.sampling import SamplingParams
+from grpo_studio.engine.rollout.generation import generate
+from grpo_studio.engine.rollout.sampling import SamplingParams
 from grpo_studio.engine.common.runs import RunPaths
 
 

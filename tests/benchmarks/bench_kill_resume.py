@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from grpo_studio.engine.checkpoint import STATE_FILE, complete_checkpoints
+from grpo_studio.engine.checkpoints.checkpoint import STATE_FILE, complete_checkpoints
 from grpo_studio.engine.common.config import save_config
 from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.events import read_events

@@ -114,7 +114,7 @@ def build_model(name: str, lora_r: int):
 
 def train_step(model, optimizer, batch: int, prompt: int, completion: int, vocab: int) -> dict:
     """One micro-batch through the engine's training path; live/peak bytes per phase above the step's start."""
-    from grpo_studio.engine import model as policy_model
+    from grpo_studio.engine.model import policy as policy_model
     from grpo_studio.kernels import grpo_loss
 
     ids = torch.randint(0, vocab, (batch, prompt + completion))
@@ -144,9 +144,9 @@ def train_step(model, optimizer, batch: int, prompt: int, completion: int, vocab
 
 def generation(model, batch: int, group: int, prompt: int, completion: int, vocab: int) -> dict:
     """The fast rollout path for `batch` completions (`group` per prompt): KV cache bytes and the peak."""
-    from grpo_studio.engine.fast_generate import DecodeSettings, decode
-    from grpo_studio.engine.generation_weights import GenerationPlan, generation_weights
-    from grpo_studio.engine.sampling import SamplingParams
+    from grpo_studio.engine.rollout.decode import DecodeSettings, decode
+    from grpo_studio.engine.rollout.weights import GenerationPlan, generation_weights
+    from grpo_studio.engine.rollout.sampling import SamplingParams
 
     prompts = max(1, batch // group)
     prompt_ids = torch.randint(0, vocab, (prompts, prompt))

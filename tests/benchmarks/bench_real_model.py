@@ -115,8 +115,8 @@ def llama_cpp_agreement(run: Path, num_prompts: int) -> dict:
     from grpo_studio.engine.common.config import load_config
     from grpo_studio.engine.common.reward_functions import extract_answer, math_correct
     from grpo_studio.engine.common.sources import local_gguf_file, local_model_folder
-    from grpo_studio.engine.evaluation import load_eval_examples
-    from grpo_studio.engine.model import load_tokenizer
+    from grpo_studio.engine.evaluate.held_out import load_eval_examples
+    from grpo_studio.engine.model.policy import load_tokenizer
 
     config = load_config(run / "config.yaml")
     config.eval.num_prompts = num_prompts

@@ -4,7 +4,7 @@
         [--4bit] [--tiny]
     .venv/bin/python tests/benchmarks/bench_rollout.py --model real [--model-path PATH] [--threads 2] [--default-only]
 
-Rollouts: completion tokens per second of `engine.rollout.generate` with backend=hf and backend=fast, the
+Rollouts: completion tokens per second of `engine.rollout.generation.generate` with backend=hf and backend=fast, the
 latter forced to fp32 and to bf16 on CPUs with native bf16 (how the generation dtype rule was chosen;
 `fast` then repeats the entry of the dtype that generation_dtype=auto picks), on a peft LoRA model (r=16, all linear layers, as training uses), G=8, sampling at temperature 1. Contenders alternate
 within each repeat, all in this one process with the same seed per repeat; median and spread (min, max)
@@ -82,7 +82,7 @@ def build(size: str, spec: dict, load_in_4bit: bool = False):
 
     torch.manual_seed(0)
     if size == "real":
-        from grpo_studio.engine.model import load_tokenizer
+        from grpo_studio.engine.model.policy import load_tokenizer
 
         folder = spec["folder"]
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
@@ -93,7 +93,7 @@ def build(size: str, spec: dict, load_in_4bit: bool = False):
                    for q in questions[:spec["prompts"]]]
     elif size == "demo":
         from grpo_studio.engine.common.demo import demo_model_dir
-        from grpo_studio.engine.model import load_tokenizer
+        from grpo_studio.engine.model.policy import load_tokenizer
 
         folder = demo_model_dir()
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
@@ -125,7 +125,7 @@ def contenders(model, load_in_4bit: bool) -> tuple[dict, str | None]:
     """The runs to time, and which of them the default (generation_dtype auto) is, so it is not run twice."""
     import torch
 
-    from grpo_studio.engine import generation_weights as gw
+    from grpo_studio.engine.rollout import weights as gw
 
     fast = {"backend": "fast"}
     if load_in_4bit:
@@ -142,8 +142,8 @@ def contenders(model, load_in_4bit: bool) -> tuple[dict, str | None]:
 def one_rollout(model, tokenizer, prompts, tokens: int, options: dict, seed: int) -> tuple[float, int, str]:
     import torch
 
-    from grpo_studio.engine import generation_weights as gw
-    from grpo_studio.engine.rollout import generate
+    from grpo_studio.engine.rollout import weights as gw
+    from grpo_studio.engine.rollout.generation import generate
 
     options = dict(options)
     merge = options.pop("merge", True)
@@ -203,7 +203,7 @@ def bench_step(repeats: int, tiny: bool) -> dict:
     """Whole GRPO steps at bench_vs_trl's large size (or its demo size with --tiny), hf vs fast, alternated."""
     import torch
 
-    from grpo_studio.engine.loop import Trainer
+    from grpo_studio.engine.train.loop import Trainer
     from grpo_studio.engine.common.runs import RunPaths
     sys.path.insert(0, str(ROOT / "tests"))
     from script_module import load_script

@@ -83,7 +83,7 @@ def gradients_of_update(trainer, rollout, scores) -> tuple[float, dict]:
 def with_spread(scores):
     """The scores, or where every completion scored alike (a random model in the smoke test: all wrong) made-up
     rewards 0, 1, 0, 1, ...: equal rewards give zero advantages and zero gradients, nothing to compare."""
-    from grpo_studio.engine.rewards import RewardScores
+    from grpo_studio.engine.rewards.scoring import RewardScores
 
     values = {v for v in scores.total if v is not None}
     if len(values) > 1:
@@ -109,7 +109,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from bench_vs_trl import REAL, bench_config, library_versions
 
-    from grpo_studio.engine import loop
+    from grpo_studio.engine.train import loop
     from grpo_studio.engine.common.runs import RunPaths
 
     work = Path(tempfile.mkdtemp(prefix="bench_update_"))

@@ -75,7 +75,8 @@ RATIOS = {"step_time": "mean_step_s", "peak_rss": "peak_rss", "peak_above_baseli
 
 def digit_share(completions, **kwargs) -> list[float]:
     """Share of digits in the completion text: varies between random completions, so groups have spread."""
-    return [sum(c.isdigit() for c in text) / max(1, len(text)) for text in completions]
+    texts = [c if isinstance(c, str) else "".join(m["content"] for m in c) for c in completions]  # chat: messages
+    return [sum(ch.isdigit() for ch in text) / max(1, len(text)) for text in texts]
 
 
 # --------------------------------------------------------------------------------------------- the large model
@@ -180,7 +181,7 @@ class MemoryProbe:
     def mark_baseline(self) -> None:
         import psutil
 
-        from grpo_studio.engine.memory import peak_rss
+        from grpo_studio.engine.train.memory import peak_rss
 
         self.load_peak, self.baseline = peak_rss(), psutil.Process().memory_info().rss
         try:  # "5" resets this process's peak RSS (VmHWM, and getrusage's maxrss with it) to the current RSS
@@ -190,7 +191,7 @@ class MemoryProbe:
             self.reset = False
 
     def report(self) -> dict:
-        from grpo_studio.engine.memory import peak_rss
+        from grpo_studio.engine.train.memory import peak_rss
 
         train_peak = peak_rss()  # since the reset, or the whole run's where no reset was possible
         return {"baseline_rss": self.baseline, "train_peak_rss": train_peak,
@@ -200,9 +201,9 @@ class MemoryProbe:
 
 # --------------------------------------------------------------------------------------------- the two sides
 def run_engine_child(config, probe: MemoryProbe) -> dict:
-    from grpo_studio.engine import loop
+    from grpo_studio.engine.train import loop
     from grpo_studio.engine.common.events import read_events
-    from grpo_studio.engine.runner import run_engine
+    from grpo_studio.engine.run.runner import run_engine
     from grpo_studio.engine.common.runs import RunPaths
 
     train = loop.Trainer.train
@@ -232,7 +233,7 @@ def run_trl_child(config, probe: MemoryProbe) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from grpo_studio.engine.common.demo import demo_model_dir, demo_task_path
-    from grpo_studio.engine.rewards import load_reward_functions
+    from grpo_studio.engine.rewards.scoring import load_reward_functions
 
     model_dir = demo_model_dir() if config.model == "demo" else Path(config.model)
     task = demo_task_path() if config.dataset.path == "demo" else Path(config.dataset.path)

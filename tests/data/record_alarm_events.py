@@ -22,11 +22,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from grpo_studio.engine import loop  # noqa: E402
+from grpo_studio.engine.train import loop  # noqa: E402
 from grpo_studio.engine.common.config import DatasetConfig, RewardSpec  # noqa: E402
 from grpo_studio.engine.common.demo import demo_config, demo_task_path  # noqa: E402
 from grpo_studio.engine.common.reward_functions import math_correct  # noqa: E402
-from grpo_studio.engine.runner import run_engine  # noqa: E402
+from grpo_studio.engine.run.runner import run_engine  # noqa: E402
 
 REWARDS = '''
 def long(prompts, completions, completion_ids, **kw):
@@ -58,9 +58,9 @@ def with_held_out_eval(held_out: Path):
     def train_step(self):
         tokens = original(self)
         if self.step % EVAL_EVERY == 0:
-            from grpo_studio.engine.data import load_examples
-            from grpo_studio.engine.rollout import generate
-            from grpo_studio.engine.sampling import SamplingParams
+            from grpo_studio.engine.data.dataset import load_examples
+            from grpo_studio.engine.rollout.generation import generate
+            from grpo_studio.engine.rollout.sampling import SamplingParams
 
             config = copy.deepcopy(self.config)
             config.dataset.path = str(held_out)

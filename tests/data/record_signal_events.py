@@ -16,7 +16,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from grpo_studio.engine.common.config import RewardSpec  # noqa: E402
 from grpo_studio.engine.common.demo import demo_config  # noqa: E402
-from grpo_studio.engine.runner import run_engine  # noqa: E402
+from grpo_studio.engine.run.runner import run_engine  # noqa: E402
 from script_module import load_script  # noqa: E402
 
 

@@ -25,7 +25,7 @@ def run(workdir: Path, smoke: bool, deadline: float) -> dict:
 
     from grpo_studio.engine.common.events import read_events
     from grpo_studio.engine.common.runs import RunPaths
-    from grpo_studio.engine.runner import run_engine
+    from grpo_studio.engine.run.runner import run_engine
 
     folder = model_dir(workdir, QWEN, smoke)
     completion = 8 if smoke else 128

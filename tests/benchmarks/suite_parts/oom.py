@@ -24,11 +24,11 @@ def run(workdir: Path, smoke: bool, deadline: float) -> dict:
     require_cuda("running out of GPU memory for real")
     import torch
 
-    from grpo_studio.engine import checkpoint as ckpt
+    from grpo_studio.engine.checkpoints import checkpoint as ckpt
     from grpo_studio.engine.common.config import dump_config
     from grpo_studio.engine.common.errors import EXIT_CODES
     from grpo_studio.engine.common.events import read_events
-    from grpo_studio.engine.prompt_sampler import PromptSampler
+    from grpo_studio.engine.train.prompt_sampler import PromptSampler
     from grpo_studio.engine.common.runs import RunPaths
 
     folder = model_dir(workdir, QWEN, smoke)

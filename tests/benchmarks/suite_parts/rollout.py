@@ -1,4 +1,4 @@
-"""Part 5: completion tokens/s of the engine's generation entry point (`grpo_studio.engine.rollout.generate`,
+"""Part 5: completion tokens/s of the engine's generation entry point (`grpo_studio.engine.rollout.generation.generate`,
 whatever path it takes) against plain Hugging Face `generate` on the same policy, at part 2's settings
 (1 prompt x G=8, 512 new tokens, EOS suppressed). The two alternate; each is warmed up first."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ from suite_parts.training import QWEN, model_dir
 def run(workdir, smoke: bool, deadline: float) -> dict:
     import torch
 
-    from grpo_studio.engine import model as policy_model
-    from grpo_studio.engine import rollout
-    from grpo_studio.engine.data import load_examples
+    from grpo_studio.engine.model import policy as policy_model
+    from grpo_studio.engine.rollout import generation as rollout
+    from grpo_studio.engine.data.dataset import load_examples
 
     folder = model_dir(workdir, QWEN, smoke)
     completion, generations = (8 if smoke else 512), 8

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grpo_studio.engine.control import Control
+from grpo_studio.engine.train.control import Control
 from suite_parts.common import (NvidiaSmiPeak, Skip, build_random_model, clean_cuda, cuda_available, estimate,
                                 ratio, stats, train_config, write_dataset)
 
@@ -54,7 +54,7 @@ class StopAtDeadline(Control):
 
 def grpo_steps(workdir: Path, smoke: bool, deadline: float) -> dict:
     from grpo_studio.engine.common.events import read_events
-    from grpo_studio.engine.runner import run_engine
+    from grpo_studio.engine.run.runner import run_engine
     from grpo_studio.engine.common.runs import RunPaths
 
     folder = model_dir(workdir, QWEN, smoke)
@@ -99,8 +99,8 @@ def synthetic_generation(completion: int):
     what these parts measure; generating 8 x 4096 tokens would eat the whole time budget)."""
     import torch
 
-    from grpo_studio.engine import loop
-    from grpo_studio.engine.rollout import Rollout, left_pad
+    from grpo_studio.engine.train import loop
+    from grpo_studio.engine.rollout.generation import Rollout, left_pad
 
     real = loop.generate
 
@@ -122,7 +122,7 @@ def synthetic_generation(completion: int):
 
 
 def load_trainer(config, workdir: Path):
-    from grpo_studio.engine.loop import Trainer
+    from grpo_studio.engine.train.loop import Trainer
     from grpo_studio.engine.common.runs import RunPaths
 
     paths = RunPaths(Path(tempfile.mkdtemp(dir=workdir, prefix="run-train-")))
