@@ -38,7 +38,7 @@ def load_model(adapter_dir: Path, config: TrainConfig | None, base_dir: str | Pa
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from grpo_studio.engine.model import _nf4_config, load_tokenizer, resolve_device, resolve_dtype
+    from grpo_studio.engine.model import nf4_config, load_tokenizer, resolve_device, resolve_dtype
 
     adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     base = find_base_model(adapter_config, base_dir)
@@ -46,7 +46,7 @@ def load_model(adapter_dir: Path, config: TrainConfig | None, base_dir: str | Pa
     dtype = resolve_dtype(config.dtype if config else "auto", device)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if config is not None and config.load_in_4bit:
-        kwargs["quantization_config"] = _nf4_config(dtype)
+        kwargs["quantization_config"] = nf4_config(dtype)
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
     from transformers.utils import logging as hf_logging
 

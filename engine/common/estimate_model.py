@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 GIB = 1 << 30
 
-# bitsandbytes NF4 with double quantisation: 4 bits per weight + one 8-bit absmax per 64 weights + one fp32
-# scale (and offset) per 256 absmax values = 0.5 + 1/64 + 8/(64*256) ≈ 0.516 bytes per parameter.
-NF4_BYTES = 0.5 + 1 / 64 + 8 / (64 * 256)
+# bitsandbytes NF4 with double quantisation (how engine/model.py and the reward models load 4-bit): 4 bits per
+# weight + one 8-bit absmax per 64 weights + one fp32 scale per 256 absmax values (the offset is one scalar per
+# tensor) = 0.5 + 1/64 + 4/(64*256) ≈ 0.516 bytes per parameter.
+NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 # LoRA adapters live in fp32 (PEFT upcasts adapters of 16-bit models), so do their gradients. AdamW keeps
 # two fp32 moments; bitsandbytes' 8-bit AdamW two 8-bit moments plus an fp32 scale per 256-value block.
 LORA_PARAM_BYTES = 4
