@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from grpo_studio.engine.common.choices import GENERATION_BACKENDS
 from grpo_studio.engine.sampling import SamplingParams
 
-BACKENDS = ("auto", "hf", "fast")
 
 
 @dataclass
@@ -72,8 +72,8 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
              generation_dtype: str = "auto", batch_size: int | None = None,
              device: torch.device | None = None) -> Rollout:
     """Sample `num_generations` completions for each tokenised prompt."""
-    if backend not in BACKENDS:
-        raise ValueError(f"generation_backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend not in GENERATION_BACKENDS:
+        raise ValueError(f"generation_backend must be one of {', '.join(GENERATION_BACKENDS)}, not {backend!r}")
     sampling = sampling or SamplingParams()
     device = device or next(model.parameters()).device
     repeated = [p for p in prompts for _ in range(num_generations)]

@@ -19,25 +19,15 @@ from typing import Any
 
 import yaml
 
+from grpo_studio.engine.common.choices import (DEVICES, DTYPES, FIT_MAY_REDUCE, FIT_MODES, GENERATION_BACKENDS,
+                                               IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, MULTI_OBJECTIVE_AGGREGATIONS,
+                                               OFFLOAD, OPTIMIZERS, OVERLONG, SCALE_REWARDS, SCHEDULERS)
 from grpo_studio.engine.common.config_fields import build_dataclass, setting
 from grpo_studio.engine.common.errors import ConfigError, FieldError
 from grpo_studio.engine.common.eval_config import EvalConfig, eval_problems
 from grpo_studio.engine.common.loss_settings import LossOptionSettings, loss_option_errors
 
 DEMO = "demo"
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
-SCALE_REWARDS = ("group", "batch", "none")
-SCHEDULERS = ("constant", "linear", "cosine")
-OPTIMIZERS = ("adamw", "adamw_8bit")
-OFFLOAD = ("auto", "on", "off")
-DEVICES = ("auto", "cuda", "cpu")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
-OVERLONG = ("truncate", "drop")
-IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
-MULTI_OBJECTIVE_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
-GENERATION_BACKENDS = ("auto", "hf", "fast")
-FIT_MODES = ("auto", "off")
-FIT_MAY_REDUCE = ("nothing", "max_completion_length")
 
 
 @dataclass
