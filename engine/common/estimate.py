@@ -70,6 +70,11 @@ def settings_from_config(config: TrainConfig) -> Settings:
     )
 
 
+
+def default_settings(**changes: Any) -> Settings:
+    """The settings of a run with TrainConfig's defaults, with `changes` (Settings field -> value) applied."""
+    return dataclasses.replace(settings_from_config(TrainConfig()), **changes)
+
 def per_gpu_prompts(config: TrainConfig) -> int:
     """The prompts one GPU holds per step: prompts_per_step / gpus (torchrun ranks split the step)."""
     return max(1, int(config.batch.prompts_per_step) // max(1, int(getattr(config, "gpus", 1))))
