@@ -17,6 +17,7 @@ import math
 import torch
 
 from grpo_studio.engine.common.choices import MULTI_OBJECTIVE_AGGREGATIONS, SCALE_REWARDS
+from grpo_studio.engine.common.groups import by_group, group_count, to_rows
 from grpo_studio.engine.rewards import weighted_sum
 
 EPS = 1e-4
@@ -33,13 +34,12 @@ def _nanstd(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> t
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale_rewards: str = "group") -> torch.Tensor:
     """rewards [N] (N = prompts x group_size, each group contiguous) -> advantages [N]."""
-    _check_groups(rewards.shape[0], group_size)
     rewards = rewards.float()
-    grouped = rewards.view(-1, group_size)
-    mean = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
+    grouped = by_group(rewards, group_size)
+    mean = to_rows(torch.nanmean(grouped, dim=1), group_size)
     advantages = rewards - mean
     if scale_rewards == "group":
-        advantages = advantages / (_nanstd(grouped, dim=1).repeat_interleave(group_size) + EPS)
+        advantages = advantages / (to_rows(_nanstd(grouped, dim=1), group_size) + EPS)
     elif scale_rewards == "batch":
         advantages = advantages / (_nanstd(rewards) + EPS)
     elif scale_rewards != "none":
@@ -61,20 +61,16 @@ def aggregate_advantages(per_function: torch.Tensor, weights: torch.Tensor, grou
                          scale_rewards: str = "group",
                          aggregation: str = "sum_then_normalize") -> torch.Tensor:
     """per_function [N, K] (NaN where a function returned None), weights [K] -> advantages [N]."""
-    _check_groups(per_function.shape[0], group_size)
+    group_count(per_function.shape[0], group_size)
     if aggregation == "sum_then_normalize":
         return group_advantages(weighted_total(per_function, weights), group_size, scale_rewards)
     if aggregation != "normalize_then_sum":
         raise ValueError(f"multi_objective_aggregation must be one of {', '.join(MULTI_OBJECTIVE_AGGREGATIONS)}, "
                          f"not {aggregation!r}")
-    grouped = per_function.float().view(-1, group_size, per_function.shape[1])
+    grouped = by_group(per_function.float(), group_size)
     mean = torch.nanmean(grouped, dim=1, keepdim=True)
     normalised = ((grouped - mean) / (_nanstd(grouped, dim=1, keepdim=True) + EPS)).view_as(per_function)
     summed = weighted_total(normalised, weights)
     advantages = (summed - torch.nanmean(summed)) / (_nanstd(summed) + EPS)
     return torch.nan_to_num(advantages, nan=0.0)
 
-
-def _check_groups(count: int, group_size: int) -> None:
-    if count % group_size:
-        raise ValueError(f"{count} rewards do not split into groups of {group_size}")
