@@ -2,14 +2,12 @@
 import pytest
 import torch
 
-from grpo_studio.engine.common.groups import (by_group, group_count, group_rows, per_completion, per_prompt,
-                                              prompt_of, to_rows)
+from grpo_studio.engine.common.groups import by_group, group_count, group_rows, per_completion, prompt_of, to_rows
 
 
 def test_rows_and_prompts_agree_both_ways():
     rows = per_completion(["a", "b", "c"], 2)
     assert rows == ["a", "a", "b", "b", "c", "c"]
-    assert per_prompt(rows, 2) == ["a", "b", "c"]
     assert [rows[r] for r in group_rows(1, 2)] == ["b", "b"]
     assert [prompt_of(r, 2) for r in range(6)] == [0, 0, 1, 1, 2, 2]
     assert prompt_of(torch.arange(6), 3).tolist() == [0, 0, 0, 1, 1, 1]

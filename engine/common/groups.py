@@ -32,11 +32,6 @@ def per_completion(per_prompt: Iterable[T], group_size: int) -> list[T]:
     return [item for item in per_prompt for _ in range(group_size)]
 
 
-def per_prompt(per_row: Any, group_size: int) -> Any:
-    """One row per prompt from one per completion (a list or a tensor's first dimension): each group's first."""
-    return per_row[::group_size]
-
-
 def by_group(per_row: Any, group_size: int) -> Any:
     """A tensor of rows [N, ...] viewed as [prompts, G, ...], for statistics within each group."""
     return per_row.view(group_count(per_row.shape[0], group_size), group_size, *per_row.shape[1:])
