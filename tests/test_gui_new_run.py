@@ -61,10 +61,11 @@ def test_out_of_range_value_shows_under_its_field_and_blocks_start(page, qtbot):
 
 
 def test_cross_field_error_shows_under_its_field(page, qtbot):
-    """A cross-field check's error reaches its editor from ConfigError.fields."""
-    page.algorithm.editors["grpo.use_adaptive_entropy"].set_value(True)
-    page.algorithm.editors["grpo.entropy_coef_max"].set_value(0.01)
-    page.algorithm.editors["grpo.entropy_coef_min"].set_value(0.05)
+    """A cross-field check's error reaches its editor from ConfigError.fields (typed as a user would: each
+    edit schedules the validation)."""
+    page.algorithm.editors["grpo.use_adaptive_entropy"].widget.setChecked(True)
+    page.algorithm.editors["grpo.entropy_coef_max"].widget.setValue(0.01)
+    page.algorithm.editors["grpo.entropy_coef_min"].widget.setValue(0.05)
     error = page.algorithm.editors["grpo.entropy_coef_min"].error
     qtbot.waitUntil(lambda: not page.is_ready() and error.text() != "", timeout=3000)
     assert "must not exceed grpo.entropy_coef_max" in error.text()
