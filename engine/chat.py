@@ -38,7 +38,7 @@ def load_model(adapter_dir: Path, config: TrainConfig | None, base_dir: str | Pa
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from grpo_studio.engine.model import nf4_config, load_tokenizer, resolve_device, resolve_dtype
+    from grpo_studio.engine.model import load_tokenizer, nf4_config, resolve_device, resolve_dtype
 
     adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     base = find_base_model(adapter_config, base_dir)

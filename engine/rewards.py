@@ -20,9 +20,10 @@ import math
 import numbers
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from grpo_studio.engine.common.config import RewardSpec
 from grpo_studio.engine.common.errors import ConfigError, RewardError

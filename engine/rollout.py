@@ -25,7 +25,6 @@ from grpo_studio.engine.common.groups import prompt_of, to_rows
 from grpo_studio.engine.sampling import SamplingParams
 
 
-
 @dataclass
 class Rollout:
     prompt_ids: torch.Tensor  # [N, P] left-padded, each prompt repeated num_generations times in a row

@@ -19,9 +19,21 @@ from typing import Any
 
 import yaml
 
-from grpo_studio.engine.common.choices import (DEVICES, DTYPES, FIT_MAY_REDUCE, FIT_MODES, GENERATION_BACKENDS,
-                                               IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, MULTI_OBJECTIVE_AGGREGATIONS,
-                                               OFFLOAD, OPTIMIZERS, OVERLONG, SCALE_REWARDS, SCHEDULERS)
+from grpo_studio.engine.common.choices import (
+    DEVICES,
+    DTYPES,
+    FIT_MAY_REDUCE,
+    FIT_MODES,
+    GENERATION_BACKENDS,
+    IMPORTANCE_SAMPLING_LEVELS,
+    LOSS_TYPES,
+    MULTI_OBJECTIVE_AGGREGATIONS,
+    OFFLOAD,
+    OPTIMIZERS,
+    OVERLONG,
+    SCALE_REWARDS,
+    SCHEDULERS,
+)
 from grpo_studio.engine.common.config_fields import build_dataclass, setting
 from grpo_studio.engine.common.errors import ConfigError, FieldError
 from grpo_studio.engine.common.eval_config import EvalConfig, eval_problems
@@ -274,9 +286,10 @@ def _cross_checks(config: TrainConfig) -> list[FieldError]:
         errors.append(FieldError("lora.target_modules", "'all-linear' or a non-empty list of module names"))
     if config.offload_activations == "on" and not config.gradient_checkpointing:
         # What is offloaded are the layer inputs checkpointing saves; without it nothing would be, silently.
-        errors.append(FieldError("offload_activations", "'on' needs gradient_checkpointing: true (offloading moves the layer "
-                      "inputs that checkpointing keeps to CPU RAM; without checkpointing there is nothing to "
-                      "offload): set gradient_checkpointing: true, or offload_activations: off"))
+        errors.append(FieldError("offload_activations", "'on' needs gradient_checkpointing: true (offloading moves "
+                                 "the layer inputs that checkpointing keeps to CPU RAM; without checkpointing there "
+                                 "is nothing to offload): set gradient_checkpointing: true, or offload_activations: "
+                                 "off"))
     errors.extend(loss_option_errors(config.grpo))
     errors += eval_problems(config.eval)
     return errors

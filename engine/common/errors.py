@@ -4,7 +4,8 @@ The engine turns these into `error` events and exit codes; the CLI prints them w
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 # Exit codes by kind, so a script (or the GUI) can tell what went wrong without parsing text.
 EXIT_CODES = {"config": 2, "data": 3, "reward": 4, "oom": 5, "crash": 6, "busy": 7, "export": 8,

@@ -5,7 +5,8 @@ through these helpers. Torch-free: the row arguments may be ints, lists or integ
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
