@@ -8,13 +8,14 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from grpo_studio.engine.common.choices import LOSS_TYPES
 from grpo_studio.engine.common.config import get_path, set_path
 from grpo_studio.engine.common.loss_settings import LOSS_TYPE_PAPERS
 from grpo_studio.gui.form_fields import FieldEditor, help_text
 from grpo_studio.gui.widgets import FieldError, label
 
 TIS_PAPER = "Yao et al. 2025, \"Your efficient RL framework secretly brings you off-policy RL training\""
-_ALL = ("cispo", "sapo", "luspo", "vespo", "grpo", "bnpo", "dr_grpo", "dapo")
+_ALL = LOSS_TYPES
 
 # (dotted path, label, editor options, explanation, paper, shown when: loss types or the switch's path)
 ROWS: list[tuple[str, str, dict, str, str, Any]] = [

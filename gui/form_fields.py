@@ -1,10 +1,9 @@
 """Form plumbing for the New run page: the type and metadata of a dotted config field, one editor widget per
-config field (spin box, combo, check box, line edit) built from the field's own metadata, and ConfigError messages
-split back into `{dotted path: message}` so each error shows under its field."""
+config field (spin box, combo, check box, line edit) built from the field's own metadata, each showing its
+error underneath (ConfigError.field_messages(): {dotted path: message})."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from typing import Any, Callable
 
@@ -16,23 +15,10 @@ from grpo_studio.engine.common.config import TrainConfig, field_help
 from grpo_studio.gui.widgets import FieldError
 
 _HELP = field_help()
-_ERROR_LINE = re.compile(r"^\s+([A-Za-z_][\w.\[\]]*): (.*)$")
 
 
 def help_text(path: str) -> str:
     return _HELP.get(path, "")
-
-
-def parse_errors(message: str) -> dict[str, str]:
-    """'invalid config:\\n  grpo.beta: -1 is out of range...' -> {'grpo.beta': '-1 is out of range...'}."""
-    errors: dict[str, str] = {}
-    for line in message.splitlines():
-        match = _ERROR_LINE.match(line)
-        if match:
-            errors.setdefault(match.group(1), match.group(2))
-    if not errors and message:
-        errors[""] = message
-    return errors
 
 
 def field_meta(path: str) -> tuple[Any, dict]:

@@ -25,7 +25,6 @@ from grpo_studio.engine.common.shell_args import quoted
 from grpo_studio.gui.algorithm_panel import AlgorithmPanel
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.fit_panel import FitPanel, scroll_to
-from grpo_studio.gui.form_fields import parse_errors
 from grpo_studio.gui.gpu_count import GpuCountBox
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.memory_split import PANEL_STYLE, MemorySplit
@@ -230,7 +229,7 @@ class NewRunPage(QWidget):
             self.config = config_from_dict(data)
         except ConfigError as exc:
             self.config = None
-            errors.update(parse_errors(exc.message))
+            errors.update(exc.field_messages())
         names = [r.get("name") for r in data["rewards"]]  # a reward model has a model, no name
         errors.update(self.dataset.errors(data, needs_answer="math_correct" in names))
         errors.update(self.rewards.errors(data))

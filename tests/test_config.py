@@ -25,6 +25,34 @@ def test_wrong_type_and_range_name_the_field_and_range():
     assert "lora.r: 0 is out of range; allowed 1 to 1024" in text
 
 
+
+def test_errors_come_as_fields_and_the_message_lists_the_same():
+    """The GUI reads `fields` (no parsing of the message); the CLI prints the message built from them."""
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"grpo": {"top_p": 1.5, "num_generation": 4}, "rewards": [{"name": "math_correct",
+                                                                                   "weight": "heavy"}]})
+    fields = err.value.fields
+    assert sorted(f.path for f in fields) == ["grpo.num_generation", "grpo.top_p", "rewards[0].weight"]
+    assert err.value.field_messages()["grpo.top_p"] == "1.5 is out of range; allowed 0.01 to 1.0"
+    assert str(err.value).splitlines()[1:4] == [f"  {f.path}: {f.message}" for f in fields]
+    assert err.value.field_messages()["rewards[0].weight"] == "expected float, got 'heavy'"
+
+
+def test_cross_field_errors_name_their_field():
+    """Cross-field checks (written as sentences, which the old message parsing dropped) carry their field."""
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"grpo": {"use_adaptive_entropy": True, "entropy_coef_min": 0.5, "entropy_coef_max": 0.1,
+                                   "vllm_importance_sampling_clip_min": 3.0,
+                                   "vllm_importance_sampling_clip_max": 2.0}})
+    messages = err.value.field_messages()
+    assert messages["grpo.entropy_coef_min"] == "must not exceed grpo.entropy_coef_max"
+    assert "must be less than grpo.vllm_importance_sampling_clip_max" in \
+        messages["grpo.vllm_importance_sampling_clip_min"]
+
+
+def test_an_error_without_fields_reads_as_one_message():
+    assert ConfigError("the config must be a mapping").field_messages() == {"": "the config must be a mapping"}
+
 def test_choices_are_checked_with_suggestion():
     with pytest.raises(ConfigError) as err:
         config_from_dict({"grpo": {"loss_type": "dapoo"}})

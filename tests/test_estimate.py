@@ -8,11 +8,11 @@ import sys
 import pytest
 
 from grpo_studio.engine.common.config import TrainConfig
-from grpo_studio.engine.common.estimate import (COMPONENT_LABELS, FIT_FRACTION, estimate_run, format_table,
-                                         load_model_config, with_changes)
+from grpo_studio.engine.common.estimate import (COMPONENT_LABELS, FIT_FRACTION, default_settings, estimate_run,
+                                         format_table, load_model_config, with_changes)
 from grpo_studio.engine.common.estimate_gpu import detect_gpu, parse_gpu_list, parse_nvidia_smi, pick_visible
 from grpo_studio.engine.common.estimate_model import (AUTOTUNE_FLUSH_BYTES, GIB, LOSS_CHUNK_BYTES, NF4_BYTES, Arch,
-                                                      Settings, dequantized_weight_bytes, grpo_studio_plan,
+                                                      dequantized_weight_bytes, grpo_studio_plan,
                                                       layer_saved_bytes_per_token, lora_saved_bytes_per_token,
                                                       loss_bytes, naive_plan)
 
@@ -68,11 +68,11 @@ def test_grpo_studio_plan_against_the_published_memory_efficient_column():
 def test_lora_inputs_are_fp32_copies_one_per_adapted_module():
     arch = Arch.from_config(LLAMA_8B)
     h, r = arch.hidden, 16
-    one = Settings(lora_r=r, lora_targets=("q_proj",))
-    three = Settings(lora_r=r, lora_targets=("q_proj", "k_proj", "v_proj"))
+    one = default_settings(lora_r=r, lora_targets=("q_proj",))
+    three = default_settings(lora_r=r, lora_targets=("q_proj", "k_proj", "v_proj"))
     # k and v each cast the same normed hidden states to their own fp32 copy (4 bytes) and keep A's output.
     assert layer_saved_bytes_per_token(arch, three) - layer_saved_bytes_per_token(arch, one) == 2 * 4 * (h + r)
-    assert lora_saved_bytes_per_token(arch, Settings(lora_r=r)) == 4 * (
+    assert lora_saved_bytes_per_token(arch, default_settings(lora_r=r)) == 4 * (
         3 * h + arch.q_dim + 2 * h + arch.intermediate + 7 * r)
     # An fp32 model casts nothing: q, k and v read one shared input.
     fp32_one, fp32_three = (dataclasses.replace(x, dtype_bytes=4) for x in (one, three))
@@ -81,7 +81,7 @@ def test_lora_inputs_are_fp32_copies_one_per_adapted_module():
 
 def test_loss_step_counts_the_copies_around_the_fused_loss():
     arch = Arch.from_config(LLAMA_8B)
-    s = Settings(max_prompt_length=256, max_completion_length=1024, micro_batch_size=4)
+    s = default_settings(max_prompt_length=256, max_completion_length=1024, micro_batch_size=4)
     tokens, rows, h = 4 * 1280, 4 * 1024, arch.hidden
     chunk = max(1, LOSS_CHUNK_BYTES // (4 * arch.vocab)) * arch.vocab * 4
     forward = rows * h * (2 + 4) + max(chunk, AUTOTUNE_FLUSH_BYTES) + rows * 16  # 16-bit copy + fp32 grad
@@ -94,7 +94,7 @@ def test_loss_step_counts_the_copies_around_the_fused_loss():
 
 def test_four_bit_counts_one_dequantized_weight_in_recompute_and_prefill():
     arch = Arch.from_config(LLAMA_8B)
-    sixteen, four = Settings(load_in_4bit=False), Settings(load_in_4bit=True)
+    sixteen, four = default_settings(load_in_4bit=False), default_settings(load_in_4bit=True)
     largest = 2 * arch.hidden * arch.intermediate
     assert dequantized_weight_bytes(arch, four) == largest and dequantized_weight_bytes(arch, sixteen) == 0
     c16, c4 = (grpo_studio_plan(arch, x)["components"] for x in (sixteen, four))
@@ -104,13 +104,13 @@ def test_four_bit_counts_one_dequantized_weight_in_recompute_and_prefill():
 
 def test_components_follow_the_physical_formulas():
     arch = Arch.from_config(LLAMA_8B)
-    s = Settings(load_in_4bit=False, num_generations=8, prompts_per_step=1, max_prompt_length=256,
-                 max_completion_length=20224, micro_batch_size=8)
+    s = default_settings(load_in_4bit=False, num_generations=8, prompts_per_step=1, max_prompt_length=256,
+                         max_completion_length=20224, micro_batch_size=8)
     naive = naive_plan(arch, s)["components"]
     assert naive["kv_cache"] == 2 * 32 * 1024 * 2 * 20480  # K and V, 32 layers, 8 KV heads x 128, one sequence
     assert naive["logits"] == 2 * 2 * 8 * 20224 * 128256  # bf16 logits + their gradient
     assert naive["weights"] == 2 * arch.params() == 2 * 8_030_261_248
-    four_bit = naive_plan(arch, Settings(load_in_4bit=True))["components"]["weights"]
+    four_bit = naive_plan(arch, default_settings(load_in_4bit=True))["components"]["weights"]
     assert four_bit == int(arch.linear_params() * NF4_BYTES + arch.other_params() * 2)
     assert 0.515 < NF4_BYTES < 0.517
 
@@ -330,7 +330,7 @@ def test_loss_step_on_the_torch_path_counts_its_16_bit_chunk_transient_and_gradi
     # Measured on the CPU (tests/benchmarks/bench_memory_model.py): beside the fp32 [chunk, V] logits buffer a
     # 16-bit one of the same shape exists for a moment, and the rows' gradient is formed in 16 bits.
     arch = Arch.from_config(LLAMA_8B)
-    s = Settings(max_prompt_length=256, max_completion_length=1024, micro_batch_size=4)
+    s = default_settings(max_prompt_length=256, max_completion_length=1024, micro_batch_size=4)
     tokens, rows, h, v = 4 * 1280, 4 * 1024, arch.hidden, arch.vocab
     chunk_rows = max(1, LOSS_CHUNK_BYTES // (4 * v))
     forward = rows * h * (2 + 2) + chunk_rows * v * (4 + 2) + rows * 16
@@ -340,3 +340,16 @@ def test_loss_step_on_the_torch_path_counts_its_16_bit_chunk_transient_and_gradi
     forward = rows * h * 8 + chunk_rows * v * 4 + rows * 16
     assert loss_bytes(arch, fp32, tokens, rows, triton=False) == tokens * h * 4 + max(forward, rows * h * 4
                                                                                          + tokens * h * 4)
+
+
+def test_default_settings_are_the_configs_defaults():
+    """The estimator has no defaults of its own: a changed config default moves the default estimate."""
+    import dataclasses
+
+    from grpo_studio.engine.common.estimate import settings_from_config
+    from grpo_studio.engine.common.estimate_model import Settings
+
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Settings))
+    assert default_settings() == settings_from_config(TrainConfig())
+    assert default_settings().num_generations == TrainConfig().grpo.num_generations
+    assert default_settings(lora_r=4).lora_r == 4

@@ -58,3 +58,23 @@ def test_bad_values_and_unknown_models_exit_with_the_config_code(capsys, tmp_pat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, _, err = run_cli(capsys, "--model", "nobody/unknown-model")
     assert code == 2 and "unknown model" in err and "hint:" in err
+
+
+def test_flag_choices_are_the_config_fields_choices():
+    """The estimate command's --optimizer / --offload-activations / --fit-may-reduce offer exactly what the
+    config accepts for those fields (one tuple each)."""
+    import argparse
+    import dataclasses
+
+    from grpo_studio.engine.commands import estimate
+    from grpo_studio.engine.common.config import OptimConfig, TrainConfig
+
+    def choices(cls: type, name: str) -> tuple:
+        return next(f.metadata["choices"] for f in dataclasses.fields(cls) if f.name == name)
+
+    parser = argparse.ArgumentParser()
+    estimate.add_arguments(parser)
+    flags = {a.dest: a.choices for a in parser._actions if a.choices}
+    assert flags["optimizer"] == choices(OptimConfig, "optimizer")
+    assert flags["offload_activations"] == choices(TrainConfig, "offload_activations")
+    assert flags["fit_may_reduce"] == choices(TrainConfig, "fit_may_reduce")

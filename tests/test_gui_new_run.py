@@ -59,6 +59,17 @@ def test_out_of_range_value_shows_under_its_field_and_blocks_start(page, qtbot):
     assert not error.isVisibleTo(page)
 
 
+
+def test_cross_field_error_shows_under_its_field(page, qtbot):
+    """A cross-field check's error reaches its editor from ConfigError.fields (typed as a user would: each
+    edit schedules the validation)."""
+    page.algorithm.editors["grpo.use_adaptive_entropy"].widget.setChecked(True)
+    page.algorithm.editors["grpo.entropy_coef_max"].widget.setValue(0.01)
+    page.algorithm.editors["grpo.entropy_coef_min"].widget.setValue(0.05)
+    error = page.algorithm.editors["grpo.entropy_coef_min"].error
+    qtbot.waitUntil(lambda: not page.is_ready() and error.text() != "", timeout=3000)
+    assert "must not exceed grpo.entropy_coef_max" in error.text()
+
 def test_dataset_missing_column_shows_error_next_to_field(page, qtbot, tmp_path):
     data = tmp_path / "bad.jsonl"
     data.write_text("\n".join(json.dumps({"text": f"{i}+1=", "label": str(i + 1)}) for i in range(5)) + "\n")

@@ -104,3 +104,18 @@ def test_gspo_truncation_mask_and_normalize_then_sum_in_the_loop(tmp_path):
         assert 0 < signal["truncated"] < 1 and 0 <= signal["zero_spread_groups"] <= 1
         assert 0 < signal["entropy"] < math.log(64) and math.isfinite(m["loss"])
         assert set(signal["rewards"]) == set(m["rewards"]) and "dynamic_sampling" not in signal
+
+
+def test_the_advantages_total_is_the_scored_total():
+    """One rule for a completion's total (weighted, Nones skipped, None when nothing scored): the reward
+    table the advantages sum gives what score_completions reported."""
+    from grpo_studio.engine.train.advantages import weighted_total
+    from grpo_studio.engine.rewards.scoring import weighted_sum
+
+    rows = [[1.0, None, 2.0], [None, None, None], [0.5, -1.0, None], [None, 3.0, None]]
+    weights = [1.0, 0.5, -2.0]
+    table = torch.tensor([[NAN if v is None else v for v in row] for row in rows])
+    totals = weighted_total(table, torch.tensor(weights)).tolist()
+    expected = [weighted_sum(row, weights) for row in rows]
+    assert expected == [-3.0, None, 0.0, 1.5]
+    assert [None if math.isnan(t) else t for t in totals] == expected

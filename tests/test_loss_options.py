@@ -168,3 +168,15 @@ def test_the_estimator_counts_what_the_options_add():
     assert with_logps["generation_workspace"] - plain["generation_workspace"] == extra
     same_dtype = config_from_dict({**base, "grpo": {"generation_dtype": "float32"}})
     assert grpo_studio_plan(arch, settings_from_config(same_dtype))["components"] == plain
+
+
+def test_the_kernels_take_exactly_the_configs_choices():
+    """The kernels cannot import the engine (nor common import the kernels' torch), so their own tuples of
+    loss types, ratio levels and correction modes are held equal to the config's here."""
+    from grpo_studio.engine.common.choices import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES
+    from grpo_studio.engine.common.loss_settings import SAMPLING_CORRECTION_MODES
+    from grpo_studio.kernels import grpo_loss_args, grpo_loss_terms
+
+    assert set(grpo_loss_args.LOSS_TYPES) == set(LOSS_TYPES)
+    assert grpo_loss_args.IMPORTANCE_SAMPLING_LEVELS == IMPORTANCE_SAMPLING_LEVELS
+    assert grpo_loss_terms.SAMPLING_CORRECTION_MODES == SAMPLING_CORRECTION_MODES

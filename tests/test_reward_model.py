@@ -9,7 +9,8 @@ from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.common.estimate import estimate_run, format_table
 from grpo_studio.engine.common.events import read_events
-from grpo_studio.engine.rewards.model import RewardModel, memory_bytes
+from grpo_studio.engine.common.reward_model_memory import memory_bytes
+from grpo_studio.engine.rewards.model import RewardModel
 from grpo_studio.engine.rewards.scoring import load_reward_functions, score_completions
 from grpo_studio.engine.run.runner import run_engine
 from grpo_studio.engine.common.runs import RunPaths

@@ -261,6 +261,19 @@ def test_try_rewards_reports_a_broken_function_and_keeps_the_others(tmp_path, ca
     assert "error: reward function 'broken'" in capsys.readouterr().out
 
 
+
+def test_try_rewards_total_is_none_where_no_function_scores(tmp_path, capsys):
+    """The same total as training (rewards.weighted_sum): a row no function scores has no total, not 0."""
+    rewards = write(tmp_path, "r.py", "def never(prompts, completions, **kw):\n    return [None] * len(prompts)\n")
+    config = write(tmp_path, "run.yaml", f"""
+        model: demo
+        dataset: {{path: demo}}
+        rewards: ["{rewards}:never"]
+        """)
+    assert cli(["try-rewards", str(config), "--rows", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [row["total"] for row in result["rows"]] == [None, None]
+
 def test_try_rewards_config_error_as_json(tmp_path, capsys):
     config = write(tmp_path, "run.yaml", "rewards: [math_corect]\n")
     assert cli(["try-rewards", str(config), "--json"]) == 2

@@ -167,7 +167,8 @@ def test_estimator_kv_row_is_what_the_fast_path_allocates(tmp_path, monkeypatch,
     (the expanded rows plus the slice's prefill, during the expansion; the cache is sized to the full
     completion length whether or not rows stop early)."""
     from grpo_studio.engine.rollout import kv_cache
-    from grpo_studio.engine.common.estimate_model import Arch, Settings, kv_cache_bytes
+    from grpo_studio.engine.common.estimate import default_settings
+    from grpo_studio.engine.common.estimate_model import Arch, kv_cache_bytes
 
     model, tok = _lora_model(tmp_path, "qwen2")
     peak = 0
@@ -186,6 +187,6 @@ def test_estimator_kv_row_is_what_the_fast_path_allocates(tmp_path, monkeypatch,
              sampling=GREEDY, generation_dtype="float32", batch_size=batch_size)
     c = model.get_base_model().config.to_dict()
     arch = Arch.from_config({"head_dim": c["hidden_size"] // c["num_attention_heads"], **c})
-    settings = Settings(dtype_bytes=4, num_generations=3, prompts_per_step=2, max_prompt_length=prompt,
-                        max_completion_length=completion, generation_batch_size=batch_size)
+    settings = default_settings(dtype_bytes=4, num_generations=3, prompts_per_step=2, max_prompt_length=prompt,
+                                max_completion_length=completion, generation_batch_size=batch_size)
     assert kv_cache_bytes(arch, settings) == peak

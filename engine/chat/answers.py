@@ -38,7 +38,7 @@ def load_model(adapter_dir: Path, config: TrainConfig | None, base_dir: str | Pa
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from grpo_studio.engine.model.policy import _nf4_config, load_tokenizer, resolve_device, resolve_dtype
+    from grpo_studio.engine.model.policy import load_tokenizer, nf4_config, resolve_device, resolve_dtype
 
     adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     base = find_base_model(adapter_config, base_dir)
@@ -46,7 +46,7 @@ def load_model(adapter_dir: Path, config: TrainConfig | None, base_dir: str | Pa
     dtype = resolve_dtype(config.dtype if config else "auto", device)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if config is not None and config.load_in_4bit:
-        kwargs["quantization_config"] = _nf4_config(dtype)
+        kwargs["quantization_config"] = nf4_config(dtype)
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
     from transformers.utils import logging as hf_logging
 
@@ -138,10 +138,9 @@ def score(functions: list, prompt, text: str, ids: list[int], columns: dict, emi
     """Each reward function on its own, so one that cannot score (math_correct without an answer) gives
     null instead of hiding the others; the total is the weighted sum of those that scored. Why a function
     did not score is said once per function (`reported` remembers across the two sides)."""
-    from grpo_studio.engine.rewards.scoring import score_completions
+    from grpo_studio.engine.rewards.scoring import score_completions, weighted_sum
 
     per_function: dict[str, float | None] = {}
-    total, any_scored = 0.0, False
     for fn in functions:
         try:
             value = score_completions([fn], [prompt], [text], [ids], [columns]).per_function[fn.name][0]
@@ -153,10 +152,7 @@ def score(functions: list, prompt, text: str, ids: list[int], columns: dict, emi
                 emit({"type": "log", "message": f"{fn.name}: not scored: {why}"})
             value = None
         per_function[fn.name] = value
-        if value is not None:
-            total += fn.weight * value
-            any_scored = True
-    return per_function, (total if any_scored else None)
+    return per_function, weighted_sum(list(per_function.values()), [fn.weight for fn in functions])
 
 
 class ChatSession:

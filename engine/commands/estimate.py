@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from grpo_studio.engine.common.choices import FIT_MAY_REDUCE, OFFLOAD, OPTIMIZERS
+
 NAME = "estimate"
 HELP = "estimate GPU memory for a run (GRPO Studio vs a naive TRL+FA2 trainer) and whether it fits"
 ORDER = 20
@@ -34,14 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-r", type=int, metavar="R")
     parser.add_argument("--micro-batch-size", type=int, metavar="M")
     parser.add_argument("--prompts-per-step", type=int, metavar="N")
-    parser.add_argument("--optimizer", choices=("adamw", "adamw_8bit"))
-    parser.add_argument("--offload-activations", choices=("auto", "on", "off"))
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    parser.add_argument("--offload-activations", choices=OFFLOAD)
     parser.add_argument("--gpu-memory", type=gib_amount, metavar="GIB",
                         help="judge against a GPU with this much free memory instead of the detected one")
     parser.add_argument("--fit", action="store_true",
                         help="choose the micro-batch, generation batch, offloading and 4-bit that fit the GPU "
                              "(or --gpu-memory; on a machine without one, the free RAM) and print them")
-    parser.add_argument("--fit-may-reduce", choices=("nothing", "max_completion_length"),
+    parser.add_argument("--fit-may-reduce", choices=FIT_MAY_REDUCE,
                         help="with --fit: also lower this when the memory settings are not enough")
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
 

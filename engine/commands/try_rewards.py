@@ -51,7 +51,7 @@ def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
     from grpo_studio.engine.common.config import load_config
     from grpo_studio.engine.data.dataset import reward_columns, build_prompt, load_rows
     from grpo_studio.engine.common.errors import RewardError
-    from grpo_studio.engine.rewards.scoring import load_reward_functions, score_completions
+    from grpo_studio.engine.rewards.scoring import load_reward_functions, score_completions, weighted_sum
 
     config = load_config(config_path)
     functions = load_reward_functions(config.rewards, max_completion_length=config.grpo.max_completion_length)
@@ -79,7 +79,7 @@ def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
     out_rows = []
     for i, completion in enumerate(completions):
         rewards = {name: values[i] for name, values in per_function.items()}
-        total = sum(rf.weight * rewards[rf.name] for rf in functions if rewards[rf.name] is not None)
+        total = weighted_sum([rewards[rf.name] for rf in functions], [rf.weight for rf in functions])
         out_rows.append({"row": indices[i], "kind": kinds[i], "prompt": prompts[i], "completion": completion,
                          "rewards": rewards, "total": total})
     result = {"rows": out_rows, "functions": [{"name": rf.name, "weight": rf.weight, "description": rf.description}

@@ -19,25 +19,27 @@ from typing import Any
 
 import yaml
 
+from grpo_studio.engine.common.choices import (
+    DEVICES,
+    DTYPES,
+    FIT_MAY_REDUCE,
+    FIT_MODES,
+    GENERATION_BACKENDS,
+    IMPORTANCE_SAMPLING_LEVELS,
+    LOSS_TYPES,
+    MULTI_OBJECTIVE_AGGREGATIONS,
+    OFFLOAD,
+    OPTIMIZERS,
+    OVERLONG,
+    SCALE_REWARDS,
+    SCHEDULERS,
+)
 from grpo_studio.engine.common.config_fields import build_dataclass, setting
-from grpo_studio.engine.common.errors import ConfigError
+from grpo_studio.engine.common.errors import ConfigError, FieldError
 from grpo_studio.engine.common.eval_config import EvalConfig, eval_problems
 from grpo_studio.engine.common.loss_settings import LossOptionSettings, loss_option_errors
 
 DEMO = "demo"
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
-SCALE_REWARDS = ("group", "batch", "none")
-SCHEDULERS = ("constant", "linear", "cosine")
-OPTIMIZERS = ("adamw", "adamw_8bit")
-OFFLOAD = ("auto", "on", "off")
-DEVICES = ("auto", "cuda", "cpu")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
-OVERLONG = ("truncate", "drop")
-IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
-MULTI_OBJECTIVE_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
-GENERATION_BACKENDS = ("auto", "hf", "fast")
-FIT_MODES = ("auto", "off")
-FIT_MAY_REDUCE = ("nothing", "max_completion_length")
 
 
 @dataclass
@@ -225,13 +227,13 @@ def load_config(path: str | Path) -> TrainConfig:
 def config_from_dict(data: dict) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping of field names to values")
-    errors: list[str] = []
+    errors: list[FieldError] = []
     config = build_dataclass(TrainConfig, data, "", errors)
     if not errors:
         errors.extend(_cross_checks(config))
     if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(errors),
-                          "fix the fields named above (see `grpo-studio train --help` and the README)")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(map(str, errors)),
+                          "fix the fields named above (see `grpo-studio train --help` and the README)", errors)
     return config
 
 
@@ -270,23 +272,24 @@ def set_path(data: dict, path: str, value: Any) -> None:
     data[name] = value
 
 
-def _cross_checks(config: TrainConfig) -> list[str]:
+def _cross_checks(config: TrainConfig) -> list[FieldError]:
     errors = []
     if not config.rewards:
-        errors.append("rewards: at least one reward function is needed")
+        errors.append(FieldError("rewards", "at least one reward function is needed"))
     if config.max_steps is None and config.num_train_epochs <= 0:  # it would still train one step
-        errors.append("num_train_epochs: must be above 0 when max_steps is null (0 trains nothing)")
+        errors.append(FieldError("num_train_epochs", "must be above 0 when max_steps is null (0 trains nothing)"))
     if config.dataset.question_column is None and not config.dataset.prompt_column:
-        errors.append("dataset.prompt_column: give a prompt column or a question column")
+        errors.append(FieldError("dataset.prompt_column", "give a prompt column or a question column"))
     if config.lora.target_modules != "all-linear" and not (
             isinstance(config.lora.target_modules, list)
             and all(isinstance(m, str) for m in config.lora.target_modules) and config.lora.target_modules):
-        errors.append("lora.target_modules: 'all-linear' or a non-empty list of module names")
+        errors.append(FieldError("lora.target_modules", "'all-linear' or a non-empty list of module names"))
     if config.offload_activations == "on" and not config.gradient_checkpointing:
         # What is offloaded are the layer inputs checkpointing saves; without it nothing would be, silently.
-        errors.append("offload_activations: 'on' needs gradient_checkpointing: true (offloading moves the layer "
-                      "inputs that checkpointing keeps to CPU RAM; without checkpointing there is nothing to "
-                      "offload): set gradient_checkpointing: true, or offload_activations: off")
+        errors.append(FieldError("offload_activations", "'on' needs gradient_checkpointing: true (offloading moves "
+                                 "the layer inputs that checkpointing keeps to CPU RAM; without checkpointing there "
+                                 "is nothing to offload): set gradient_checkpointing: true, or offload_activations: "
+                                 "off"))
     errors.extend(loss_option_errors(config.grpo))
     errors += eval_problems(config.eval)
     return errors

@@ -11,6 +11,8 @@ import typing
 from dataclasses import field
 from typing import Any
 
+from grpo_studio.engine.common.errors import FieldError
+
 
 def setting(default: Any = None, *, range: tuple | None = None, choices: tuple | None = None, help: str = "",
             factory: Any = None) -> Any:
@@ -22,9 +24,9 @@ def setting(default: Any = None, *, range: tuple | None = None, choices: tuple |
     return field(default=default, metadata=meta)
 
 
-def build_dataclass(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
+def build_dataclass(cls: type, data: Any, prefix: str, errors: list[FieldError]) -> Any:
     if not isinstance(data, dict):
-        errors.append(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
+        errors.append(FieldError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(data).__name__}"))
         return cls()
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -32,7 +34,7 @@ def build_dataclass(cls: type, data: Any, prefix: str, errors: list[str]) -> Any
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             suggestion = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            errors.append(f"{prefix}{key}: unknown field{suggestion}")
+            errors.append(FieldError(f"{prefix}{key}", f"unknown field{suggestion}"))
     values = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
@@ -41,11 +43,11 @@ def build_dataclass(cls: type, data: Any, prefix: str, errors: list[str]) -> Any
     try:
         return cls(**values)
     except TypeError as exc:  # only reachable through a bug in _convert; say so plainly
-        errors.append(f"{prefix or 'config'}: {exc}")
+        errors.append(FieldError(prefix.rstrip(".") or "config", str(exc)))
         return cls()
 
 
-def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: list[str]) -> Any:
+def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: list[FieldError]) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if hint is Any:
@@ -59,32 +61,32 @@ def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: lis
         return _convert(inner, value, f, path, errors)
     if origin is list:
         if not isinstance(value, list):
-            errors.append(f"{path}: expected a list, got {type(value).__name__}")
+            errors.append(FieldError(path, f"expected a list, got {type(value).__name__}"))
             return []
         item = args[0]
         return [_convert(item, v, f, f"{path}[{i}]", errors) if not dataclasses.is_dataclass(item)
                 else build_dataclass(item, _reward_shorthand(v), f"{path}[{i}].", errors) for i, v in enumerate(value)]
     if value is None:
-        errors.append(f"{path}: must not be empty")
+        errors.append(FieldError(path, "must not be empty"))
         return f.default if f.default is not dataclasses.MISSING else None
     choices, bounds = f.metadata.get("choices"), f.metadata.get("range")
     if isinstance(value, bool) and choices and {"on", "off"} <= set(choices):
         value = "on" if value else "off"  # unquoted YAML on/off/yes/no arrive as booleans
     converted = _scalar(hint, value)
     if converted is None:
-        errors.append(f"{path}: expected {hint.__name__}, got {value!r}")
+        errors.append(FieldError(path, f"expected {hint.__name__}, got {value!r}"))
         return f.default
     if isinstance(converted, float) and not math.isfinite(converted):
-        errors.append(f"{path}: {converted} is out of range; a finite number is needed")
+        errors.append(FieldError(path, f"{converted} is out of range; a finite number is needed"))
         return converted
     if choices and converted not in choices:
         close = difflib.get_close_matches(str(converted), choices, n=1)
         suggestion = f" (did you mean '{close[0]}'?)" if close else ""
-        errors.append(f"{path}: '{converted}' is not one of {', '.join(choices)}{suggestion}")
+        errors.append(FieldError(path, f"'{converted}' is not one of {', '.join(choices)}{suggestion}"))
     if bounds and isinstance(converted, (int, float)):
         lo, hi = bounds
         if (lo is not None and converted < lo) or (hi is not None and converted > hi):
-            errors.append(f"{path}: {converted} is out of range; allowed {_range_text(lo, hi)}")
+            errors.append(FieldError(path, f"{converted} is out of range; allowed {_range_text(lo, hi)}"))
     return converted
 
 

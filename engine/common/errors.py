@@ -4,6 +4,9 @@ The engine turns these into `error` events and exit codes; the CLI prints them w
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 # Exit codes by kind, so a script (or the GUI) can tell what went wrong without parsing text.
 EXIT_CODES = {"config": 2, "data": 3, "reward": 4, "oom": 5, "crash": 6, "busy": 7, "export": 8,
               "disk_full": 9, "download": 10}
@@ -25,8 +28,33 @@ class StudioError(Exception):
         return self.message + (f"\nhint: {self.hint}" if self.hint else "")
 
 
+class FieldError(NamedTuple):
+    """One invalid config field: its dotted path ("grpo.beta", "rewards[1].weight", "config" for the whole
+    mapping) and what is wrong with it. Printed as one line of the "invalid config:" list."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
 class ConfigError(StudioError):
+    """A config that cannot run. `fields` lists its invalid fields as data (the GUI shows each under its
+    editor); the message says the same in text for the CLI."""
+
     kind = "config"
+
+    def __init__(self, message: str, hint: str = "", fields: Sequence[FieldError] = ()) -> None:
+        super().__init__(message, hint)
+        self.fields = tuple(fields)
+
+    def field_messages(self) -> dict[str, str]:
+        """{dotted path: message}, the first problem of each field; {"": message} when no field is named."""
+        by_path: dict[str, str] = {}
+        for error in self.fields:
+            by_path.setdefault(error.path, error.message)
+        return by_path or ({"": self.message} if self.message else {})
 
 
 class DataError(StudioError):

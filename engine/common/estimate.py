@@ -19,6 +19,7 @@ from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.estimate_gpu import detect_gpu
 from grpo_studio.engine.common.estimate_model import GIB, Arch, Settings, grpo_studio_plan, naive_plan
 from grpo_studio.engine.common.model_configs import load_model_config
+from grpo_studio.engine.common.reward_model_memory import memory_bytes
 
 __all__ = ["COMPONENT_LABELS", "FIT_FRACTION", "detect_gpu", "estimate_run", "format_table", "load_model_config",
            "needs_offload", "settings_from_config"]
@@ -69,6 +70,11 @@ def settings_from_config(config: TrainConfig) -> Settings:
     )
 
 
+
+def default_settings(**changes: Any) -> Settings:
+    """The settings of a run with TrainConfig's defaults, with `changes` (Settings field -> value) applied."""
+    return dataclasses.replace(settings_from_config(TrainConfig()), **changes)
+
 def per_gpu_prompts(config: TrainConfig) -> int:
     """The prompts one GPU holds per step: prompts_per_step / gpus (torchrun ranks split the step)."""
     return max(1, int(config.batch.prompts_per_step) // max(1, int(getattr(config, "gpus", 1))))
@@ -108,8 +114,6 @@ def needs_offload(config: TrainConfig, gpu: dict, model_config: dict | None = No
 def with_reward_models(plan: dict, config: TrainConfig, settings: Settings) -> dict:
     """Reward models stay loaded on the training device (in either plan): their memory adds to the persistent
     part."""
-    from grpo_studio.engine.rewards.model import memory_bytes
-
     extra = sum(memory_bytes(load_model_config(spec.model), spec.load_in_4bit, settings.dtype_bytes,
                              settings.seq_len) for spec in config.rewards if spec.model)
     return {**plan, "components": {**plan["components"], "reward_models": extra}, "total": plan["total"] + extra}

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 GIB = 1 << 30
 
-# bitsandbytes NF4 with double quantisation: 4 bits per weight + one 8-bit absmax per 64 weights + one fp32
-# scale (and offset) per 256 absmax values = 0.5 + 1/64 + 8/(64*256) ≈ 0.516 bytes per parameter.
-NF4_BYTES = 0.5 + 1 / 64 + 8 / (64 * 256)
+# bitsandbytes NF4 with double quantisation (how engine/model/policy.py and the reward models load 4-bit): 4 bits per
+# weight + one 8-bit absmax per 64 weights + one fp32 scale per 256 absmax values (the offset is one scalar per
+# tensor) = 0.5 + 1/64 + 4/(64*256) ≈ 0.516 bytes per parameter.
+NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 # LoRA adapters live in fp32 (PEFT upcasts adapters of 16-bit models), so do their gradients. AdamW keeps
 # two fp32 moments; bitsandbytes' 8-bit AdamW two 8-bit moments plus an fp32 scale per 256-value block.
 LORA_PARAM_BYTES = 4
@@ -102,24 +103,25 @@ class Arch:
 
 @dataclass(frozen=True)
 class Settings:
-    """The run settings that move memory, flattened from TrainConfig (see estimate.settings_from_config)."""
+    """The run settings that move memory, flattened from TrainConfig. No defaults of its own: build it with
+    estimate.settings_from_config(config), or estimate.default_settings(**changes) for TrainConfig's defaults."""
 
-    load_in_4bit: bool = False
-    dtype_bytes: int = 2
-    lora_r: int = 16
-    lora_targets: tuple[str, ...] | str = "all-linear"
-    optimizer: str = "adamw"
-    num_generations: int = 8
-    prompts_per_step: int = 4
-    max_prompt_length: int = 256
-    max_completion_length: int = 256
-    micro_batch_size: int = 8
-    generation_batch_size: int | None = None
-    chunk_size: int | None = None
-    gradient_checkpointing: bool = True
-    offload: bool = True
-    entropy_pass: bool = False  # loss options that use each token's entropy (top-entropy, entropy bonus)
-    sampler_logps: bool = False  # the sampler keeps its own log-probs (sampler correction, off-policy mask)
+    load_in_4bit: bool
+    dtype_bytes: int
+    lora_r: int
+    lora_targets: tuple[str, ...] | str
+    optimizer: str
+    num_generations: int
+    prompts_per_step: int
+    max_prompt_length: int
+    max_completion_length: int
+    micro_batch_size: int
+    generation_batch_size: int | None
+    chunk_size: int | None
+    gradient_checkpointing: bool
+    offload: bool
+    entropy_pass: bool  # loss options that use each token's entropy (top-entropy, entropy bonus)
+    sampler_logps: bool  # the sampler keeps its own log-probs (sampler correction, off-policy mask)
 
     @property
     def seq_len(self) -> int:

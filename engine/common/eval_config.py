@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grpo_studio.engine.common.config_fields import setting
+from grpo_studio.engine.common.errors import FieldError
 
 
 @dataclass
@@ -31,11 +32,11 @@ class EvalConfig:
         return bool(self.path or self.split)
 
 
-def eval_problems(spec: EvalConfig) -> list[str]:
+def eval_problems(spec: EvalConfig) -> list[FieldError]:
     """What is inconsistent in the eval section (each field's own range is checked with the rest)."""
     if spec.every and not spec.enabled:
-        return ["eval.every: held-out evaluation is off; set eval.path (a held-out file) or eval.split "
-                "(e.g. 'test') to turn it on"]
+        return [FieldError("eval.every", "held-out evaluation is off; set eval.path (a held-out file) or "
+                           "eval.split (e.g. 'test') to turn it on")]
     if spec.path is not None and not spec.path.strip():
-        return ["eval.path: empty; give a held-out data file, or leave the field out"]
+        return [FieldError("eval.path", "empty; give a held-out data file, or leave the field out")]
     return []

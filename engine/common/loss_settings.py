@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grpo_studio.engine.common.config_fields import setting
+from grpo_studio.engine.common.errors import FieldError
 
 SAMPLING_CORRECTION_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
@@ -86,20 +87,21 @@ class LossOptionSettings:
         return self.vllm_importance_sampling_mode if self.vllm_importance_sampling_correction else None
 
 
-def loss_option_errors(grpo: Any) -> list[str]:
+def loss_option_errors(grpo: Any) -> list[FieldError]:
     """Cross-field problems of the loss options (config.py's validation adds them to its list)."""
     errors = []
     lo, hi = grpo.vllm_importance_sampling_clip_min, grpo.vllm_importance_sampling_clip_max
     if lo is not None and hi is not None and lo >= hi:
-        errors.append(f"grpo.vllm_importance_sampling_clip_min ({lo}) must be less than "
-                      f"grpo.vllm_importance_sampling_clip_max ({hi})")
+        errors.append(FieldError("grpo.vllm_importance_sampling_clip_min",
+                                 f"{lo} must be less than grpo.vllm_importance_sampling_clip_max ({hi})"))
     mode = grpo.sampling_correction
     if mode and mode.endswith("truncate") and lo is None and hi is None:
-        errors.append("grpo.vllm_importance_sampling_mode: a *_truncate mode needs "
-                      "vllm_importance_sampling_clip_min or _clip_max")
+        errors.append(FieldError("grpo.vllm_importance_sampling_mode", "a *_truncate mode needs "
+                                 "vllm_importance_sampling_clip_min or _clip_max"))
     if grpo.loss_type == "vespo" and mode and mode.startswith("sequence"):
-        errors.append("grpo.vllm_importance_sampling_mode: VESPO needs token_truncate or token_mask (it folds the "
-                      "correction into its weight token by token, as TRL requires), or the correction off")
+        errors.append(FieldError("grpo.vllm_importance_sampling_mode", "VESPO needs token_truncate or token_mask (it "
+                                 "folds the correction into its weight token by token, as TRL requires), or the "
+                                 "correction off"))
     if grpo.use_adaptive_entropy and grpo.entropy_coef_min > grpo.entropy_coef_max:
-        errors.append("grpo.entropy_coef_min must not exceed grpo.entropy_coef_max")
+        errors.append(FieldError("grpo.entropy_coef_min", "must not exceed grpo.entropy_coef_max"))
     return errors

@@ -155,7 +155,7 @@ def _download(repo_id: str) -> Path:
     try:
         return Path(hf_hub_download(repo_id, "config.json"))
     except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: all one message for the user
-        from grpo_studio.engine.hub.download import translate_error
+        from grpo_studio.engine.common.hub_errors import translate_error
         from grpo_studio.engine.common.sources import Source
 
         reason = translate_error(Source(repo_id, "hub", "model", repo_id=repo_id), exc)

@@ -12,7 +12,6 @@ Torch-free; huggingface_hub is imported inside the functions.
 from __future__ import annotations
 
 import contextlib
-import errno
 import shutil
 import threading
 import time
@@ -21,23 +20,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from grpo_studio.engine.common.errors import ConfigError, DataError, StudioError
+from grpo_studio.engine.common.hub_errors import DownloadError, NotEnoughDisk, translate_error
 from grpo_studio.engine.common.sources import Source, hub_cache_dir, hub_endpoint, hub_offline, wanted_files
 
-TOKEN_HINT = ("put a Hugging Face access token (read access, from {tokens}) in Settings → Hugging Face token, "
-              "or run `hf auth login`, or set HF_TOKEN")
 PROGRESS_EVERY_S = 0.5
-
-
-class DownloadError(StudioError):
-    """The Hub refused, does not know the repo, or cannot be reached."""
-
-    kind = "download"
-
-
-class NotEnoughDisk(StudioError):
-    """The files to fetch do not fit the free space of the cache's disk (the same kind as a full disk)."""
-
-    kind = "disk_full"
 
 
 class DownloadCancelled(StudioError):
@@ -242,37 +228,3 @@ def _hub_errors(source: Source) -> Iterator[None]:
         raise
     except Exception as error:  # noqa: BLE001 - every failure of the Hub client gets a sentence
         raise translate_error(source, error) from error
-
-
-def translate_error(source: Source, error: BaseException) -> StudioError:
-    from huggingface_hub import errors as hf
-
-    name, url = source.repo_id, source.page_url
-    tokens = f"{hub_endpoint()}/settings/tokens"
-    if isinstance(error, hf.GatedRepoError):  # a subclass of RepositoryNotFoundError: test it first
-        return DownloadError(f"{name} is gated: its files need an accepted license and a token ({url})",
-                             f"open {url}, accept its terms, then " + TOKEN_HINT.format(tokens=tokens))
-    if isinstance(error, hf.RepositoryNotFoundError):
-        return DownloadError(f"{source.what} {name} was taken for a hub id (there is no local path of that name), "
-                             f"and the Hub has no such repository, or it is private ({url})",
-                             "check the spelling; for a private repo " + TOKEN_HINT.format(tokens=tokens))
-    if isinstance(error, hf.RevisionNotFoundError):
-        return DownloadError(f"{name} has no revision {getattr(error, 'revision', '') or ''}".strip(),
-                             f"check the branch, tag or commit on {url}")
-    if isinstance(error, hf.HfHubHTTPError):
-        status = getattr(getattr(error, "response", None), "status_code", None)
-        if status in (401, 403):
-            return DownloadError(f"the Hub refused access to {name} (HTTP {status})",
-                                 "check your token: " + TOKEN_HINT.format(tokens=tokens))
-        return DownloadError(f"the Hub answered HTTP {status} for {name}: {str(error).splitlines()[0]}",
-                             "try again later")
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return NotEnoughDisk(f"the disk filled up while downloading {name} into {hub_cache_dir()}",
-                             "free some space (the files finished so far stay in the cache), then start again")
-    if isinstance(error, (hf.OfflineModeIsEnabled, hf.LocalEntryNotFoundError, OSError)) or \
-            "Connect" in type(error).__name__ or "Timeout" in type(error).__name__:
-        return DownloadError(f"the Hub ({hub_endpoint()}) cannot be reached and the {source.what} {name} is not "
-                             f"cached", "check your connection (or HF_ENDPOINT for a mirror), or download it on a "
-                                        f"connected machine: `grpo-studio download {name}` and copy "
-                                        f"{hub_cache_dir()}")
-    return DownloadError(f"downloading {name} failed: {type(error).__name__}: {error}", "try again")

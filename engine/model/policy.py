@@ -97,7 +97,7 @@ def load_policy(config: TrainConfig, folder: Path, base_name: str, tokenizer: An
     dtype = resolve_dtype(config.dtype, device)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if config.load_in_4bit:
-        kwargs["quantization_config"] = _nf4_config(dtype)
+        kwargs["quantization_config"] = nf4_config(dtype)
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
     from transformers.utils import logging as hf_logging
 
@@ -139,7 +139,7 @@ def load_policy(config: TrainConfig, folder: Path, base_name: str, tokenizer: An
     return policy
 
 
-def _nf4_config(dtype: torch.dtype):
+def nf4_config(dtype: torch.dtype):
     from transformers import BitsAndBytesConfig
 
     try:

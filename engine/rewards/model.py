@@ -4,16 +4,14 @@ The model scores prompt + completion (rendered with its own chat template for ch
 models are trained) and its first logit is the reward, as TRL uses reward models. It runs batched on the
 training device (`to_device`, called by the trainer once the policy is placed), without gradients, in the
 policy's compute dtype or in 4-bit NF4 (`load_in_4bit: true`, CUDA). Torch and transformers are imported
-only when the model loads, so configs that name one stay readable torch-free; `memory_bytes` is the
-estimator's figure for it.
+only when the model loads, so configs that name one stay readable torch-free; its batch, its length cut
+and the estimator's figure for its memory live in engine/common/reward_model_memory.py.
 """
 from __future__ import annotations
 
 from typing import Any
 
-BATCH_SIZE = 8  # completions scored at once
-MAX_LENGTH = 4096  # tokens of prompt + completion the reward model sees (longer inputs are cut)
-NF4_BYTES = 0.5625  # 4-bit weights plus their scales, as engine/estimate_model.py counts them
+from grpo_studio.engine.common.reward_model_memory import BATCH_SIZE, MAX_LENGTH
 
 
 class RewardModel:
@@ -48,11 +46,9 @@ class RewardModel:
             if device.type != "cuda":
                 raise ConfigError(f"rewards: the reward model {self.model_name} is set to load_in_4bit, which "
                                   "needs a CUDA GPU", "set load_in_4bit: false for this reward model")
-            from transformers import BitsAndBytesConfig
+            from grpo_studio.engine.model.policy import nf4_config  # the policy's NF4 layout: one size to estimate
 
-            kwargs = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                                bnb_4bit_compute_dtype=torch.bfloat16),
-                      "device_map": {"": device}}
+            kwargs = {"quantization_config": nf4_config(torch.bfloat16), "device_map": {"": device}}
         elif device.type == "cuda":
             kwargs = {"dtype": torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16}
         try:
@@ -95,14 +91,3 @@ class RewardModel:
                 scores += self.model(**batch).logits[:, 0].float().tolist()
         return scores
 
-
-def memory_bytes(model_config: dict, load_in_4bit: bool, dtype_bytes: int, seq_len: int) -> int:
-    """Weights (decoder projections in NF4 when 4-bit, embeddings in 16 bits) plus one batch's forward
-    working set (a layer's hidden states and MLP intermediates), from the config.json essentials."""
-    c = model_config
-    hidden, intermediate, q_dim = c["hidden_size"], c["intermediate_size"], c["num_attention_heads"] * c["head_dim"]
-    kv_dim = c["num_key_value_heads"] * c["head_dim"]
-    linear = c["num_hidden_layers"] * (2 * hidden * q_dim + 2 * hidden * kv_dim + 3 * hidden * intermediate)
-    weights = linear * (NF4_BYTES if load_in_4bit else dtype_bytes) + c["vocab_size"] * hidden * dtype_bytes
-    tokens = BATCH_SIZE * min(seq_len, MAX_LENGTH)
-    return int(weights + tokens * (4 * hidden + 2 * intermediate) * dtype_bytes)

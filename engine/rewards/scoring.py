@@ -20,6 +20,7 @@ import math
 import numbers
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -182,11 +183,16 @@ def score_completions(functions: list[RewardFunction], prompts: list, completion
     per_function: dict[str, list[float | None]] = {}
     for rf in functions:
         per_function[rf.name] = _call(rf, prompts, completions, completion_ids, kwargs)
-    total: list[float | None] = []
-    for i in range(n):
-        applied = [rf.weight * per_function[rf.name][i] for rf in functions if per_function[rf.name][i] is not None]
-        total.append(float(sum(applied)) if applied else None)
+    weights = [rf.weight for rf in functions]
+    total = [weighted_sum([per_function[rf.name][i] for rf in functions], weights) for i in range(n)]
     return RewardScores(total=total, per_function=per_function)
+
+
+def weighted_sum(values: Sequence[float | None], weights: Sequence[float]) -> float | None:
+    """The total of one completion: the weighted sum of the functions' values skipping None (TRL's nansum),
+    None when every function returned None. The advantages (advantages.weighted_total) apply the same rule."""
+    applied = [weight * value for value, weight in zip(values, weights) if value is not None]
+    return float(sum(applied)) if applied else None
 
 
 def as_conversation(prompts: list, completions: list) -> list:

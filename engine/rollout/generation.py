@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from grpo_studio.engine.common.choices import GENERATION_BACKENDS
+from grpo_studio.engine.common.groups import prompt_of, to_rows
 from grpo_studio.engine.rollout.sampling import SamplingParams
-
-BACKENDS = ("auto", "hf", "fast")
 
 
 @dataclass
@@ -72,14 +72,16 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
              generation_dtype: str = "auto", batch_size: int | None = None,
              device: torch.device | None = None) -> Rollout:
     """Sample `num_generations` completions for each tokenised prompt."""
-    if backend not in BACKENDS:
-        raise ValueError(f"generation_backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend not in GENERATION_BACKENDS:
+        raise ValueError(f"generation_backend must be one of {', '.join(GENERATION_BACKENDS)}, not {backend!r}")
     sampling = sampling or SamplingParams()
     device = device or next(model.parameters()).device
-    repeated = [p for p in prompts for _ in range(num_generations)]
-    prompt_ids, prompt_mask = left_pad(repeated, tokenizer.pad_token_id, device)
+    # each prompt padded once, then one row per completion (the fast path prefills the distinct prompts)
+    distinct_ids, distinct_mask = left_pad(prompts, tokenizer.pad_token_id, device)
+    prompt_ids, prompt_mask = to_rows(distinct_ids, num_generations), to_rows(distinct_mask, num_generations)
+    total = prompt_ids.shape[0]
     eos_ids = _eos_ids(model, tokenizer)
-    step = batch_size or len(repeated)
+    step = batch_size or total
     was_training = model.training
     model.eval()  # no dropout while sampling
     sampler_logps = None
@@ -88,10 +90,10 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
             description = "hf generate on the peft model"
             pieces = [_hf_slice(model, prompt_ids[i:i + step], prompt_mask[i:i + step], eos_ids,
                                 tokenizer.pad_token_id, max_completion_length, sampling)
-                      for i in range(0, len(repeated), step)]
+                      for i in range(0, total, step)]
         else:
             pieces, description, sampler_logps = _fast(
-                model, prompt_ids[::num_generations], prompt_mask[::num_generations], num_generations, step,
+                model, distinct_ids, distinct_mask, num_generations, step,
                 eos_ids, tokenizer.pad_token_id, max_completion_length, sampling, generation_dtype)
     finally:
         model.train(was_training)
@@ -128,7 +130,7 @@ def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_toke
     differs = plan.dtype != train_dtype
     with generation_weights(model, plan, train_dtype) as lm:
         for start in range(0, total, step):
-            rows = torch.arange(start, min(start + step, total), device=device) // G
+            rows = prompt_of(torch.arange(start, min(start + step, total), device=device), G)
             first = int(rows[0])
             ids, piece_logps = decode(lm, prompt_ids[first:int(rows[-1]) + 1], prompt_mask[first:int(rows[-1]) + 1],
                                       rows - first, settings, torch.arange(start, start + rows.numel(), device=device),

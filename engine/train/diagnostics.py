@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from grpo_studio.engine.common.groups import group_count, group_rows
+
 
 def _share(flags: Sequence[bool]) -> float | None:
     return sum(bool(f) for f in flags) / len(flags) if flags else None
@@ -19,8 +21,8 @@ def flat_groups(totals: Sequence[float | None], group_size: int) -> list[bool]:
     """Per group: True when its scored completions all got the same reward (or fewer than two were scored),
     which makes every advantage in it 0."""
     flags = []
-    for start in range(0, len(totals), group_size):
-        scored = [t for t in totals[start:start + group_size] if t is not None and not math.isnan(t)]
+    for group in range(group_count(len(totals), group_size)):
+        scored = [t for t in (totals[r] for r in group_rows(group, group_size)) if t is not None and not math.isnan(t)]
         flags.append(len(scored) < 2 or max(scored) - min(scored) <= 1e-9 * max(1.0, abs(max(scored))))
     return flags
 
@@ -36,7 +38,7 @@ def step_signal(totals: Sequence[float | None], group_size: int, per_function: d
     """
     flat = flat_groups(totals, group_size)
     flat_values = [t for g, is_flat in enumerate(flat) if is_flat
-                   for t in totals[g * group_size:(g + 1) * group_size] if t is not None and not math.isnan(t)]
+                   for t in (totals[r] for r in group_rows(g, group_size)) if t is not None and not math.isnan(t)]
     failures = failures or {}
     rewards = {}
     for name, values in per_function.items():

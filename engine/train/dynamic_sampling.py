@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from grpo_studio.engine.common.groups import group_rows
 from grpo_studio.engine.train.diagnostics import flat_groups
 from grpo_studio.engine.rewards.scoring import RewardScores
 from grpo_studio.engine.rollout.generation import Rollout
@@ -67,7 +68,7 @@ def concat_groups(batches: list[ScoredBatch], chosen: list[tuple[int, int]], gro
     completions right-padded to the widest of them."""
     if len(batches) == 1 and chosen == [(0, g) for g in range(len(batches[0].indices))]:
         return batches[0]
-    rows = [(b, r) for b, g in chosen for r in range(g * group_size, (g + 1) * group_size)]
+    rows = [(b, r) for b, g in chosen for r in group_rows(g, group_size)]
     prompt_width = max(batches[b].rollout.prompt_ids.shape[1] for b, _ in chosen)
     completion_width = max(batches[b].rollout.completion_ids.shape[1] for b, _ in chosen)
 

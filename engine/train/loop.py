@@ -29,6 +29,7 @@ from grpo_studio.engine.train import rank_state as distributed_state
 from grpo_studio.engine.model import policy as policy_model
 from grpo_studio.engine.train.advantages import aggregate_advantages
 from grpo_studio.engine.common.config import TrainConfig
+from grpo_studio.engine.common.groups import per_completion, prompt_of
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.train.diagnostics import repeated_ngrams, step_signal
@@ -236,12 +237,13 @@ class Trainer:
         every = config.log_samples_every
         if every and self.step % every == 0:
             i = (self.step * 7) % rollout.size  # vary the sample without touching any RNG
-            example = self.examples[batch.indices[i // G]]
+            group = prompt_of(i, G)
+            example = self.examples[batch.indices[group]]
             self.emit("sample", step=self.step, prompt=example.prompt_text, completion=rollout.texts[i],
                       rewards={name: values[i] for name, values in scores.per_function.items()},
                       reward=scores.total[i])
             self.emit("group", step=self.step, **group_fields(
-                i // G, G, example.prompt_text, rollout.texts, scores.per_function, scores.total, self.advantages,
+                group, G, example.prompt_text, rollout.texts, scores.per_function, scores.total, self.advantages,
                 rollout.completion_mask.sum(1).tolist(), [] if rollout.truncated is None else rollout.truncated.tolist()))
         return int(distributed.all_reduce_sum(
             sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)))
@@ -287,9 +289,8 @@ class Trainer:
         return rollout
 
     def _score(self, indices: list[int], rollout: Rollout) -> RewardScores:
-        G = self.config.grpo.num_generations
-        prompts = [self.examples[i].prompt for i in indices for _ in range(G)]
-        columns = [self.examples[i].columns for i in indices for _ in range(G)]
+        examples = per_completion([self.examples[i] for i in indices], self.config.grpo.num_generations)
+        prompts, columns = [e.prompt for e in examples], [e.columns for e in examples]
         # score_completions hands chat prompts' completions over as messages (TRL's shape)
         return score_completions(self.reward_functions, prompts, rollout.texts, completion_token_ids(rollout), columns)
 

@@ -7,6 +7,8 @@ import math
 
 import torch
 
+from grpo_studio.engine.common.groups import group_rows
+
 MAX_COMPLETIONS = 16  # a group of 64 shows its 8 best and 8 worst
 MAX_CHARS = 2000  # per completion and prompt; the rest is cut with a note of how much
 
@@ -25,7 +27,7 @@ def group_fields(group: int, group_size: int, prompt: str, texts: list[str], per
                  truncated: list[bool]) -> dict:
     """The event's fields (besides step) for group number `group` of a scored, trained batch."""
     rows = []
-    for i in range(group * group_size, (group + 1) * group_size):
+    for i in group_rows(group, group_size):
         rows.append({"completion": cap_text(texts[i]), "reward": totals[i],
                      "rewards": {name: values[i] for name, values in per_function.items()},
                      "advantage": None if advantages is None else float(advantages[i]),

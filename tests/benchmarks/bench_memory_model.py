@@ -35,7 +35,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from grpo_studio.engine.common.estimate_model import Arch, Settings, grpo_studio_plan, loss_bytes
+from grpo_studio.engine.common.estimate import default_settings
+from grpo_studio.engine.common.estimate_model import Arch, grpo_studio_plan, loss_bytes
 
 # name -> (config.json fields, layers kept). Widths of the published configs; depth cut to 2 layers.
 ARCHS = {
@@ -165,9 +166,10 @@ def generation(model, batch: int, group: int, prompt: int, completion: int, voca
 def measure(name: str, batch: int, group: int, prompt: int, completion: int, lora_r: int = 16) -> dict:
     fields = ARCHS[name]
     arch = Arch.from_config({**fields, "num_hidden_layers": LAYERS})
-    settings = Settings(dtype_bytes=2, lora_r=lora_r, num_generations=group, prompts_per_step=max(1, batch // group),
-                        max_prompt_length=prompt, max_completion_length=completion, micro_batch_size=batch,
-                        generation_batch_size=batch, gradient_checkpointing=True, offload=False)
+    settings = default_settings(dtype_bytes=2, lora_r=lora_r, num_generations=group,
+                                prompts_per_step=max(1, batch // group), max_prompt_length=prompt,
+                                max_completion_length=completion, micro_batch_size=batch,
+                                generation_batch_size=batch, gradient_checkpointing=True, offload=False)
     est = grpo_studio_plan(arch, settings)["components"]
     model, weights, lora = build_model(name, lora_r)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
