@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from grpo_studio.engine.train import ranks as distributed
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.common.demo import demo_config
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.train.loop import Trainer
@@ -129,20 +129,20 @@ def test_two_ranks_give_the_single_process_update(tmp_path):
 
 
 def test_prompts_per_step_must_split_over_the_ranks():
-    distributed.check_divisible(8, 2)
+    ranks.check_divisible(8, 2)
     with pytest.raises(ConfigError) as error:
-        distributed.check_divisible(10, 4)
+        ranks.check_divisible(10, 4)
     assert "8 or 12" in error.value.hint and "10" in error.value.message
     with pytest.raises(ConfigError) as error:
-        distributed.check_divisible(3, 4)
+        ranks.check_divisible(3, 4)
     assert "e.g. 4" in error.value.hint
 
 
 def test_helpers_are_no_ops_in_one_process():
     x = torch.arange(6.0).view(3, 2)
-    assert distributed.world_size() == 1 and distributed.is_main()
-    assert distributed.gather_rows(x) is x and distributed.shard([1, 2, 3]) == [1, 2, 3]
-    assert distributed.global_token_norm(0.0) == 1.0 and distributed.all_reduce_sum(2.5) == 2.5
+    assert ranks.world_size() == 1 and ranks.is_main()
+    assert ranks.gather_rows(x) is x and ranks.shard([1, 2, 3]) == [1, 2, 3]
+    assert ranks.global_token_norm(0.0) == 1.0 and ranks.all_reduce_sum(2.5) == 2.5
 
 
 def test_estimate_is_per_gpu():

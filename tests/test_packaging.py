@@ -30,36 +30,36 @@ def test_metainfo_validates():
 
 
 def test_install_desktop_writes_a_valid_entry(tmp_path, monkeypatch):
-    from grpo_studio.engine.commands import desktop_files as desktop
+    from grpo_studio.engine.commands import desktop_files
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    written = desktop.install()
+    written = desktop_files.install()
     entry = tmp_path / "data" / "applications" / "grpo-studio.desktop"
     assert entry in written
     assert (tmp_path / "data" / "icons" / "hicolor" / "scalable" / "apps" / "grpo-studio.svg").exists()
     assert (tmp_path / "data" / "icons" / "hicolor" / "48x48" / "apps" / "grpo-studio.png").exists()
     exec_line = next(line for line in entry.read_text().splitlines() if line.startswith("Exec="))
     assert Path(exec_line.split("=", 1)[1].split()[0]).name in ("grpo-studio", Path(sys.executable).name)
-    autostart = desktop.set_autostart(True)
+    autostart = desktop_files.set_autostart(True)
     assert "gui --tray --resume-interrupted" in autostart.read_text()
-    desktop.set_autostart(False)
+    desktop_files.set_autostart(False)
     assert not autostart.exists()
-    assert entry in desktop.uninstall()
+    assert entry in desktop_files.uninstall()
     if shutil.which("desktop-file-validate"):
-        desktop.install()
+        desktop_files.install()
         check = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout
 
 
 def test_frozen_bundle_runs_engines_with_its_own_executable(monkeypatch):
-    from grpo_studio.engine.commands import desktop_files as desktop
+    from grpo_studio.engine.commands import desktop_files
     from grpo_studio.engine.common import launcher
 
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/grpo-studio/grpo-studio")
     assert launcher.engine_command(["train", "x.yaml"]) == ["/opt/grpo-studio/grpo-studio", "train", "x.yaml"]
-    assert desktop.launch_command() == ["/opt/grpo-studio/grpo-studio"]
+    assert desktop_files.launch_command() == ["/opt/grpo-studio/grpo-studio"]
 
 
 def test_pyinstaller_spec_bundles_one_executable_for_app_and_engine():

@@ -18,19 +18,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.commands import desktop_files as desktop
+    from grpo_studio.engine.commands import desktop_files
 
     if not sys.platform.startswith("linux"):
         print("install-desktop is for Linux desktops; on this system start `grpo-studio` directly.")
         return 1
     if args.uninstall:
-        removed = desktop.uninstall()
+        removed = desktop_files.uninstall()
         print("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
         return 0
-    for path in desktop.install():
+    for path in desktop_files.install():
         print(f"wrote {path}")
     if args.autostart or args.no_autostart:
-        path = desktop.set_autostart(args.autostart)
+        path = desktop_files.set_autostart(args.autostart)
         print(f"{'wrote' if args.autostart else 'removed'} {path}")
     print("GRPO Studio is in your app menu (you may need to log out and in on some desktops).")
     return 0

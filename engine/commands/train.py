@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpo_studio.engine.distributed import torchrun as torchrun_launch
+from grpo_studio.engine.distributed import torchrun
 from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.common.runs import RunPaths
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar (events are still written)")
     parser.add_argument("--detach", action="store_true", help="train in the background (it survives this "
                                                               "terminal); follow with `grpo-studio attach RUN`")
-    torchrun_launch.add_arguments(parser)  # --gpus N and torchrun's multi-node flags
+    torchrun.add_arguments(parser)  # --gpus N and torchrun's multi-node flags
 
 
 @dataclass
@@ -134,10 +134,10 @@ def run(args: argparse.Namespace) -> int:
     job = resolve_job(args)
     if args.detach:
         return _detach(args, job)
-    gpus = torchrun_launch.ranks_per_node(args, job.config)
+    gpus = torchrun.ranks_per_node(args, job.config)
     under_torchrun = "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
     if (gpus > 1 or args.nnodes) and not under_torchrun:
-        return torchrun_launch.launch(args, job, gpus, _engine_argv(args, job))
+        return torchrun.launch(args, job, gpus, _engine_argv(args, job))
     if under_torchrun:
         job.config.gpus = int(os.environ.get("LOCAL_WORLD_SIZE", gpus))  # config.yaml records it: resume reuses it
         if os.environ.get("RANK", "0") != "0":
@@ -183,7 +183,7 @@ def _detach(args: argparse.Namespace, job: TrainJob) -> int:
     for note in job.notes:
         print(note)
     argv = _engine_argv(args, job, quiet=True)  # nobody watches a progress bar in engine.log
-    for flag in ("gpus", *torchrun_launch.MULTI_NODE_FLAGS):  # the background engine starts torchrun itself
+    for flag in ("gpus", *torchrun.MULTI_NODE_FLAGS):  # the background engine starts torchrun itself
         if getattr(args, flag, None) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     pid = start_detached(argv, run_dir)

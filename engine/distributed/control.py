@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from grpo_studio.engine.train import ranks as distributed
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.train.control import Control
 
 
@@ -22,10 +22,10 @@ class SharedControl(Control):
 
     def sync(self) -> None:
         flags = None
-        if distributed.is_main():
+        if ranks.is_main():
             flags = {"stop": self.local.stop_requested, "paused": self.local.paused,
                      "save": self._flags["save"] or self.local.take_save_request()}
-        self._flags = distributed.broadcast_object(flags)
+        self._flags = ranks.broadcast_object(flags)
 
     @property
     def stop_requested(self) -> bool:
@@ -53,4 +53,4 @@ class SharedControl(Control):
 
 def shared(control: Control) -> Control:
     """The control the loop should read: `control` itself in one process."""
-    return SharedControl(control) if distributed.world_size() > 1 else control
+    return SharedControl(control) if ranks.world_size() > 1 else control

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grpo_studio.engine.train import ranks as distributed
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.distributed import worker
 from grpo_studio.engine.distributed.control import shared
 from grpo_studio.engine.common.errors import EXIT_CODES
@@ -18,16 +18,16 @@ _LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "remote w
 
 def join(config, run_dir: Path) -> bool:
     """Join torchrun's process group when launched by it; True on the rank that owns the run folder."""
-    if not distributed.launched_by_torchrun():
+    if not ranks.launched_by_torchrun():
         return True
     if os.environ.get("RANK") == "0":  # before the rendezvous: no other rank can have failed yet
         worker.clear_failures(RunPaths(Path(run_dir)))
-    distributed.init_from_env(config.device)
-    return distributed.is_main()
+    ranks.init_from_env(config.device)
+    return ranks.is_main()
 
 
 def leave() -> None:
-    distributed.shutdown()
+    ranks.shutdown()
 
 
 def run_other_rank(config, run_dir: Path, *, resume: bool = False) -> int:
@@ -35,14 +35,14 @@ def run_other_rank(config, run_dir: Path, *, resume: bool = False) -> int:
 
 
 def peer_failure(paths: RunPaths) -> dict | None:
-    return worker.peer_failure(paths) if distributed.world_size() > 1 else None
+    return worker.peer_failure(paths) if ranks.world_size() > 1 else None
 
 
 def lost_a_rank(error: BaseException) -> bool:
     """A collective failed because another rank is gone (killed, or its machine lost) without an error."""
     import torch
 
-    if distributed.world_size() == 1:
+    if ranks.world_size() == 1:
         return False
     return isinstance(error, torch.distributed.DistError) or any(text in str(error) for text in _LOST_PEER)
 

@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from grpo_studio.engine.train import ranks as distributed
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.distributed.control import SharedControl
 from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
@@ -41,11 +41,11 @@ def run_worker(config, run_dir: Path, *, resume: bool = False) -> int:
         return _record(paths, "crash", f"{type(error).__name__}: {error}", "the traceback is in the torchrun "
                        "output of this rank; please report it", EXIT_CODES["crash"])
     finally:
-        distributed.shutdown()
+        ranks.shutdown()
 
 
 def _record(paths: RunPaths, kind: str, message: str, hint: str, code: int) -> int:
-    rank = distributed.rank()
+    rank = ranks.rank()
     folder = paths.root / ERRORS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / f"rank-{rank}.json", json.dumps({"rank": rank, "kind": kind, "message": message,

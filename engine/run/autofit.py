@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grpo_studio.engine.train import ranks as distributed
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.errors import ConfigError, StudioError
 from grpo_studio.engine.common.estimate_model import GIB
@@ -27,7 +27,7 @@ def fit_before_loading(config: TrainConfig, resume: bool) -> FitDecision:
     """What `fit` decides for this run (nothing on resume, with fit: off, or with several GPUs)."""
     if resume or config.fit == "off":
         return FitDecision(config)
-    if config.gpus > 1 or distributed.world_size() > 1:
+    if config.gpus > 1 or ranks.world_size() > 1:
         return FitDecision(config, [("info", "auto-fit: skipped with several GPUs; each keeps the settings as given")])
     from grpo_studio.engine.common.fit import fit_config
     from grpo_studio.engine.common.model_configs import load_model_config

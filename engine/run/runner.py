@@ -52,10 +52,10 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
                 notes: list[str]) -> int:
     import torch
 
-    from grpo_studio.engine.distributed import launch as distributed_launch
+    from grpo_studio.engine.distributed import launch
 
-    if not distributed_launch.join(config, run_dir):  # a rank > 0 under torchrun: trains, owns nothing
-        return distributed_launch.run_other_rank(config, run_dir, resume=resume)
+    if not launch.join(config, run_dir):  # a rank > 0 under torchrun: trains, owns nothing
+        return launch.run_other_rank(config, run_dir, resume=resume)
     paths = RunPaths(Path(run_dir))
     make_private_dir(paths.root)
     try:
@@ -107,7 +107,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
 
         from grpo_studio.engine.train.loop import Trainer
 
-        trainer = Trainer(config, paths, events.emit, distributed_launch.shared(control))
+        trainer = Trainer(config, paths, events.emit, launch.shared(control))
         last_status = [0.0]
         guard = FolderGuard(paths, lock, dump_config(config), lambda: {
             **status, "state": "running", "step": events.step, "total_steps": trainer.total_steps,
@@ -150,11 +150,11 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
     except StudioError as error:
         return _fail(events, paths, error.kind, error.message, error.hint, error.exit_code, echo=quiet)
     except Exception as error:  # OOM, a full disk or another rank's failure, else a bug: keep the traceback
-        peer = distributed_launch.peer_failure(paths)  # another rank failed first: its error is the cause
+        peer = launch.peer_failure(paths)  # another rank failed first: its error is the cause
         if peer is not None:
             return _fail(events, paths, peer["kind"], peer["message"], peer["hint"], peer["code"], echo=quiet)
-        if distributed_launch.lost_a_rank(error):  # a rank vanished without a word: the run crashed
-            return distributed_launch.report_lost_rank(events, paths, error)
+        if launch.lost_a_rank(error):  # a rank vanished without a word: the run crashed
+            return launch.report_lost_rank(events, paths, error)
         oom = classify_oom(error, phase.current) if trainer is not None else None
         if oom is not None:
             return _fail_oom(events, paths, trainer, oom, error, completed[0] if completed else None, quiet)
@@ -177,7 +177,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
             pass
         events.close()
         lock.close()
-        distributed_launch.leave()
+        launch.leave()
 
 
 def _full_before_start(error: OSError, paths: RunPaths) -> int:

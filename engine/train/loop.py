@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from grpo_studio.engine.checkpoints import checkpoint as ckpt
-from grpo_studio.engine.train import ranks as distributed
-from grpo_studio.engine.train import rank_state as distributed_state
+from grpo_studio.engine.train import rank_state, ranks
 from grpo_studio.engine.model import policy as policy_model
 from grpo_studio.engine.train.advantages import aggregate_advantages
 from grpo_studio.engine.common.config import TrainConfig
@@ -98,10 +97,10 @@ class Trainer:
         folder, base_name = policy_model.resolve_model_path(self.config.model,
                                                             getattr(self.config, "gguf_file", None))
         self.tokenizer = policy_model.load_tokenizer(folder)
-        distributed.check_config(self.config)
+        ranks.check_config(self.config)
         self._setup_data()  # before any weights load: a data or reward problem fails fast
         self._setup_model(folder, base_name)
-        distributed_state.align_ranks(self.params, lambda: seed_everything(self.config.seed + distributed.rank()),
+        rank_state.align_ranks(self.params, lambda: seed_everything(self.config.seed + ranks.rank()),
                                       self.emit)
         self._setup_optimizer()
         if resume:
@@ -124,7 +123,7 @@ class Trainer:
             self.total_steps = max(1, math.ceil(config.num_train_epochs * len(self.examples)
                                                 / config.batch.prompts_per_step))
         self.sampler = PromptSampler(len(self.examples), config.batch.prompts_per_step, config.seed)
-        if distributed.is_main():  # one rank evaluates; its own RNG streams leave training's untouched
+        if ranks.is_main():  # one rank evaluates; its own RNG streams leave training's untouched
             self.evaluator = build_evaluator(config, self.tokenizer, self.reward_functions, self.emit, self.examples)
 
     def _setup_model(self, folder: Path, base_name: str) -> None:
@@ -154,7 +153,7 @@ class Trainer:
             self.emit("log", level="info", message="no complete checkpoint to resume from; starting at step 0")
             return
         path, state = found
-        distributed_state.restore_rank_rng(state, path)
+        rank_state.restore_rank_rng(state, path)
         self.sampler.load_state_dict(state["data"])
         self.entropy_control.load_state_dict(state.get("entropy_control"))
         self.step = self.last_saved_step = int(state["step"])
@@ -219,7 +218,7 @@ class Trainer:
         # Rewards and the signal are measured on the first draw of prompts: with dynamic sampling the trained
         # batch is chosen for its spread, so its reward would not say how well the model does. With several
         # ranks they cover every rank's completions.
-        first_scores, lengths, truncated = distributed_state.step_view(drawn[0].scores, drawn[0].rollout)
+        first_scores, lengths, truncated = rank_state.step_view(drawn[0].scores, drawn[0].rollout)
         rewards = reward_tensor(first_scores.total)
         signal = step_signal(first_scores.total, G, first_scores.per_function, truncated, first_scores.failures)
         signal["entropy"] = update.entropy
@@ -245,17 +244,17 @@ class Trainer:
             self.emit("group", step=self.step, **group_fields(
                 group, G, example.prompt_text, rollout.texts, scores.per_function, scores.total, self.advantages,
                 rollout.completion_mask.sum(1).tolist(), [] if rollout.truncated is None else rollout.truncated.tolist()))
-        return int(distributed.all_reduce_sum(
+        return int(ranks.all_reduce_sum(
             sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)))
 
     def _optimize(self, rollout: Rollout, scores: RewardScores) -> UpdateResult:
         """Advantages, micro-batches and the step's num_iterations optimizer updates on one scored batch
         (this rank's share of it; advantages see every rank's rewards)."""
         grpo = self.config.grpo
-        table = distributed.gather_rows(self._reward_table(scores))
+        table = ranks.gather_rows(self._reward_table(scores))
         advantages = aggregate_advantages(table, self.reward_weights, grpo.num_generations, grpo.scale_rewards,
                                           grpo.multi_objective_aggregation)
-        advantages = distributed.shard(advantages).to(self.device)
+        advantages = ranks.shard(advantages).to(self.device)
         self.advantages = advantages.detach().cpu()  # this rank's rows, for the `group` event
         mask = rollout.completion_mask
         if grpo.mask_truncated_completions and rollout.truncated is not None:  # TRL: out of loss and attention
@@ -267,7 +266,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- step pieces
     def _sample_and_score(self) -> ScoredBatch:
-        indices = distributed.shard(self.sampler.next())  # every rank draws the same batch, trains its share
+        indices = ranks.shard(self.sampler.next())  # every rank draws the same batch, trains its share
         rollout = self._generate(indices)
         self.emit("phase", phase="scoring", step=self.step)
         return ScoredBatch(indices, rollout, self._score(indices, rollout))
@@ -300,7 +299,7 @@ class Trainer:
         return torch.stack(columns, dim=1)
 
     def _micro_batches(self, rollout: Rollout, mask: torch.Tensor, advantages: torch.Tensor) -> list[MicroBatch]:
-        tokens = distributed.global_token_norm(mask.sum().item())  # the global count, over the world size
+        tokens = ranks.global_token_norm(mask.sum().item())  # the global count, over the world size
         return split_micro_batches(rollout, mask, advantages, self.config.batch.micro_batch_size,
                                    normalises_per_token(self.config.grpo.loss_type), tokens)
 
@@ -349,7 +348,7 @@ class Trainer:
             clip_sum += out.clip_ratio.item() * share
             if with_entropy:
                 entropy_sum += out.entropy.item() * share
-        distributed.average_gradients(self.params)
+        ranks.average_gradients(self.params)
         max_norm = self.config.optim.max_grad_norm
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf"))
         lr = self.scheduler.get_last_lr()[0]
@@ -357,7 +356,7 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.entropy_control.end_step()
-        loss_sum, kl_sum, clip_sum, entropy_sum, counted = distributed_state.global_update_metrics(
+        loss_sum, kl_sum, clip_sum, entropy_sum, counted = rank_state.global_update_metrics(
             loss_sum, kl_sum, clip_sum, entropy_sum, counted)
         entropy = entropy_sum if with_entropy and counted else None  # no token in the loss: nothing measured
         return UpdateResult(loss_sum, kl_sum, clip_sum, float(norm), lr, entropy, *mismatch.means(),
@@ -366,15 +365,15 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Path:
         self.emit("phase", phase="saving", step=self.step)
-        ranks = distributed_state.rank_checkpoint_state()  # every rank's RNG: resume is exact on each
+        rank_rngs = rank_state.rank_checkpoint_state()  # every rank's RNG: resume is exact on each
         path = self.paths.checkpoints / f"step-{self.step}"
-        if distributed.is_main():  # rank 0 alone writes
+        if ranks.is_main():  # rank 0 alone writes
             path = ckpt.save_checkpoint(self.paths.checkpoints, self.step, self.model, self.optimizer,
                                         self.scheduler, self.sampler.state_dict(),
                                         {"config_hash": self.config.config_hash(), "config": self.config.to_dict(),
-                                         "entropy_control": self.entropy_control.state_dict(), **ranks})
+                                         "entropy_control": self.entropy_control.state_dict(), **rank_rngs})
             ckpt.prune_checkpoints(self.paths.checkpoints, self.config.checkpoint_keep)
-        distributed.barrier()  # no rank runs ahead of a checkpoint that may yet fail
+        ranks.barrier()  # no rank runs ahead of a checkpoint that may yet fail
         self.last_saved_step = self.step
         self.emit("checkpoint", step=self.step, path=str(path))
         return path

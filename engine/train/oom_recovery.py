@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from grpo_studio.engine.train import ranks as distributed
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.checkpoints.checkpoint import capture_rng, restore_rng
 from grpo_studio.engine.common.config import dump_config
 from grpo_studio.engine.common.runs import atomic_write_text
@@ -115,7 +115,7 @@ class StepRecovery:
         """(phase, setting, old, new) when this error can be recovered from by halving, else None."""
         if classify_oom(error, self.phase) is None or self.recoveries >= MAX_RECOVERIES:
             return None
-        if self.phase not in HALVED or self.optimizer_stepped or distributed.world_size() > 1:
+        if self.phase not in HALVED or self.optimizer_stepped or ranks.world_size() > 1:
             return None
         config = self.trainer.config
         rows = _rows_per_step(config)
@@ -144,5 +144,5 @@ class StepRecovery:
 
 def _rows_per_step(config: Any) -> int:
     """Completions this process generates and trains on per step."""
-    prompts = max(1, config.batch.prompts_per_step // max(1, distributed.world_size()))
+    prompts = max(1, config.batch.prompts_per_step // max(1, ranks.world_size()))
     return prompts * config.grpo.num_generations

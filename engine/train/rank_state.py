@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 
 from grpo_studio.engine.checkpoints import checkpoint as ckpt
-from grpo_studio.engine.train import ranks as distributed
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.rewards.scoring import RewardScores
 from grpo_studio.engine.rollout.generation import Rollout
@@ -18,11 +18,11 @@ from grpo_studio.engine.rollout.generation import Rollout
 def align_ranks(params: list, reseed: Callable[[], None], emit: Callable[..., Any]) -> None:
     """After the model loads: rank 0's trainable weights on every rank, then each rank's own RNG stream
     (`reseed`), so the ranks sample different completions from the same policy."""
-    if distributed.world_size() == 1:
+    if ranks.world_size() == 1:
         return
-    distributed.broadcast_parameters(params)
+    ranks.broadcast_parameters(params)
     reseed()
-    emit("log", level="info", message=f"data parallel: {distributed.world_size()} ranks, each training "
+    emit("log", level="info", message=f"data parallel: {ranks.world_size()} ranks, each training "
                                       f"its share of every step's prompts")
 
 
@@ -30,9 +30,9 @@ def step_view(scores: RewardScores, rollout: Rollout) -> tuple[RewardScores, tor
     """(scores, completion lengths, truncated flags) of the step's completions on every rank, in rank order."""
     lengths = rollout.completion_mask.sum(1).float()
     truncated = [] if rollout.truncated is None else rollout.truncated.tolist()
-    if distributed.world_size() == 1:
+    if ranks.world_size() == 1:
         return scores, lengths, truncated
-    parts = distributed.gather_objects((scores.total, scores.per_function, scores.failures, lengths.tolist(),
+    parts = ranks.gather_objects((scores.total, scores.per_function, scores.failures, lengths.tolist(),
                                         truncated))
     total = [v for part in parts for v in part[0]]
     per_function = {name: [v for part in parts for v in part[1][name]] for name in scores.per_function}
@@ -48,7 +48,7 @@ def global_update_metrics(loss: float, kl: float, clip_ratio: float, entropy: fl
     """One update's metrics over every rank. Each rank's loss is its share of the global loss times the world
     size (gradients are averaged), so the global loss is the ranks' mean; kl, clip ratio and entropy are
     token-weighted means, so each rank counts with its completion tokens."""
-    world = distributed.world_size()
+    world = ranks.world_size()
     if world == 1:
         return loss, kl, clip_ratio, entropy, tokens
     device = torch.device("cuda", torch.cuda.current_device()) \
@@ -63,18 +63,18 @@ def global_update_metrics(loss: float, kl: float, clip_ratio: float, entropy: fl
 
 def rank_checkpoint_state() -> dict:
     """Extra checkpoint fields: the world size and every rank's RNG state (empty in one process)."""
-    if distributed.world_size() == 1:
+    if ranks.world_size() == 1:
         return {}
-    return {"world_size": distributed.world_size(), "rng_ranks": distributed.gather_objects(ckpt.capture_rng())}
+    return {"world_size": ranks.world_size(), "rng_ranks": ranks.gather_objects(ckpt.capture_rng())}
 
 
 def restore_rank_rng(state: dict, path: Path) -> None:
     """After load_checkpoint (which restored rank 0's RNG): this rank's own RNG state. A checkpoint from a
     different number of ranks is refused: the prompts each rank sampled would not continue as they were."""
     saved = int(state.get("world_size", 1))
-    world = distributed.world_size()
+    world = ranks.world_size()
     if saved != world:
         raise ConfigError(f"{path.name} was written by a run on {saved} GPU(s); this resume runs on {world}",
                           f"resume with --gpus {saved} (the run continues exactly only on the same number)")
     if world > 1:
-        ckpt.restore_rng(state["rng_ranks"][distributed.rank()])
+        ckpt.restore_rng(state["rng_ranks"][ranks.rank()])
