@@ -188,7 +188,7 @@ def ensure_llama_cpp(cache: Path = CACHE, index: str = PYPI_SIMPLE,
             # Renamed into place only when complete: an interrupted fetch leaves nothing that looks cached.
             (Path(partial) / sdist.top).rename(cache / sdist.top)
     except (OSError, ValueError, LookupError, tarfile.TarError) as error:
-        log(f"could not fetch {sdist.filename} ({error}); the tests that compare with llama.cpp will skip")
+        log(f"could not fetch {sdist.filename} ({error}); the tests that need llama.cpp's files will skip")
         return None
     log(f"llama.cpp files ready: {folder}")
     return folder
