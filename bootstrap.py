@@ -9,8 +9,8 @@ build where `nvidia-smi` finds one; then the project in editable mode: `run` ins
 adds the test and benchmark extras (pytest, pytest-qt, TRL, Liger, ...). A stamp file remembers what was
 installed, so a second call starts at once (`run` after `test` installs nothing; `test` after `run` adds
 the extras). `test` also fetches, once, llama.cpp's convert scripts and vocab GGUFs (inside the
-llama-cpp-python source distribution on PyPI, sha256-checked) into .ci/cache for the tests that compare with
-llama.cpp; offline, it says so and those tests skip with their reason.
+llama-cpp-python source distribution on PyPI, sha256-checked) into .ci/cache for the tests that need
+them; offline, it says so and those tests skip with their reason.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ import tempfile
 import urllib.parse
 import urllib.request
 import venv
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"

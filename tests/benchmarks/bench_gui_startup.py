@@ -66,7 +66,7 @@ def start_window(code: str, folder: Path, attempt: str) -> dict:
             to_window = time.perf_counter() - start
             probe = json.loads(line)
             break
-    rest, errors = process.communicate(timeout=300)
+    _, errors = process.communicate(timeout=300)
     wall = time.perf_counter() - start
     if process.returncode != 0 or probe is None:
         raise RuntimeError(f"the app exited with {process.returncode} before its window: {errors[-2000:]}")
