@@ -57,19 +57,22 @@ def start_window(code: str, folder: Path, attempt: str) -> dict:
            "GRPO_STUDIO_SETTINGS": str(folder / f"settings-{attempt}.ini"), "HF_HUB_OFFLINE": "1",
            "GRPO_STUDIO_RUNS_DIR": str(folder / "runs"), "GRPO_STUDIO_GPU": "none",
            "GRPO_STUDIO_INSTANCE": f"grpo-studio-bench-{os.getpid()}-{attempt}"}
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-P", "-c", code], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    probe, to_window = None, None
-    for line in process.stdout:
-        if line.startswith("{"):
-            to_window = time.perf_counter() - start
-            probe = json.loads(line)
-            break
-    _, errors = process.communicate(timeout=300)
-    wall = time.perf_counter() - start
+    stderr_path = folder / f"stderr-{attempt}.txt"  # a file, so a chatty stderr never blocks the app
+    with open(stderr_path, "w") as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-P", "-c", code], env=env, stdout=subprocess.PIPE,
+                                   stderr=stderr, text=True)
+        probe, to_window = None, None
+        for line in process.stdout:
+            if line.startswith("{"):
+                to_window = time.perf_counter() - start
+                probe = json.loads(line)
+                break
+        process.communicate(timeout=300)
+        wall = time.perf_counter() - start
     if process.returncode != 0 or probe is None:
-        raise RuntimeError(f"the app exited with {process.returncode} before its window: {errors[-2000:]}")
+        errors = stderr_path.read_text()[-2000:]
+        raise RuntimeError(f"the app exited with {process.returncode} before its window: {errors}")
     if not probe["visible"]:
         raise RuntimeError("the main window was not visible")
     return {"to_window_s": to_window, "process_s": wall, "heavy_modules": probe["heavy_modules"]}
