@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-LLAMA_CPP = Path(os.environ.get("LLAMA_CPP_DIR", "/work/main/.ci/cache/llama_cpp_python-0.3.36/vendor/llama.cpp"))
+LLAMA_CPP = Path(os.environ.get("LLAMA_CPP_DIR")  # else where `bootstrap.py test` fetches it
+                 or Path(__file__).resolve().parents[1] / ".ci/cache/llama_cpp_python-0.3.36/vendor/llama.cpp")
 VOCAB = LLAMA_CPP / "models" / "ggml-vocab-llama-spm.gguf"
 HIDDEN, LAYERS, HEADS, FFN = 64, 2, 4, 128
 

@@ -1,4 +1,5 @@
-"""The real app in a subprocess: the window shows in under 2 s and torch & co. are never imported."""
+"""The real app in a subprocess: the window shows and torch & co. are never imported. How fast it shows is a
+benchmark figure (tests/benchmarks/bench_gui_startup.py), not an assert: a busy machine's wall clock says little."""
 import json
 import os
 import subprocess
@@ -18,12 +19,8 @@ def start_app(tmp_path, attempt: int) -> dict:
     return json.loads(line)
 
 
-def test_window_opens_fast_without_heavy_imports(tmp_path):
-    # Best of two: the first start also warms the OS file cache, which a user's second start has too.
-    results = [start_app(tmp_path, i) for i in range(2)]
-    for result in results:
-        assert result["visible"] is True
-        assert result["heavy_modules"] == []
-    fastest = min(r["seconds_since_process_start"] for r in results)
-    print(f"window visible {fastest:.2f} s after process start")
-    assert fastest < 2.0
+def test_window_opens_without_heavy_imports(tmp_path):
+    result = start_app(tmp_path, 0)
+    assert result["visible"] is True
+    assert result["heavy_modules"] == []
+    print(f"window visible {result['seconds_since_process_start']:.2f} s after process start")

@@ -37,7 +37,7 @@ CONFIG_CLASSES = {"qwen2": "Qwen2Config", "llama": "LlamaConfig", "phi3": "Phi3C
 def gguf_path(vocab: str) -> Path:
     path = LLAMA_CPP / "models" / f"ggml-vocab-{vocab}.gguf"
     if not path.is_file():
-        pytest.skip(f"{path.name} not found: set LLAMA_CPP_DIR to a llama.cpp checkout (.ci/run fetches one)")
+        pytest.skip(f"{path.name} not found: set LLAMA_CPP_DIR to a llama.cpp checkout (`python3 bootstrap.py test` fetches one)")
     return path
 
 

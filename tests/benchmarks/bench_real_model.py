@@ -78,7 +78,7 @@ def train_seed(seed: int, args: argparse.Namespace, root: Path) -> dict:
               "peak_rss_mb": round(peak.get("rss", 0) / 2**20), "steps": len(metrics),
               "accuracy_before": evals[0]["accuracy"] if evals else None,
               "accuracy_after": evals[-1]["accuracy"] if len(evals) > 1 else None,
-              "evals": [(e["step"], e["accuracy"]) for e in evals],
+              "evals": [[e["step"], e["accuracy"]] for e in evals],  # lists: the JSON it prints reads back equal
               "reward_first": metrics[0]["reward"] if metrics else None,
               "reward_last": metrics[-1]["reward"] if metrics else None}
     if steps and metrics:  # from the first step's generation to the last step's metrics, minus evaluations

@@ -63,8 +63,8 @@ def load_tokenizer(family: str, tiny: bool):
         return build_tokenizer(tempfile.mkdtemp(prefix="suite-tok-"))
     path = gguf_tokenizer_path(family)
     if path is None:
-        raise Skip(f"no {TOKENIZERS[family]}: set LLAMA_CPP_DIR to a llama.cpp checkout (CI's .ci/run fetches "
-                   "one into .ci/cache)")
+        raise Skip(f"no {TOKENIZERS[family]}: set LLAMA_CPP_DIR to a llama.cpp checkout (`python3 bootstrap.py "
+                   "test` fetches one into .ci/cache)")
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
