@@ -9,9 +9,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from grpo_studio.engine.common.choices import LOSS_TYPES
-from grpo_studio.engine.common.config import get_path, set_path
 from grpo_studio.engine.common.loss_settings import LOSS_TYPE_PAPERS
-from grpo_studio.gui.form_fields import FieldEditor, help_text
+from grpo_studio.gui.form_fields import EditorGroup, FieldEditor, help_text
 from grpo_studio.gui.widgets import FieldError, label
 
 TIS_PAPER = "Yao et al. 2025, \"Your efficient RL framework secretly brings you off-policy RL training\""
@@ -111,7 +110,7 @@ class OptionalFloatEditor(QWidget):
         self.error.show_error(text, self.spin)
 
 
-class AlgorithmPanel(QWidget):
+class AlgorithmPanel(QWidget, EditorGroup):
     changed_event = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -165,24 +164,12 @@ class AlgorithmPanel(QWidget):
                 widget.setVisible(visible)
 
     def load(self, data: dict) -> None:
-        for path, editor in self.editors.items():
-            editor.set_value(get_path(data, path))
+        self.load_editors(data)
         self._refresh()
 
-    def store(self, data: dict) -> None:
-        for path, editor in self.editors.items():
-            set_path(data, path, editor.value())
-
-    def show_errors(self, errors: dict[str, str]) -> list[str]:
-        """Errors under their editors (a hidden row's error shows it); returns the paths it showed."""
-        shown = []
-        for path, editor in self.editors.items():
-            editor.show_error(errors.get(path))
-            if path in errors:
-                shown.append(path)
-                for widget in self._rows[path][:3]:
-                    widget.setVisible(True)
-        return shown
+    def reveal_error(self, path: str, editor: Any) -> None:
+        for widget in self._rows[path][:3]:  # a hidden row's error shows it
+            widget.setVisible(True)
 
 
 def _note(explanation: str, paper: str) -> str:

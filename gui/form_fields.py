@@ -11,7 +11,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from grpo_studio.engine.common.config import TrainConfig, field_help
+from grpo_studio.engine.common.config import TrainConfig, field_help, get_path, set_path
 from grpo_studio.gui.widgets import FieldError
 
 _HELP = field_help()
@@ -128,3 +128,31 @@ def add_row(form: QFormLayout, text: str, editor: FieldEditor) -> None:
     if label_widget is not None:
         label_widget.setToolTip(editor.widget.toolTip())
         label_widget.setBuddy(editor.widget)
+
+
+class EditorGroup:
+    """Mixed into a panel that keeps its editors by config path in `self.editors`: loads them from and stores
+    them into the form's data, and shows errors under them (`reveal_error` makes a hidden one visible)."""
+
+    editors: dict[str, Any]
+
+    def load_editors(self, data: dict) -> None:
+        for path, editor in self.editors.items():
+            editor.set_value(get_path(data, path))
+
+    def store(self, data: dict) -> None:
+        for path, editor in self.editors.items():
+            set_path(data, path, editor.value())
+
+    def show_errors(self, errors: dict[str, str]) -> list[str]:
+        """Errors under their editors; returns the paths it showed."""
+        shown = []
+        for path, editor in self.editors.items():
+            editor.show_error(errors.get(path))
+            if path in errors:
+                shown.append(path)
+                self.reveal_error(path, editor)
+        return shown
+
+    def reveal_error(self, path: str, editor: FieldEditor) -> None:
+        """Make the editor of a path with an error visible; the panel says how (default: nothing to do)."""

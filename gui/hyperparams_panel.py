@@ -5,8 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QGridLayout, QPushButton, QVBoxLayout, QWidget
 
-from grpo_studio.engine.common.config import get_path, set_path
-from grpo_studio.gui.form_fields import FieldEditor, add_row
+from grpo_studio.gui.form_fields import EditorGroup, FieldEditor, add_row
 
 # (dotted path, label, editor options); two columns each.
 BASIC = [
@@ -57,7 +56,7 @@ ADVANCED = [
 ]
 
 
-class HyperparamsPanel(QWidget):
+class HyperparamsPanel(QWidget, EditorGroup):
     changed_event = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -102,28 +101,16 @@ class HyperparamsPanel(QWidget):
         self.advanced_button.setText("Hide advanced settings" if shown else "Show advanced settings")
 
     def load(self, data: dict) -> None:
-        for path, editor in self.editors.items():
-            editor.set_value(get_path(data, path))
+        self.load_editors(data)
         self._epochs_matter()
 
     def _epochs_matter(self) -> None:
         """Epochs count only while the step count is automatic."""
         self.editors["num_train_epochs"].setEnabled(self.editors["max_steps"].value() is None)
 
-    def store(self, data: dict) -> None:
-        for path, editor in self.editors.items():
-            set_path(data, path, editor.value())
-
-    def show_errors(self, errors: dict[str, str]) -> list[str]:
-        """Show errors under their editors; returns the paths it showed (an advanced one opens the group)."""
-        shown = []
-        for path, editor in self.editors.items():
-            editor.show_error(errors.get(path))
-            if path in errors:
-                shown.append(path)
-                if editor.parent() is not None and self.advanced.isAncestorOf(editor):
-                    self.advanced_button.setChecked(True)
-        return shown
+    def reveal_error(self, path: str, editor: FieldEditor) -> None:
+        if editor.parent() is not None and self.advanced.isAncestorOf(editor):  # an advanced one opens the group
+            self.advanced_button.setChecked(True)
 
     def reveal(self, paths: list[str]) -> QWidget | None:
         """Open the advanced group when one of `paths` is in it (a fitted micro-batch must be seen); returns the
