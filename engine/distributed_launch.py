@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from grpo_studio.engine import distributed, worker
-from grpo_studio.engine.distributed_control import shared
 from grpo_studio.engine.common.errors import EXIT_CODES
 from grpo_studio.engine.common.runs import RunPaths, write_status
+from grpo_studio.engine.distributed_control import shared
 
 __all__ = ["join", "leave", "lost_a_rank", "peer_failure", "report_lost_rank", "run_other_rank", "shared"]
 # What the collectives say when a peer process is gone (gloo and nccl word it differently)

@@ -3,8 +3,9 @@ completions, and every rank's RNG state in the checkpoint (rank 0 writes it; eac
 Identity / no-ops in one process."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

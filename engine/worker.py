@@ -12,10 +12,10 @@ import traceback
 from pathlib import Path
 
 from grpo_studio.engine import distributed
-from grpo_studio.engine.control import Control
-from grpo_studio.engine.distributed_control import SharedControl
 from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.common.runs import RunPaths, atomic_write_text
+from grpo_studio.engine.control import Control
+from grpo_studio.engine.distributed_control import SharedControl
 
 ERRORS_DIR = "rank-errors"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common.text import clip
 
@@ -49,8 +49,8 @@ def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
     """{rows: [{row, kind, prompt, completion, rewards: {fn: value}, total}], functions: [{name, weight,
     description}], errors: [{function, kind, message, hint}], error (the first, when any), notes}."""
     from grpo_studio.engine.common.config import load_config
-    from grpo_studio.engine.data import reward_columns, build_prompt, load_rows
     from grpo_studio.engine.common.errors import RewardError
+    from grpo_studio.engine.data import build_prompt, load_rows, reward_columns
     from grpo_studio.engine.rewards import load_reward_functions, score_completions
 
     config = load_config(config_path)
@@ -79,7 +79,7 @@ def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
     out_rows = []
     for i, completion in enumerate(completions):
         rewards = {name: values[i] for name, values in per_function.items()}
-        total = sum(rf.weight * rewards[rf.name] for rf in functions if rewards[rf.name] is not None)
+        total = sum(rf.weight * value for rf in functions if (value := rewards[rf.name]) is not None)
         out_rows.append({"row": indices[i], "kind": kinds[i], "prompt": prompts[i], "completion": completion,
                          "rewards": rewards, "total": total})
     result = {"rows": out_rows, "functions": [{"name": rf.name, "weight": rf.weight, "description": rf.description}
