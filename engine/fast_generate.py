@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from grpo_studio.engine.row_rng import RowDraws
 from grpo_studio.engine.sampling import SamplingParams, next_tokens
 
 log = logging.getLogger(__name__)
-_compiled_steps: dict[int, object] = {}  # id(model) -> compiled decode step
+_compiled_steps: dict[int, Callable] = {}  # id(model) -> compiled decode step
 _compile_failed = False
 
 

@@ -211,7 +211,7 @@ class _OffloadedCheckpoint(torch.autograd.Function):
 _CACHE_KWARGS = ("cache", "past_key_value", "past_key_values", "layer_past")
 
 
-def _wrap_forward(handle: OffloadHandle, layer: nn.Module, forward: Callable, stack: int,
+def _wrap_forward(handle: OffloadHandle, layer: Any, forward: Callable, stack: int,  # layer: a transformers one
                   index: int) -> Callable:
     def checkpointed_forward(*args, **kwargs):
         if args:
