@@ -8,8 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from grpo_studio.engine.common import runs as run_store
-from grpo_studio.engine.common.events import parse_event
 from grpo_studio.engine.common.alarms import ALARM_KEYS
+from grpo_studio.engine.common.events import parse_event
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.common.signal_hints import HintWatcher, PlateauWatch
@@ -22,7 +22,8 @@ HISTORY_BYTES = 32 << 20  # a longer events.jsonl is not read back at start: its
 
 class ActiveRuns(QObject):
     runs_event = Signal(list)               # RunSummary of active runs
-    notice_event = Signal(str, str, str)    # kind (finished | stopped | error | checkpoint | plateau | alarm), title, text
+    # kind (finished | stopped | error | checkpoint | plateau | alarm), title, text
+    notice_event = Signal(str, str, str)
 
     def __init__(self, runs_dir_getter, parent: QObject | None = None, plateau_steps_getter=None) -> None:
         super().__init__(parent)

@@ -122,6 +122,7 @@ class AlgorithmPanel(QWidget, EditorGroup):
         grid.setHorizontalSpacing(14)
         grid.setVerticalSpacing(6)
         for row, (path, text, options, explanation, paper, shown_when) in enumerate(ROWS):
+            editor: FieldEditor | OptionalFloatEditor
             if path in OPTIONAL:
                 editor = OptionalFloatEditor(path, OPTIONAL[path], **options)
             else:
@@ -155,7 +156,7 @@ class AlgorithmPanel(QWidget, EditorGroup):
         loss_type = self.editors["grpo.loss_type"].value()
         what, paper = LOSS_TYPE_PAPERS.get(loss_type, ("", ""))
         self._rows["grpo.loss_type"][2].setText(_note(what, paper))
-        for path, (name, editor, note, shown_when) in self._rows.items():
+        for name, editor, note, shown_when in self._rows.values():
             if isinstance(shown_when, str):
                 visible = bool(self.editors[shown_when].value())
             else:

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:  # it would abort mid-run anyway; say why and how to fix it instead
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "grpo-studio"])
+    existing = QApplication.instance()  # tests make one first
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0] if sys.argv else "grpo-studio"])
     # The UI is English: numbers too (1,387.5 — never "1.387,5" from a German system), spin boxes included.
     QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedStates))
     app.setApplicationName("GRPO Studio")

@@ -106,6 +106,7 @@ class Chart(QFrame):
             self._set_band(key, series, color, scale, band_alpha)
 
     def _draw_legend(self) -> None:
+        assert self.legend is not None  # the callers check
         self.legend.setText("&nbsp;&nbsp; ".join(
             f"<span style='color:{color}; font-weight:bold'>{'╌╌' if dashed else '━━'}</span>&nbsp;{key}"
             for key, (color, dashed) in self._legend_entries.items()))
@@ -129,8 +130,9 @@ class Chart(QFrame):
                 line.hide()
             return
         if line is None:
-            line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine),
-                                   label=text, labelOpts={"position": 0.02, "color": color, "anchors": [(0, 1), (0, 1)]})
+            line = pg.InfiniteLine(angle=0, movable=False,
+                                   pen=pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine), label=text,
+                                   labelOpts={"position": 0.02, "color": color, "anchors": [(0, 1), (0, 1)]})
             self.plot.addItem(line)
             self._hlines[key] = line
         line.setValue(value)
@@ -153,7 +155,7 @@ class Chart(QFrame):
         self._legend_entries = {}
         if self.legend is not None:
             self.legend.setText("")
-        for upper, lower, fill in self._bands.values():
+        for _upper, _lower, fill in self._bands.values():
             self.plot.removeItem(fill)
         for line in self._hlines.values():
             self.plot.removeItem(line)

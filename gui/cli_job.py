@@ -65,13 +65,13 @@ class CliJob(QObject):
             self.process.kill()
 
     def _read_stdout(self) -> None:
-        self._buffer += bytes(self.process.readAllStandardOutput())
+        self._buffer += self.process.readAllStandardOutput().data()
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
             self._handle_line(line)
 
     def _read_stderr(self) -> None:
-        self._stderr = (self._stderr + bytes(self.process.readAllStandardError()))[-8000:]
+        self._stderr = (self._stderr + self.process.readAllStandardError().data())[-8000:]
 
     def _handle_line(self, raw: bytes) -> None:
         text = raw.decode("utf-8", "replace").strip()

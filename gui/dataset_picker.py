@@ -4,8 +4,20 @@ optional per-row system prompt) from the columns found."""
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView,
-                               QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from grpo_studio.engine.common.config import DEMO
 from grpo_studio.gui.cli_job import CliJob, error_text
@@ -41,7 +53,9 @@ class DatasetPicker(QWidget):
         self.path.setEditable(True)
         self.path.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.path.addItem(DEMO)
-        self.path.lineEdit().setPlaceholderText("demo, a .jsonl/.json/.csv/.parquet file or folder, or a hub id")
+        line = self.path.lineEdit()
+        assert line is not None  # an editable combo box has one
+        line.setPlaceholderText("demo, a .jsonl/.json/.csv/.parquet file or folder, or a hub id")
         self.path.setToolTip(help_text("dataset.path"))
         self.path.setAccessibleName("dataset")
         self.path.currentTextChanged.connect(self._path_changed)

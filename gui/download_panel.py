@@ -156,7 +156,7 @@ class DownloadPanel(QWidget):
         self.job.start()
 
     def cancel_action(self) -> None:
-        if self.busy():
+        if self.job is not None and self.job.running():  # busy()
             self.cancelled = True
             self.status.setText("Cancelling…")
             self.job.cancel()

@@ -11,7 +11,6 @@ from grpo_studio.engine.common.estimate_model import GIB
 from grpo_studio.engine.common.fit import LABELS, FitResult, fit_config, memory_target, show
 from grpo_studio.gui.widgets import label
 
-
 # Why each setting moved, short enough for the form at 1000 x 700 (the full reasons are the note's tooltip).
 SHORT_WHY = {
     "gradient_checkpointing": "keeps one input per layer",

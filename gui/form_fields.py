@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from grpo_studio.engine.common.config import TrainConfig, field_help, get_path, set_path
 from grpo_studio.gui.widgets import FieldError
@@ -81,13 +91,13 @@ class FieldEditor(QWidget):
             self._get = lambda: None if self.optional and spin.value() < floor else spin.value()
             self._set = lambda v: spin.setValue(floor - 1 if v is None else int(v))
         elif base is float:
-            spin = QDoubleSpinBox()
-            spin.setDecimals(decimals)
-            spin.setRange(float(lo) if lo is not None else -1e9, float(min(hi if hi is not None else 1e9,
-                                                                           maximum or 1e9)))
-            spin.setSingleStep(step or 0.1)
-            spin.valueChanged.connect(lambda _: self.changed_event.emit())
-            self.widget, self._get, self._set = spin, spin.value, lambda v: spin.setValue(float(v or 0.0))
+            box = QDoubleSpinBox()
+            box.setDecimals(decimals)
+            box.setRange(float(lo) if lo is not None else -1e9, float(min(hi if hi is not None else 1e9,
+                                                                          maximum or 1e9)))
+            box.setSingleStep(step or 0.1)
+            box.valueChanged.connect(lambda _: self.changed_event.emit())
+            self.widget, self._get, self._set = box, box.value, lambda v: box.setValue(float(v or 0.0))
         else:
             line = QLineEdit()
             line.textChanged.connect(lambda _: self.changed_event.emit())
@@ -125,7 +135,7 @@ def _float_or_text(text: str) -> Any:
 def add_row(form: QFormLayout, text: str, editor: FieldEditor) -> None:
     form.addRow(text, editor)
     label_widget = form.labelForField(editor)
-    if label_widget is not None:
+    if isinstance(label_widget, QLabel):  # a row with a text label
         label_widget.setToolTip(editor.widget.toolTip())
         label_widget.setBuddy(editor.widget)
 

@@ -2,10 +2,21 @@
 config's `gpus` (data-parallel ranks through torchrun, one per GPU)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QSpinBox, QWidget
 
+from grpo_studio.engine.common.estimate_gpu import detect_gpu, gpu_count
 from grpo_studio.gui.widgets import label
+
+
+class GpuLookups(QObject):
+    """The machine's GPU count and the GPU's memory, looked up on a thread (nvidia-smi takes a moment)."""
+    gpu_done = Signal(object)
+    count_done = Signal(int)
+
+    def detect(self) -> None:
+        self.count_done.emit(gpu_count())
+        self.gpu_done.emit(detect_gpu())
 
 
 class GpuCountBox(QWidget):

@@ -6,8 +6,20 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QPushButton,
-                               QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from grpo_studio.gui.widgets import fmt_number, label
 
@@ -52,7 +64,7 @@ class GroupView(QWidget):
         self.previous.clicked.connect(lambda: self._move(-1))
         self.next.clicked.connect(lambda: self._move(1))
         self.steps.activated.connect(self._chosen)
-        self.follow.toggled.connect(lambda on: on and self.groups and self.show_index(len(self.groups) - 1))
+        self.follow.toggled.connect(self._follow_toggled)
         bar.addWidget(self.previous)
         bar.addWidget(self.steps)
         bar.addWidget(self.next)
@@ -108,7 +120,8 @@ class GroupView(QWidget):
         rows = group.get("completions") or []
         names = sorted({n for row in rows for n in (row.get("rewards") or {})})
         size = group.get("group_size") or len(rows)
-        shown = f"all {len(rows)}" if len(rows) >= size else f"the {len(rows) // 2} best and {len(rows) - len(rows) // 2} worst of {size}"
+        best = len(rows) // 2
+        shown = f"all {len(rows)}" if len(rows) >= size else f"the {best} best and {len(rows) - best} worst of {size}"
         self.caption.setText(f"Prompt: {_one_line(group.get('prompt'))} — {shown} completions, best to worst")
         table = self.table
         table.setColumnCount(len(FIXED) + len(names))
@@ -140,6 +153,10 @@ class GroupView(QWidget):
         self.previous.setEnabled(index > 0)
         self.next.setEnabled(0 <= index < len(self.groups) - 1)
 
+    def _follow_toggled(self, on: bool) -> None:
+        if on and self.groups:
+            self.show_index(len(self.groups) - 1)
+
     def _move(self, by: int) -> None:
         index = self.steps.currentIndex() + by
         if 0 <= index < len(self.groups):
@@ -151,14 +168,16 @@ class GroupView(QWidget):
         self.show_index(index)
 
     def _show_completion(self, row: int) -> None:
-        rows = (self.shown or {}).get("completions") or []
+        shown = self.shown or {}
+        rows = shown.get("completions") or []
         if not 0 <= row < len(rows):
             return
         c = rows[row]
-        scores = "".join(f"<li>{_escape(_short(n))}: {fmt_number(v, 3)}</li>" for n, v in (c.get("rewards") or {}).items())
+        scores = "".join(f"<li>{_escape(_short(n))}: {fmt_number(v, 3)}</li>"
+                         for n, v in (c.get("rewards") or {}).items())
         cut = " · cut off at the length limit" if c.get("truncated") else ""
         self.detail.setHtml(
-            f"<p><b>#{row + 1} of step {self.shown.get('step')}</b> · reward {fmt_number(c.get('reward'), 3)} · "
+            f"<p><b>#{row + 1} of step {shown.get('step')}</b> · reward {fmt_number(c.get('reward'), 3)} · "
             f"advantage {fmt_number(c.get('advantage'), 3)} · {c.get('length')} tokens{cut}</p>"
             f"<pre style='white-space: pre-wrap'>{_escape(c.get('completion'))}</pre><ul>{scores}</ul>"
-            f"<p><b>Prompt</b></p><pre style='white-space: pre-wrap'>{_escape(self.shown.get('prompt'))}</pre>")
+            f"<p><b>Prompt</b></p><pre style='white-space: pre-wrap'>{_escape(shown.get('prompt'))}</pre>")

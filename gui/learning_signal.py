@@ -4,7 +4,7 @@ reward hacking and collapse engine/common/alarms.py (the terminal prints the sam
 events into them and shows the result, alarms first."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QWidget
 

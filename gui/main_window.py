@@ -7,8 +7,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QMessageBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from grpo_studio import __version__
 from grpo_studio.engine.common import runs as run_store
@@ -126,7 +136,7 @@ class MainWindow(QMainWindow):
         return action
 
     def _wire(self) -> None:
-        for page in self.pages:
+        for page in (self.new_run, self.monitor, self.runs, self.export, self.try_page):
             page.status_event.connect(self.show_status)
         self.new_run.run_started_event.connect(self.run_started)
         self.runs.open_run_action.connect(self.open_run)
@@ -139,7 +149,7 @@ class MainWindow(QMainWindow):
         self.active.runs_event.connect(self._active_runs)
         self.active.notice_event.connect(self._notice)
         self.tray.show_window_action.connect(self.bring_forward)
-        self.tray.open_run_action.connect(lambda path: (self.bring_forward(), self.open_run(path)))
+        self.tray.open_run_action.connect(self._open_from_tray)
         self.tray.quit_action.connect(self.quit_action)
 
     def _restore(self) -> None:
@@ -151,7 +161,7 @@ class MainWindow(QMainWindow):
             self._fit_to_screen(keep=True)  # saved on a bigger screen than this one: brought back on screen
         page = self.settings.value("window/page", 0)
         self.apply_settings(theme_too=False)  # app.py applied the theme before any widget existed (cheaper)
-        self.show_page(int(page) if str(page).isdigit() and int(page) < len(PAGES) else 0)
+        self.show_page(int(str(page)) if str(page).isdigit() and int(str(page)) < len(PAGES) else 0)
 
     def _fit_to_screen(self, keep: bool = False) -> None:
         """The first window: PREFERRED_SIZE, or what the screen's available area (without panels and docks)
@@ -262,7 +272,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ settings, window, quitting
     def apply_settings(self, theme_too: bool = True) -> None:
         app = QApplication.instance()
-        if app is not None and theme_too:
+        if isinstance(app, QApplication) and theme_too:
             theme.apply(app, self.settings.theme)
         self.monitor.restyle()
         runs_dir = self.settings.runs_dir
@@ -287,6 +297,10 @@ class MainWindow(QMainWindow):
                           "full logits.</p><p>Runs are independent processes: closing this window never stops "
                           "them.</p>")
 
+    def _open_from_tray(self, path: str) -> None:
+        self.bring_forward()
+        self.open_run(path)
+
     def bring_forward(self) -> None:
         self.show()
         self.setWindowState((self.windowState() & ~Qt.WindowState.WindowMinimized) | Qt.WindowState.WindowActive)
@@ -307,7 +321,7 @@ class MainWindow(QMainWindow):
             self._tell_runs_go_on(live, in_tray=False)
         self.shutdown()
         event.accept()
-        QApplication.instance().quit()
+        QApplication.quit()
 
     def _tell_runs_go_on(self, runs: list, in_tray: bool) -> None:
         """Once (ever): the window closes, training does not — and where to find the runs again."""

@@ -54,6 +54,7 @@ class MemorySplit(QSplitter):
         """The panel's height for the split's present height: whole, or down to the end of its first line
         (the bars and legend below it a scroll or a drag away)."""
         content = self.panel.widget()
+        assert content is not None  # the panel scrolls one widget, set at construction
         wrapped = content.heightForWidth(self.panel.viewport().width())  # its wrapped lines at today's width
         whole = wrapped if wrapped > 0 else content.sizeHint().height()
         if self.height() >= FULL_PANEL_FROM:

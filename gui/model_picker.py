@@ -11,7 +11,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from grpo_studio.engine.common.config import DEMO
-from grpo_studio.engine.common.real_starter import LABEL as REAL_LABEL, is_starter_model, real_model_gguf
+from grpo_studio.engine.common.real_starter import LABEL as REAL_LABEL
+from grpo_studio.engine.common.real_starter import is_starter_model, real_model_gguf
 from grpo_studio.gui.download_panel import DownloadPanel
 from grpo_studio.gui.widgets import FieldError, fmt_bytes, label
 
@@ -67,7 +68,9 @@ class ModelPicker(QWidget):
         self.combo = QComboBox()
         self.combo.setEditable(True)
         self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.combo.lineEdit().setPlaceholderText("demo, a hub id such as Qwen/Qwen2.5-1.5B-Instruct, or a folder")
+        line = self.combo.lineEdit()
+        assert line is not None  # an editable combo box has one
+        line.setPlaceholderText("demo, a hub id such as Qwen/Qwen2.5-1.5B-Instruct, or a folder")
         self.combo.setToolTip("The model to fine-tune: a model in your Hugging Face cache, a hub id, a local "
                               "folder saved by transformers, or 'demo'")
         self.combo.setAccessibleName("model")

@@ -4,18 +4,42 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QLocale, QTimer, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from grpo_studio.gui.engine_bridge import EngineBridge, RunFollower, run_dir_is_live
+from grpo_studio.gui.group_view import GroupView
 from grpo_studio.gui.learning_signal import LearningSignalCard
 from grpo_studio.gui.run_data import AVERAGE_STEPS, RunData
-from grpo_studio.gui.group_view import GroupView
 from grpo_studio.gui.samples_view import SamplesView
-from grpo_studio.gui.widgets import (Card, EmptyState, ErrorPanel, fmt_duration, fmt_number, held_out_text, label,
-                                     open_folder, page_header, page_layout)
+from grpo_studio.gui.widgets import (
+    Card,
+    EmptyState,
+    ErrorPanel,
+    fmt_duration,
+    fmt_number,
+    header_labels,
+    held_out_text,
+    label,
+    open_folder,
+    page_header,
+    page_layout,
+)
+
+if TYPE_CHECKING:  # pyqtgraph loads with the run view (startup time)
+    from grpo_studio.gui.charts import ChartGrid
 
 REFRESH_MS = 200  # charts redraw at most five times a second however fast events arrive
 ANNOUNCE_WITHIN_S = 10.0  # events older than this are history (a reopened run): no status line for them
@@ -68,11 +92,13 @@ class MonitorPage(QWidget):
                                 "Open Runs")
         self.empty.action_event.connect(self.show_runs_action)
         self.stack.addWidget(self.empty)
-        self.charts = None  # built with the run view on first use: pyqtgraph costs ~0.5 s to import
+        self.charts: ChartGrid | None = None  # built with the run view on first use: pyqtgraph costs ~0.5 s to import
 
-    def ensure_view(self) -> None:
+    def ensure_view(self) -> ChartGrid:
         if self.charts is None:
             self.stack.addWidget(self._build_run_view())
+        assert self.charts is not None  # _build_run_view() made them
+        return self.charts
 
     def restyle(self) -> None:
         if self.charts is not None:
@@ -97,8 +123,7 @@ class MonitorPage(QWidget):
         self.folder_button.clicked.connect(lambda: self.run_dir and open_folder(self.run_dir))
         header = page_header("Monitor", "", [self.pause_button, self.save_button, self.stop_button,
                                              self.folder_button])
-        self.title = header.itemAt(0).layout().itemAt(0).widget()
-        self.subtitle = header.itemAt(0).layout().itemAt(1).widget()
+        self.title, self.subtitle = header_labels(header)
         layout.addLayout(header)
 
         progress_card = Card()
@@ -131,13 +156,13 @@ class MonitorPage(QWidget):
         self.tabs = QTabWidget()
         from grpo_studio.gui.charts import ChartGrid
 
-        self.charts = ChartGrid()
+        self.charts = charts = ChartGrid()
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         holder = QWidget()
         holder_layout = QVBoxLayout(holder)
         holder_layout.setContentsMargins(10, 10, 10, 10)
-        holder_layout.addWidget(self.charts)
+        holder_layout.addWidget(charts)
         scroll.setWidget(holder)
         self.tabs.addTab(scroll, "&Charts")
         self.samples, self.group_view = SamplesView(), GroupView()
@@ -156,12 +181,12 @@ class MonitorPage(QWidget):
         """Show `run_dir`: replay its events.jsonl, then follow it live while its engine runs.
         `expect_start`: an engine was just launched for it (a new or resumed run)."""
         self.close_run()
-        self.ensure_view()
+        charts = self.ensure_view()
         self.run_dir = Path(run_dir)
         self.data = RunData()
         self.pause_pending = False
-        self.charts.clear()
-        self.charts.estimate = _estimate_total(self.run_dir)
+        charts.clear()
+        charts.estimate = _estimate_total(self.run_dir)
         self.samples.clear()
         self.group_view.clear()
         self.log_view.clear()
@@ -174,8 +199,16 @@ class MonitorPage(QWidget):
         follower = self.follower = self.bridge.follow(self.run_dir, expect_start=expect_start)
         # Only the current follower's events count: a batch still queued from the run shown before must not
         # land in this run's data (its seqs would hide this run's events as "already seen").
-        follower.events_event.connect(lambda events: follower is self.follower and self.events_event_response(events))
-        follower.ended_event.connect(lambda: follower is self.follower and self._follow_ended())
+        def on_events(events: list) -> None:
+            if follower is self.follower:
+                self.events_event_response(events)
+
+        def on_ended() -> None:
+            if follower is self.follower:
+                self._follow_ended()
+
+        follower.events_event.connect(on_events)
+        follower.ended_event.connect(on_ended)
         follower.start()
         self.stack.setCurrentIndex(1)
         self._dirty = True
@@ -250,7 +283,7 @@ class MonitorPage(QWidget):
 
     # ------------------------------------------------------------------ drawing
     def _refresh(self) -> None:
-        if not self._dirty or self.run_dir is None:
+        if not self._dirty or self.run_dir is None or self.charts is None:
             return
         self._dirty = False
         data = self.data
@@ -286,7 +319,7 @@ class MonitorPage(QWidget):
         data = self.data
         step = f"Step {data.step} of {data.total_steps}" if data.total_steps else f"Step {data.step}"
         if data.done:
-            reason = data.done.get("reason")
+            reason = str(data.done.get("reason"))
             return {"finished": f"Finished: {step}", "stopped": f"Stopped at step {data.step} (resumable)",
                     "failed": f"Failed at step {data.step}"}.get(reason, step)
         if data.paused:

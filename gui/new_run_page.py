@@ -9,15 +9,30 @@ import threading
 from pathlib import Path
 
 import yaml
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton, QScrollArea, QSizePolicy,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from grpo_studio.engine.common.config import (DEMO, ConfigError, config_from_dict, dump_config, load_config,
-                                              save_config, set_path)
+from grpo_studio.engine.common.config import (
+    DEMO,
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    dump_config,
+    load_config,
+    save_config,
+    set_path,
+)
 from grpo_studio.engine.common.estimate import estimate_run
-from grpo_studio.engine.common.estimate_gpu import detect_gpu, gpu_count
 from grpo_studio.engine.common.launcher import engine_command, start_detached
 from grpo_studio.engine.common.real_starter import is_starter_model, real_config
 from grpo_studio.engine.common.runs import new_run_dir
@@ -25,7 +40,7 @@ from grpo_studio.engine.common.shell_args import quoted
 from grpo_studio.gui.algorithm_panel import AlgorithmPanel
 from grpo_studio.gui.dataset_picker import DatasetPicker
 from grpo_studio.gui.fit_panel import FitPanel, scroll_to
-from grpo_studio.gui.gpu_count import GpuCountBox
+from grpo_studio.gui.gpu_count import GpuCountBox, GpuLookups
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
 from grpo_studio.gui.memory_split import PANEL_STYLE, MemorySplit
 from grpo_studio.gui.model_lookup import ModelConfigs
@@ -40,11 +55,6 @@ from grpo_studio.gui.widgets import MARGIN, SPACING, Card, FieldError, label, pa
 DEBOUNCE_MS = 150
 
 
-class _Lookups(QObject):
-    gpu_done = Signal(object)
-    count_done = Signal(int)
-
-
 class NewRunPage(QWidget):
     run_started_event = Signal(str)  # run folder
     status_event = Signal(str)
@@ -54,7 +64,7 @@ class NewRunPage(QWidget):
         super().__init__(parent)
         self.settings = settings
         self.data: dict = demo_data()
-        self.config = None
+        self.config: TrainConfig | None = None
         self.errors: dict[str, str] = {}
         self.gpu: dict | None = None
         self.model_configs = ModelConfigs(self)
@@ -62,7 +72,7 @@ class NewRunPage(QWidget):
         self._loading = False
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(self.validate)
-        self._lookups = _Lookups(self)
+        self._lookups = GpuLookups(self)
         self._lookups.gpu_done.connect(self._gpu_done)
         self._build()
         data, restored = self._restored_data()
@@ -161,8 +171,8 @@ class NewRunPage(QWidget):
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.activated.connect(self.start_action)
 
-        for widget in (self.model, self.dataset, self.rewards, self.hyper, self.algorithm, self.gpus):
-            widget.changed_event.connect(self.schedule)
+        for part in (self.model, self.dataset, self.rewards, self.hyper, self.algorithm, self.gpus):
+            part.changed_event.connect(self.schedule)
         self._lookups.count_done.connect(self.gpus.set_available)
         self.model.status_event.connect(self.status_event)
         self.rewards.try_action.connect(self.try_rewards_action)
@@ -209,8 +219,7 @@ class NewRunPage(QWidget):
             self._timer.start()
 
     def detect_gpu_async(self) -> None:
-        threading.Thread(target=lambda: (self._lookups.count_done.emit(gpu_count()),
-                                         self._lookups.gpu_done.emit(detect_gpu())), daemon=True).start()
+        threading.Thread(target=self._lookups.detect, daemon=True).start()
 
     def _gpu_done(self, gpu: object) -> None:
         self.gpu = gpu if isinstance(gpu, dict) else None
@@ -258,7 +267,7 @@ class NewRunPage(QWidget):
         self.start_button.setEnabled(not errors and not waiting)
         self.copy_button.setEnabled(self.config is not None)
         self.save_button.setEnabled(self.config is not None)
-        if not errors:
+        if not errors and self.config is not None:
             self.settings.set_value("new_run/last_config", dump_config(self.config))
 
     def _switched_demo(self, before: object, data: dict) -> bool:
@@ -348,7 +357,8 @@ class NewRunPage(QWidget):
         """A shell snippet that recreates this run from a terminal."""
         argv = engine_command(["train", "config.yaml"])
         command = " ".join(quoted(a) for a in argv)
-        return f"cat > config.yaml <<'EOF'\n{dump_config(self.config)}EOF\n{command}\n"
+        config = dump_config(self.config) if self.config is not None else ""  # the button needs a valid one
+        return f"cat > config.yaml <<'EOF'\n{config}EOF\n{command}\n"
 
     def copy_command_action(self) -> None:
         if self.config is None:

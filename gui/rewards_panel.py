@@ -1,13 +1,24 @@
 """Rewards: the built-in functions with weights, custom `file.py:function` rewards (TRL's signature), reward
-models (a sequence-classification model's score, optionally in 4 bits), and the "Try rewards on 5 rows" button (try_rewards_dialog.py shows what each function returns)."""
+models (a sequence-classification model's score, optionally in 4 bits), and the "Try rewards on 5 rows" button
+(try_rewards_dialog.py shows what each function returns)."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog,
-                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from grpo_studio.gui.widgets import FieldError, label
 
@@ -65,7 +76,7 @@ def _weight_box(value: float = 1.0) -> QDoubleSpinBox:
 
 
 class CustomRow(QWidget):
-    def __init__(self, spec: str, weight: float, panel: "RewardsPanel") -> None:
+    def __init__(self, spec: str, weight: float, panel: RewardsPanel) -> None:
         super().__init__()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -92,7 +103,7 @@ class ModelRow(QWidget):
     """A reward model: a sequence-classification model (a cached hub id or a folder) whose first logit for
     prompt + completion is the reward; optionally loaded in 4 bits."""
 
-    def __init__(self, model: str, weight: float, four_bit: bool, panel: "RewardsPanel") -> None:
+    def __init__(self, model: str, weight: float, four_bit: bool, panel: RewardsPanel) -> None:
         super().__init__()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -8,14 +8,30 @@ from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
-                               QStackedWidget, QTableView, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QTableView,
+    QWidget,
+)
 
 from grpo_studio.engine.common import runs as run_store
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.gui import theme
-from grpo_studio.gui.widgets import (EmptyState, fmt_duration, fmt_number, held_out_text, open_folder, page_header,
-                                     page_layout)
+from grpo_studio.gui.widgets import (
+    EmptyState,
+    fmt_duration,
+    fmt_number,
+    held_out_text,
+    open_folder,
+    page_header,
+    page_layout,
+)
 
 RESUMABLE = ("stopped", "crashed", "failed", "damaged")  # damaged: from its newest checkpoint that reads back
 WIDE_COLUMNS = (0, 2)  # Run, Model

@@ -66,9 +66,10 @@ class AppSettings:
     @property
     def plateau_steps(self) -> int:
         """Notify when a run's mean reward has not improved for this many steps (0 = never)."""
+        value = self._get("plateau_steps", DEFAULT_PLATEAU_STEPS)
         try:
-            return max(0, int(self._get("plateau_steps", DEFAULT_PLATEAU_STEPS)))
-        except (TypeError, ValueError):
+            return max(0, int(value)) if isinstance(value, (int, float, str)) else DEFAULT_PLATEAU_STEPS
+        except ValueError:
             return DEFAULT_PLATEAU_STEPS
 
     @plateau_steps.setter

@@ -60,7 +60,7 @@ class InstanceServer(QObject):
 
     def _read(self) -> None:
         socket = self.sender()
-        if isinstance(socket, QLocalSocket) and bytes(socket.readAll()).strip() == SHOW.strip():
+        if isinstance(socket, QLocalSocket) and bytes(socket.readAll().data()).strip() == SHOW.strip():
             self.show_event.emit()
 
     def close(self) -> None:

@@ -53,7 +53,7 @@ def resolve(choice: str) -> Colors:
     if choice == "light":
         return LIGHT
     app = QGuiApplication.instance()
-    if app is not None:
+    if isinstance(app, QGuiApplication):
         scheme = app.styleHints().colorScheme()
         if scheme == Qt.ColorScheme.Dark:
             return DARK

@@ -92,7 +92,7 @@ class Tray(QObject):
         self.rebuild_menu()
         for action in self.menu.actions():
             sub = action.menu()
-            if sub is not None and action.text().startswith(Path(run_dir).name):
+            if isinstance(sub, QMenu) and action.text().startswith(Path(run_dir).name):
                 return {a.text(): a for a in sub.actions()}
         return {}
 

@@ -8,8 +8,17 @@ when the page is left, the run changes or the app quits (it also exits by itself
 from __future__ import annotations
 
 from PySide6.QtGui import QHideEvent, QKeySequence, QShortcut, QTextCursor
-from PySide6.QtWidgets import (QApplication, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit, QPlainTextEdit,
-                               QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 from grpo_studio.gui.adapter_page import AdapterPage
 from grpo_studio.gui.widgets import Card, fmt_number, label, page_header, page_layout
@@ -126,10 +135,11 @@ class TryPage(AdapterPage):
         self.error_panel.hide()
         for panel in self.panels.values():
             panel.clear()
-        loading = self.job is None
-        if loading:
-            self.start_job(["chat", self.run.run_dir() or "", "--serve", "--json"])
-        self.job.send(self.request())
+        job = self.job
+        loading = job is None
+        if job is None:
+            job = self.start_job(["chat", self.run.run_dir() or "", "--serve", "--json"])
+        job.send(self.request())
         self._set_generating(True)
         self.status_event.emit("Loading the model, then generating…" if loading else "Generating…")
 

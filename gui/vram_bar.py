@@ -230,7 +230,7 @@ class VramBar(QWidget):
     def _show_gpu_run(self, result: dict) -> None:
         c = theme.current()
         ours, naive = result["plans"]["grpo_studio"], result["plans"]["naive"]
-        gpu, verdict = result.get("gpu"), result.get("verdict", "no_gpu")
+        gpu, verdict = result.get("gpu") or {}, result.get("verdict", "no_gpu")
         color = {"fits": c.good, "tight": c.warn, "too_big": c.bad}.get(verdict, c.muted)
         self.verdict.setText(VERDICT_TEXT.get(verdict, verdict))
         self.verdict.setStyleSheet(f"color: {color};")
@@ -240,7 +240,8 @@ class VramBar(QWidget):
         parts = peak_components(ours)
         self.canvas.set_data(parts, ours["total"], naive["total"], gpu)
         self.canvas.show()
-        items = [f"<span style='color:{color_}'>■</span>&nbsp;" + f"{text} {fmt_bytes(parts[key])}".replace(" ", "&nbsp;")
+        items = [f"<span style='color:{color_}'>■</span>&nbsp;"
+                 + f"{text} {fmt_bytes(parts[key])}".replace(" ", "&nbsp;")
                  for (key, text), color_ in zip(PARTS, PART_COLORS) if parts.get(key)]  # each item wraps whole
         if ours.get("host_ram"):
             items.append(f"+ {fmt_bytes(ours['host_ram'])} CPU RAM for offloaded activations")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QRect, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPushButton, QSizePolicy, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 SPACING = 12  # the one gap between blocks; forms use SPACING // 2 between rows
 MARGIN = 20
@@ -106,6 +105,17 @@ def page_header(title: str, subtitle: str, actions: list[QWidget] | None = None)
     for widget in actions or []:
         row.addWidget(widget, 0, Qt.AlignmentFlag.AlignBottom)
     return row
+
+
+def header_labels(header: QLayout) -> tuple[QLabel, QLabel]:
+    """The title and subtitle labels of a page_header, for a page that changes them later."""
+    column = header.itemAt(0)
+    texts = column.layout() if column is not None else None
+    items = [texts.itemAt(0), texts.itemAt(1)] if texts is not None else [None, None]
+    title, subtitle = (item.widget() if item is not None else None for item in items)
+    if not (isinstance(title, QLabel) and isinstance(subtitle, QLabel)):
+        raise ValueError("not a page_header layout")
+    return title, subtitle
 
 
 def page_layout(widget: QWidget) -> QVBoxLayout:

@@ -24,7 +24,8 @@ log-probs and entropies come first, then the gradients in a second sweep.
 from __future__ import annotations
 
 import os
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -116,7 +117,7 @@ def _torch_logprobs_and_grads(h2d: torch.Tensor, weight: torch.Tensor, ids: torc
         z.sub_(top).exp_()
         sum_exp = z.sum(1, keepdim=True)
         logp[rows] = (picked - top - sum_exp.log()).squeeze(1)
-        if need_entropy:  # H = log S - sum(e log e) / S with e = exp(z - max), S = sum(e)
+        if entropy is not None:  # need_entropy. H = log S - sum(e log e) / S with e = exp(z - max), S = sum(e)
             e_log_e = sum(torch.special.xlogy(z[:, c:c + _ENTROPY_COLUMNS], z[:, c:c + _ENTROPY_COLUMNS]).sum(1)
                           for c in range(0, vocab, _ENTROPY_COLUMNS))
             entropy[rows] = sum_exp.log().squeeze(1) - e_log_e / sum_exp.squeeze(1)
@@ -126,12 +127,13 @@ def _torch_logprobs_and_grads(h2d: torch.Tensor, weight: torch.Tensor, ids: torc
         coef, ent_coef = coef_fn(logp[rows], rows, None if entropy is None else entropy[rows])
         scale = (coef / temperature).unsqueeze(1)
         if not bool(scale.any()) and (ent_coef is None or not bool(ent_coef.any())):  # nothing flows back
-            if need_h:
+            if grad_h is not None:  # need_h
                 grad_h[rows] = 0
             continue
         if ent_coef is None:
             z.mul_(-scale / sum_exp)
         else:  # + ent_coef / T * dH/dz, dH/dz = -p (log p + H), log p = log e - log S, in column slices
+            assert entropy is not None  # an entropy coefficient comes with need_entropy
             ent = (ent_coef / temperature).unsqueeze(1)
             log_s = sum_exp.log()
             linear = -(scale + ent * (entropy[rows].unsqueeze(1) - log_s)) / sum_exp
@@ -140,12 +142,12 @@ def _torch_logprobs_and_grads(h2d: torch.Tensor, weight: torch.Tensor, ids: torc
                 e_log_e = torch.special.xlogy(part, part)
                 part.mul_(linear).sub_(e_log_e.mul_(ent / sum_exp))
         z.scatter_add_(1, idx, scale)
-        if need_h:
+        if grad_h is not None:  # need_h
             if fp32:
                 torch.mm(z, weight, out=grad_h[rows])
             else:
                 grad_h[rows] = z.to(weight.dtype) @ weight
-        if need_w:
+        if grad_w is not None:  # need_w
             grad_w.addmm_(z.T, h if fp32 else h.float())
     return _PassResult(logp, entropy, grad_h, grad_w)
 

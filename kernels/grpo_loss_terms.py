@@ -132,6 +132,7 @@ def sampler_correction(train_logp, sampling_logp, mask, length: int, options: Lo
     summed difference, truncated to [clip_min, clip_max] or masked to 0 outside it."""
     diff = torch.nan_to_num((train_logp - sampling_logp) * mask, nan=0.0)
     mode = options.sampling_correction
+    assert mode is not None  # called only when a sampling correction is on
     per = diff.view(-1, length).sum(-1).repeat_interleave(length) if mode.startswith("sequence") else diff
     ratio = torch.exp(per)
     lo = -math.inf if options.sampling_clip_min is None else options.sampling_clip_min

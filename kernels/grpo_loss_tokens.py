@@ -53,6 +53,8 @@ def token_weights(mask: torch.Tensor, loss_type: str, max_completion_length: int
     if kind == "sequence_mean":
         return mask / (batch * mask.sum(-1, keepdim=True).clamp(min=1.0))
     if kind == "fixed_length":
+        if max_completion_length is None:
+            raise ValueError(f"loss_type {loss_type!r} normalises by max_completion_length: pass it")
         return mask / float(batch * max_completion_length)
     if kind == "sequence_sum":
         return mask / float(batch)

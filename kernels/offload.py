@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,11 +77,12 @@ class _SavedInput:
         return self.lease is not None
 
     def prefetch(self, stream: CopyStream) -> None:
-        if self.offloaded and self.prefetched is None and self.finish.alive:
+        if self.lease is not None and self.prefetched is None and self.finish.alive:  # offloaded
             self.prefetched = stream.to_device(self.lease, self.shape, self.device)
 
     def load(self, stream: CopyStream) -> torch.Tensor:
         self.prefetch(stream)
+        assert self.prefetched is not None  # load() is for offloaded inputs, whose backward has not run yet
         tensor, event = self.prefetched
         stream.wait(event, self.device)
         self.prefetched = None
@@ -209,7 +211,7 @@ class _OffloadedCheckpoint(torch.autograd.Function):
 _CACHE_KWARGS = ("cache", "past_key_value", "past_key_values", "layer_past")
 
 
-def _wrap_forward(handle: OffloadHandle, layer: nn.Module, forward: Callable, stack: int,
+def _wrap_forward(handle: OffloadHandle, layer: Any, forward: Callable, stack: int,  # layer: a transformers one
                   index: int) -> Callable:
     def checkpointed_forward(*args, **kwargs):
         if args:
@@ -236,7 +238,8 @@ def _wrap_forward(handle: OffloadHandle, layer: nn.Module, forward: Callable, st
         outputs = _OffloadedCheckpoint.apply(call, hidden, handle._anchor, *call.grad_tensors)
         return _fill(call.out_template, outputs)
 
-    checkpointed_forward.offload_handle = handle  # marks a wrapped layer
+    # marks a wrapped layer; a function attribute, which mypy does not model
+    checkpointed_forward.offload_handle = handle  # type: ignore[attr-defined]
     return checkpointed_forward
 
 
@@ -272,8 +275,8 @@ class OffloadHandle:
             for index, layer in enumerate(stack):
                 self._originals.append((layer, layer.__dict__.get("forward"),
                                         layer.__dict__.get("gradient_checkpointing")))
-                if getattr(layer, "gradient_checkpointing", False):
-                    layer.gradient_checkpointing = False
+                if getattr(layer, "gradient_checkpointing", False):  # a transformers layer's flag (not typed)
+                    layer.gradient_checkpointing = False  # type: ignore[assignment]
                 layer.forward = _wrap_forward(self, layer, layer.forward, stack_index, index)
 
     # --- public

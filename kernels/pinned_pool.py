@@ -19,8 +19,9 @@ copy overlaps compute), or as plain copies on any other device.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -150,7 +151,7 @@ class CopyStream:
 
     def to_host(self, src: torch.Tensor, lease: Lease) -> None:
         flat = src.reshape(-1)
-        if not self.cuda:
+        if self.stream is None:  # not cuda
             _copy_pieces(lease, flat, to_host=True)
             return
         self.stream.wait_stream(torch.cuda.current_stream(src.device))  # src is being written until then
@@ -162,7 +163,7 @@ class CopyStream:
     def to_device(self, lease: Lease, shape: torch.Size, device: torch.device) -> tuple[torch.Tensor, Any]:
         """Start copying the leased activation to device; returns the tensor and an event to wait on."""
         dst = torch.empty(lease.numel, dtype=lease.dtype, device=device)  # on the compute stream: freed there
-        if not self.cuda:
+        if self.stream is None:  # not cuda
             _copy_pieces(lease, dst, to_host=False)
             return dst.view(shape), None
         # dst may reuse memory the compute stream was still working on; the copy into it waits for that.

@@ -167,6 +167,16 @@ def test_eval_command_errors_say_what_to_do(tmp_path, capsys):
     assert code != 0 and "no checkpoint step-9" in lines[-1]["message"] and "step-1" in lines[-1]["hint"]
 
 
+def test_eval_command_on_an_adapter_whose_step_is_unknown(tmp_path, capsys):
+    """No checkpoint name and no status.json to say the step: evaluated all the same, the step left None."""
+    run = tmp_path / "run"
+    assert run_engine(small_config(steps=1), run, quiet=True) == 0
+    RunPaths(run).status.unlink()
+    code, lines = cli_lines(capsys, "eval", run, "--data", held_out_file(tmp_path, [(1, 2)]))
+    (only,) = [m for m in lines if m["type"] == "eval"]
+    assert code == 0 and only["step"] is None and only["num_prompts"] == 1
+
+
 def test_train_eval_flag_sets_the_held_out_data(tmp_path):
     from grpo_studio.engine.cli import build_parser
     from grpo_studio.engine.commands.train import resolve_job

@@ -9,14 +9,15 @@ Tokens are streamed through `emit` as they are decoded: {"type": "token", "side"
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from grpo_studio.engine.common.config import TrainConfig, load_config
-from grpo_studio.engine.data.dataset import build_prompt, render_prompt
 from grpo_studio.engine.common.errors import StudioError
+from grpo_studio.engine.data.dataset import build_prompt, render_prompt
 from grpo_studio.engine.export.gguf_adapter import find_adapter, find_base_model, find_run_dir
 
 Emit = Callable[[dict], None]
@@ -51,7 +52,7 @@ def load_model(adapter_dir: Path, config: TrainConfig | None, base_dir: str | Pa
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stdout/stderr carry our own lines only
-    model = AutoModelForCausalLM.from_pretrained(str(base.folder), **kwargs)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(base.folder), **kwargs)  # .to() typed for a class
     if "quantization_config" not in kwargs:
         model.to(device)
     model = PeftModel.from_pretrained(model, str(adapter_dir))
@@ -186,8 +187,9 @@ class ChatSession:
                                             if config.dataset.answer_column else {})}
         prompt, text = render(config, self.tokenizer, prompt_text)
         limit = max_new_tokens or (config.grpo.max_completion_length if config else 256)
-        options = {"max_new_tokens": limit, "temperature": temperature, "top_p": config.grpo.top_p if config else 1.0,
-                   "seed": config.seed if config else 0, "should_stop": should_stop}
+        options: dict[str, Any] = {"max_new_tokens": limit, "temperature": temperature,
+                                   "top_p": config.grpo.top_p if config else 1.0,
+                                   "seed": config.seed if config else 0, "should_stop": should_stop}
         reported: set[str] = set()
         for side in SIDES:
             def on_text(piece: str, side: str = side) -> None:

@@ -13,11 +13,13 @@ goes on. Requests are read on a thread, so a stop arrives while generate() runs.
 """
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from grpo_studio.engine.chat.answers import ChatSession, Emit
 from grpo_studio.engine.common.errors import StudioError
@@ -94,7 +96,7 @@ def serve(path: str | Path, *, emit: Emit, requests: IO[str], base_dir: str | Pa
         try:
             session.answer(request["prompt"], emit=emit, max_new_tokens=request.get("max_new_tokens"),
                            temperature=float(request.get("temperature", 0.0)), answer=request.get("answer"),
-                           should_stop=lambda number=number: inbox.stopped(number))
+                           should_stop=functools.partial(inbox.stopped, number))
         except StudioError as error:  # e.g. a reward file that fails on this answer: say so, keep serving
             emit({"type": "error", "kind": error.kind, "message": error.message, "hint": error.hint})
             emit({"type": "done"})

@@ -20,26 +20,34 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+# The torch-free half (names, listing, pruning) lives in checkpoint_files; re-exported for the loop.
+# The torch-free half (names, listing, pruning) lives in checkpoint_files; re-exported for the loop.
+from grpo_studio.engine.checkpoints.files import (  # noqa: F401  # noqa: F401
+    COMPLETE_FILE,
+    CONFIG_FILE,
+    STATE_FILE,
+    checkpoint_config,
+    complete_checkpoints,
+    latest_checkpoint,
+    prune_checkpoints,
+    remove_partial,
+)
 from grpo_studio.engine.common.disk import as_disk_full
 from grpo_studio.engine.common.errors import StudioError
-
-# The torch-free half (names, listing, pruning) lives in checkpoint_files; re-exported for the loop.
-from grpo_studio.engine.checkpoints.files import (COMPLETE_FILE, CONFIG_FILE, STATE_FILE,  # noqa: F401
-                                                 checkpoint_config, complete_checkpoints, latest_checkpoint,
-                                                 prune_checkpoints, remove_partial)
 
 
 def capture_rng() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": (kind, keys.tolist(), pos, has_gauss, cached)}
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state(),
+                             "numpy": (kind, np.asarray(keys).tolist(), pos, has_gauss, cached)}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -55,7 +63,7 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+def save_checkpoint(folder: Path, step: int, model: Any, optimizer: torch.optim.Optimizer,
                     scheduler: Any, data_state: dict, extra: dict | None = None) -> Path:
     """Write checkpoint `step` under `folder` (a run's checkpoints/) atomically; returns its path.
     `extra["config"]` (the run's config as a dict), when given, goes to config.json beside the state."""

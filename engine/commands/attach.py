@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.common.client import follow_events
-    from grpo_studio.engine.run.progress import ProgressPrinter
     from grpo_studio.engine.common.runs import summarize_run
+    from grpo_studio.engine.run.progress import ProgressPrinter
 
     run_dir = resolve(args)
     print(f"run folder: {run_dir}")

@@ -7,7 +7,7 @@ With --serve --json the model stays loaded and answers requests read from stdin 
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 NAME = "chat"
 HELP = "try a trained adapter: answer a prompt with the base model and the tuned one, with reward scores"
@@ -57,7 +57,6 @@ def _text_view(emit_json: Callable[[dict], None], args: argparse.Namespace) -> C
 
 def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.commands.export import json_lines
-
     from grpo_studio.engine.common.errors import ConfigError
 
     if args.serve and not args.json:

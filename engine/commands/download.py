@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(source, args: argparse.Namespace) -> int:
-    from grpo_studio.engine.hub.download import free_bytes, plan_download
     from grpo_studio.engine.common.sources import cached_snapshot, hub_cache_dir
+    from grpo_studio.engine.hub.download import free_bytes, plan_download
 
     cached = cached_snapshot(source, args.revision)
     plan = None if cached is not None else plan_download(source, args.revision)
@@ -62,15 +62,15 @@ def _plan(source, args: argparse.Namespace) -> int:
         _print(answer)
     elif cached is not None:
         print(f"{source.repo_id} is already in the cache: {cached}")
-    else:
+    elif plan is not None:  # not cached: planned
         print(f"{source.repo_id}: {len(plan.files)} files, {plan.total_bytes} bytes "
               f"({plan.missing_bytes} still to download); {free} bytes free in {hub_cache_dir()}")
     return 0
 
 
 def _download(source, args: argparse.Namespace) -> int:
-    from grpo_studio.engine.hub.fetch import fetch
     from grpo_studio.engine.hub.download import DownloadCancelled
+    from grpo_studio.engine.hub.fetch import fetch
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.common.estimate import estimate_run, format_table
 
     config = build_config(args)
-    gpu = "detect"
+    gpu: dict | str = "detect"
     if args.gpu_memory is not None:
         size = int(args.gpu_memory * 2**30)
         gpu = {"name": f"{args.gpu_memory:g} GiB GPU (--gpu-memory)", "total": size, "free": size}

@@ -7,7 +7,7 @@ model evaluated (the fields of the run's own eval events, plus "side": base | tu
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 NAME = "eval"
 HELP = "score a run (or a checkpoint) on held-out questions: accuracy and reward, before -> after with --with-base"

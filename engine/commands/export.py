@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from grpo_studio.engine.common.errors import StudioError
@@ -24,11 +25,12 @@ OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="RUN|ADAPTER_DIR", help="a run (its name, as `grpo-studio runs` lists it, "
                                                                 "or its folder), a checkpoint or an adapter folder")
-    parser.add_argument("--gguf", metavar="OUT.gguf", help="GGUF adapter file (default: RUN/exports/adapter-OUTTYPE.gguf)")
-    parser.add_argument("--outtype", choices=OUTTYPES, default="f16", help="tensor type in the GGUF (default f16; "
-                                                                            "q8_0 falls back to f16 per tensor)")
-    parser.add_argument("--ollama", metavar="BASE.gguf", help="also write an Ollama Modelfile over this base model GGUF "
-                                                             "(or an Ollama model name)")
+    parser.add_argument("--gguf", metavar="OUT.gguf",
+                        help="GGUF adapter file (default: RUN/exports/adapter-OUTTYPE.gguf)")
+    parser.add_argument("--outtype", choices=OUTTYPES, default="f16",
+                        help="tensor type in the GGUF (default f16; q8_0 falls back to f16 per tensor)")
+    parser.add_argument("--ollama", metavar="BASE.gguf",
+                        help="also write an Ollama Modelfile over this base model GGUF (or an Ollama model name)")
     parser.add_argument("--merged", metavar="OUT_DIR", help="also write the merged model as a Hugging Face folder")
     parser.add_argument("--base", metavar="DIR", help="the base model's folder, when the adapter's own reference "
                                                       "to it is not on this machine")
@@ -94,7 +96,7 @@ def _source(path_or_name: str) -> Path:
     return resolve_run(path_or_name)
 
 
-def writing_error(error: OSError) -> "StudioError | None":
+def writing_error(error: OSError) -> StudioError | None:
     """An OSError while writing the export as what the user can act on (a full disk, a folder they cannot
     write to), or None for anything else."""
     import errno

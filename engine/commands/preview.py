@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from grpo_studio.engine.common.config import DatasetConfig
-    from grpo_studio.engine.data.dataset import preview
     from grpo_studio.engine.common.errors import StudioError
+    from grpo_studio.engine.data.dataset import preview
 
     _quiet_datasets()
     try:

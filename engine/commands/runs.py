@@ -27,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
     runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     summaries = list_runs(runs_dir)
     if args.json:
-        rows = [{**vars(s), "path": str(s.path)} for s in summaries]
-        print(json.dumps(rows, indent=1))
+        print(json.dumps([{**vars(s), "path": str(s.path)} for s in summaries], indent=1))
         return 0
     if not summaries:
         print(f"no runs in {runs_dir} yet: start one with `grpo-studio train --demo` or the app")

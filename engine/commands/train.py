@@ -19,11 +19,15 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from grpo_studio.engine.distributed import torchrun
-from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.common.runs import RunPaths
+from grpo_studio.engine.distributed import torchrun
+from grpo_studio.engine.train.control import Control
+
+if TYPE_CHECKING:
+    from grpo_studio.engine.common.config import TrainConfig
 
 NAME = "train"
 HELP = "train with GRPO from a config file (or the built-in demo) in the terminal"
@@ -54,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class TrainJob:
     """What to run, resolved from the arguments (shared with --detach, which starts it in the background)."""
-    config: object  # TrainConfig
+    config: TrainConfig
     run_dir: Path
     resume: bool
     notes: list[str]  # what was decided on the way (changes applied on resume, files --overwrite removed)
@@ -64,8 +68,8 @@ def resolve_job(args: argparse.Namespace) -> TrainJob:
     from grpo_studio.engine.common.config import config_from_dict, load_config
     from grpo_studio.engine.common.demo import demo_config
     from grpo_studio.engine.common.real_starter import real_config
-    from grpo_studio.engine.run.folder import prepare_new_run
     from grpo_studio.engine.common.runs import RunPaths, new_run_dir
+    from grpo_studio.engine.run.folder import prepare_new_run
 
     run_dir = args.run_dir
     resume = bool(args.resume)
@@ -128,8 +132,8 @@ def _check_steps_beyond(steps: int | None, checkpoints: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grpo_studio.engine.run.summary import run_summary
     from grpo_studio.engine.run.runner import run_engine
+    from grpo_studio.engine.run.summary import run_summary
 
     job = resolve_job(args)
     if args.detach:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common.text import clip
 
@@ -49,8 +49,8 @@ def try_rewards(config_path: str | Path, rows: int = 5) -> dict:
     """{rows: [{row, kind, prompt, completion, rewards: {fn: value}, total}], functions: [{name, weight,
     description}], errors: [{function, kind, message, hint}], error (the first, when any), notes}."""
     from grpo_studio.engine.common.config import load_config
-    from grpo_studio.engine.data.dataset import reward_columns, build_prompt, load_rows
     from grpo_studio.engine.common.errors import RewardError
+    from grpo_studio.engine.data.dataset import build_prompt, load_rows, reward_columns
     from grpo_studio.engine.rewards.scoring import load_reward_functions, score_completions, weighted_sum
 
     config = load_config(config_path)

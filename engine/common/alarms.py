@@ -10,7 +10,7 @@ The baseline is the mean of the first BASELINE steps that carry a `signal`; "rec
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 
 from grpo_studio.engine.common.signal_hints import Hint, _mean
 
@@ -56,7 +56,7 @@ class Alarms:
             window = list(self.recent) or self.baseline[-RECENT:]
             self.evals.append((event["step"], float(event["accuracy"]), _mean([m.get("reward") for m in window])))
 
-    def see_all(self, events: Iterable[dict]) -> "Alarms":
+    def see_all(self, events: Iterable[dict]) -> Alarms:
         for event in events:
             self.see(event)
         return self

@@ -14,10 +14,11 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing import connection as mpc
 from pathlib import Path
-from typing import Iterator
+from typing import cast
 
 from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.events import read_events
@@ -41,7 +42,7 @@ class EngineClient:
         self.conn: mpc.Connection | None = None
         self._pending: deque[dict] = deque()  # events that arrived while waiting for a reply
 
-    def connect(self) -> "EngineClient":
+    def connect(self) -> EngineClient:
         status = read_status(self.paths)
         address = status.get("endpoint")
         if not address or not run_is_live(status, self.paths):
@@ -61,13 +62,17 @@ class EngineClient:
     def _send(self, message: dict) -> None:
         if self.conn is None:
             self.connect()
-        self.conn.send_bytes(encode(message))
+        self._open().send_bytes(encode(message))
+
+    def _open(self) -> mpc.Connection:
+        assert self.conn is not None, "connect() first"
+        return self.conn
 
     def _read(self, timeout: float | None) -> dict | None:
         """The next message from the engine, or None when none came within `timeout` seconds."""
-        if timeout is not None and not self.conn.poll(timeout):
+        if timeout is not None and not self._open().poll(timeout):
             return None
-        return decode(self.conn.recv_bytes(MAX_MESSAGE_BYTES))  # raises EOFError when the engine is gone
+        return decode(self._open().recv_bytes(MAX_MESSAGE_BYTES))  # raises EOFError when the engine is gone
 
     def subscribe(self, from_seq: int = 0) -> dict:
         """Ask for every event from `from_seq` on (then live); returns the engine's reply."""
@@ -102,7 +107,7 @@ class EngineClient:
             finally:
                 self.conn = None
 
-    def __enter__(self) -> "EngineClient":
+    def __enter__(self) -> EngineClient:
         return self.connect()
 
     def __exit__(self, *exc: object) -> None:
@@ -122,7 +127,7 @@ def connect_unix(address: str, secret: bytes, timeout: float, name: str) -> mpc.
     try:
         sock.settimeout(timeout)
         sock.connect(address)
-    except socket.timeout:
+    except TimeoutError:
         sock.close()
         raise TimeoutError(f"the engine of {name} did not accept the connection within {timeout:g} s "
                            "(is it stopped or hung? `kill -CONT PID` continues a stopped one)") from None
@@ -145,7 +150,7 @@ def connect_unix(address: str, secret: bytes, timeout: float, name: str) -> mpc.
     watchdog.daemon = True
     watchdog.start()
     try:
-        handshake = _Handshake(conn)
+        handshake = cast(mpc.Connection, _Handshake(conn))  # has the two methods the challenge calls
         mpc.answer_challenge(handshake, secret)
         mpc.deliver_challenge(handshake, secret)
     except (EOFError, OSError, AuthenticationError, AssertionError) as error:
@@ -216,10 +221,11 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
         try:
             client.connect()
             client.subscribe(next_seq)
+            subscribed = True
         except Exception:  # noqa: BLE001 - no engine, or it is just starting / ending: read the file
             client.close()
-            client = None
-        if client is not None:
+            subscribed = False
+        if subscribed:
             try:
                 while not stop.is_set():
                     try:

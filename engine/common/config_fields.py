@@ -52,7 +52,7 @@ def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: lis
     args = typing.get_args(hint)
     if hint is Any:
         return value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build_dataclass(hint, value, path + ".", errors)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -64,7 +64,8 @@ def _convert(hint: Any, value: Any, f: dataclasses.Field, path: str, errors: lis
             errors.append(FieldError(path, f"expected a list, got {type(value).__name__}"))
             return []
         item = args[0]
-        return [_convert(item, v, f, f"{path}[{i}]", errors) if not dataclasses.is_dataclass(item)
+        return [_convert(item, v, f, f"{path}[{i}]", errors) if not (isinstance(item, type)
+                                                                     and dataclasses.is_dataclass(item))
                 else build_dataclass(item, _reward_shorthand(v), f"{path}[{i}].", errors) for i, v in enumerate(value)]
     if value is None:
         errors.append(FieldError(path, "must not be empty"))

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grpo_studio.engine.common.config import (DEMO, BatchConfig, DatasetConfig, GRPOSettings, LoraConfig, OptimConfig,
-                                       RewardSpec, TrainConfig)
+from grpo_studio.engine.common.config import (
+    DEMO,
+    BatchConfig,
+    DatasetConfig,
+    GRPOSettings,
+    LoraConfig,
+    OptimConfig,
+    RewardSpec,
+    TrainConfig,
+)
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
 if not DEMO_DIR.is_dir():  # installed (not editable): resources sit in the grpo_studio.resources package

@@ -92,7 +92,7 @@ class SpaceReserve:
     def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder) / RESERVE_NAME
 
-    def hold(self) -> "SpaceReserve":
+    def hold(self) -> SpaceReserve:
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
             try:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.estimate_gpu import detect_gpu
@@ -86,7 +87,7 @@ def estimate_run(config: TrainConfig, model_config: dict | None = None, gpu: dic
     model_config = model_config if model_config is not None else load_model_config(config.model)
     if config.device == "cpu":
         gpu = None
-    elif gpu == "detect":
+    elif isinstance(gpu, str):  # "detect"
         gpu = detect_gpu()
     arch = Arch.from_config(model_config)
     settings = settings_from_config(config)
@@ -98,7 +99,7 @@ def estimate_run(config: TrainConfig, model_config: dict | None = None, gpu: dic
         "plans": {"grpo_studio": ours, "naive": with_reward_models(naive_plan(arch, settings), config, settings)},
         "gpu": dict(gpu) if gpu else None,
         "verdict": verdict,
-        "suggestions": suggestions(config, arch, gpu) if verdict in ("tight", "too_big") else [],
+        "suggestions": suggestions(config, arch, gpu) if gpu and verdict in ("tight", "too_big") else [],
     }
 
 

@@ -64,7 +64,7 @@ class Arch:
     attention_bias: bool = False
 
     @classmethod
-    def from_config(cls, c: dict) -> "Arch":
+    def from_config(cls, c: dict) -> Arch:
         return cls(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["num_attention_heads"],
                    c["num_key_value_heads"], c["head_dim"], c["vocab_size"], bool(c["tie_word_embeddings"]),
                    str(c.get("model_type", "llama")), bool(c.get("attention_bias", False)))
@@ -305,7 +305,7 @@ def grpo_studio_plan(arch: Arch, s: Settings) -> dict:
     persistent = components["weights"] + components["lora_and_optimizer"] + CUDA_CONTEXT
     # The loss's buffers are gone before the first layer is recomputed: the two never coexist.
     phases = {"generation": kv_cache + generation, "training": activations + max(recompute, logits)}
-    peak_phase = max(phases, key=phases.get)
+    peak_phase = max(phases, key=lambda phase: phases[phase])
     return {"components": _ints(components), "total": int(persistent + phases[peak_phase]),
             "peak_phase": peak_phase, "phases": _ints(phases), "host_ram": int(host)}
 

@@ -11,8 +11,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from grpo_studio.engine.common.disk import DiskFullError, is_disk_full
 from grpo_studio.engine.common.protocol import clean, encode
@@ -43,6 +44,11 @@ class EventLog:
         if hasattr(os, "fchmod"):
             os.fchmod(self._fd, 0o600)  # a file from an older version may have been created 0644
 
+    @property
+    def _open_fd(self) -> int:
+        assert self._fd is not None, "the event log is closed"  # emit() checks it first
+        return self._fd
+
     def emit(self, type: str, **fields: Any) -> dict:
         with self._lock:
             if self._fd is None:
@@ -68,23 +74,23 @@ class EventLog:
             current = _identity(os.stat(self.path))
         except FileNotFoundError:
             current = None
-        if current == self._identity and os.fstat(self._fd).st_nlink > 0:
+        if current == self._identity and os.fstat(self._open_fd).st_nlink > 0:
             return None
-        os.close(self._fd)
+        os.close(self._open_fd)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the whole run folder may be gone
         self._open()
         self.recreated += 1
         return self.next_seq
 
     def _append(self, data: bytes) -> None:
-        size = os.fstat(self._fd).st_size
+        size = os.fstat(self._open_fd).st_size
         try:
-            written = os.write(self._fd, data)
+            written = os.write(self._open_fd, data)
             if written != len(data):  # a short write: the disk filled up mid-line
                 raise OSError(errno.ENOSPC, "No space left on device (short write)")
         except OSError as error:
             try:
-                os.ftruncate(self._fd, size)  # never leave half a line behind
+                os.ftruncate(self._open_fd, size)  # never leave half a line behind
             except OSError:
                 pass
             if is_disk_full(error):

@@ -20,8 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grpo_studio.engine.common.config import TrainConfig
-from grpo_studio.engine.common.estimate import (FIT_FRACTION, per_gpu_prompts, settings_from_config, with_changes,
-                                                with_reward_models)
+from grpo_studio.engine.common.estimate import (
+    FIT_FRACTION,
+    per_gpu_prompts,
+    settings_from_config,
+    with_changes,
+    with_reward_models,
+)
 from grpo_studio.engine.common.estimate_gpu import detect_gpu
 from grpo_studio.engine.common.estimate_model import GIB, Arch, grpo_studio_plan
 from grpo_studio.engine.common.model_configs import load_model_config
@@ -89,7 +94,7 @@ def memory_target(config: TrainConfig, gpu: dict | None | str = "detect") -> dic
     """What the run will live in: the GPU (detected, or the given {name, total, free}) unless the run is on the
     CPU or there is none; then the RAM available now (psutil), which is what the kernel's OOM killer judges."""
     if config.device != "cpu":
-        found = detect_gpu() if gpu == "detect" else gpu
+        found = detect_gpu() if isinstance(gpu, str) else gpu  # "detect"
         if found:
             return {"name": found["name"], "free": int(found["free"]), "kind": "gpu"}
     import psutil
@@ -108,7 +113,8 @@ def fit_config(config: TrainConfig, model_config: dict | None = None, memory: di
     longest = context - config.grpo.max_prompt_length if context else LONGEST_SEARCHED
     fitter = _Fitter(Arch.from_config(model_config), FIT_FRACTION * memory["free"], max(1, longest))
     start = _as_planned(config, on_gpu)
-    reasons, notes = [], []
+    reasons: list[str] = []
+    notes: list[str] = []
     if not on_gpu:
         notes.append("on the CPU the plan is judged in fp32 against the RAM available now")
 
@@ -151,7 +157,9 @@ def _as_planned(config: TrainConfig, on_gpu: bool) -> TrainConfig:
 
 def _levels(config: TrainConfig, on_gpu: bool) -> list[tuple[dict, list[str]]]:
     """Cumulative memory-only steps, cheapest first, each with its reasons."""
-    levels, changes, why = [({}, [])], {}, []
+    levels: list[tuple[dict, list[str]]] = [({}, [])]
+    changes: dict[str, Any] = {}
+    why: list[str] = []
     if not config.gradient_checkpointing:
         changes["gradient_checkpointing"] = True
         why = why + ["gradient checkpointing keeps one input per layer instead of every activation"]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from grpo_studio.engine.common.runs import RunPaths, folder_identity, read_status, write_status
 
-
 CLI_ENV = "GRPO_STUDIO_CLI"  # a command line that stands in for `grpo-studio` (tests swap in a fake CLI)
 
 

@@ -88,7 +88,8 @@ def _gguf_config(path: Path, model: str) -> dict:
         try:
             return gguf_cache.gguf_essentials(path)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path} is not a readable GGUF file ({exc})", "check that the download finished")
+            raise ConfigError(f"{path} is not a readable GGUF file ({exc})",
+                              "check that the download finished") from exc
     raise ConfigError(f"GGUF file not found: {model}", "check the path")
 
 
@@ -205,7 +206,7 @@ def _normalise(raw: dict, name: str, source: str) -> dict:
     text = data.get("text_config")
     if isinstance(text, dict):
         data = {**{k: v for k, v in data.items() if k != "text_config"}, **text}
-    missing = [key for key in REQUIRED if not isinstance(data.get(key), int) or data.get(key) <= 0]
+    missing = [key for key in REQUIRED if not isinstance(value := data.get(key), int) or value <= 0]
     if missing:
         raise ConfigError(f"{name}: config.json lacks {', '.join(missing)}",
                           "the estimator understands decoder-only transformers configs (Llama, Qwen, Mistral, "

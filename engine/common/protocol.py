@@ -34,7 +34,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "eval": ("step", "reward", "accuracy", "accuracy_reward", "rewards", "num_prompts"),
 }
 # `paused`: the engine stopped between steps on a pause command; the next phase (or `done`) means it went on.
-PHASES = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving", "paused",
+PHASES: tuple[str, ...] = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving", "paused",
           "evaluating")
 # `converting_gguf`: a .gguf model is dequantized into its cached HF folder (engine.hub.gguf_import), once.
 PHASES += ("converting_gguf",)

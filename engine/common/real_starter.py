@@ -18,8 +18,15 @@ import importlib.util
 from pathlib import Path
 
 from grpo_studio.engine.common.arithmetic_task import write_task
-from grpo_studio.engine.common.config import (BatchConfig, DatasetConfig, GRPOSettings, LoraConfig, OptimConfig,
-                                              RewardSpec, TrainConfig)
+from grpo_studio.engine.common.config import (
+    BatchConfig,
+    DatasetConfig,
+    GRPOSettings,
+    LoraConfig,
+    OptimConfig,
+    RewardSpec,
+    TrainConfig,
+)
 from grpo_studio.engine.common.eval_config import EvalConfig
 
 REAL = "real"  # `grpo-studio train --demo real`

@@ -19,7 +19,8 @@ import inspect
 import math
 import re
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from grpo_studio.engine.common.answer_text import plain_to_latex, sentence_answer
 from grpo_studio.engine.common.stated_answer import stated_answer_matches, units_conflict

@@ -318,7 +318,7 @@ def run_state(status: dict[str, Any], digest: _EventDigest, paths: RunPaths | No
         return "created"
     state = status.get("state")
     if run_is_live(status, paths):
-        return state
+        return str(state)
     if digest.done in ("finished", "stopped", "failed"):
         return digest.done
     if state in ("finished", "stopped", "failed"):

@@ -9,8 +9,8 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 WINDOW = 10  # steps the hints average over
 MIN_STEPS = 3  # no advice from fewer steps than this
@@ -63,7 +63,7 @@ def _diverging(recent: list[dict]) -> Hint | None:
         return None
     half = len(rows) // 2
     rewards = [r for r, _ in rows]
-    before, after = _mean(rewards[:half]), _mean(rewards[half:])
+    before, after = sum(rewards[:half]) / half, sum(rewards[half:]) / (len(rewards) - half)
     falling = before - after > max(1e-6, 0.25 * (max(rewards) - min(rewards)))
     first = min((g for _, g in rows[:half] if g > 0), default=None)
     peak = max(g for _, g in rows[half:])

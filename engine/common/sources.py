@@ -41,6 +41,18 @@ class Source:
     subset: str | None = None  # datasets: `owner/name:subset`
 
     @property
+    def hub_id(self) -> str:
+        """repo_id, for a source of kind hub (where it is always set)."""
+        assert self.repo_id is not None, f"{self.name} is not a Hub source"
+        return self.repo_id
+
+    @property
+    def folder(self) -> Path:
+        """path, for a source of kind local (where it is always set)."""
+        assert self.path is not None, f"{self.name} is not a local source"
+        return self.path
+
+    @property
     def repo_type(self) -> str:
         return "dataset" if self.what == "dataset" else "model"
 
@@ -142,7 +154,7 @@ def cached_snapshot(source: Source, revision: str | None = None) -> Path | None:
     else:  # the same selection as wanted_files, as huggingface_hub's (fnmatch) patterns
         allow, ignore = list(MODEL_FILES), ["*/*", *MODEL_SKIP]
     try:
-        folder = Path(snapshot_download(source.repo_id, repo_type=source.repo_type, revision=revision,
+        folder = Path(snapshot_download(source.hub_id, repo_type=source.repo_type, revision=revision,
                                         cache_dir=hub_cache_dir(), local_files_only=True,
                                         allow_patterns=allow, ignore_patterns=ignore))
     except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, an incomplete snapshot, a bad revision: not cached
@@ -183,11 +195,11 @@ def local_gguf_file(name: str, gguf_file: str | None = None) -> Path | None:
         return path.resolve() if is_gguf(name) and path.is_file() else None
     source = resolve_name(name, "model")
     if source.kind == "local":
-        return (source.path / gguf_file) if (source.path / gguf_file).is_file() else None
+        return (source.folder / gguf_file) if (source.folder / gguf_file).is_file() else None
     if source.kind == "hub":
         from huggingface_hub import try_to_load_from_cache
 
-        found = try_to_load_from_cache(source.repo_id, gguf_file, cache_dir=hub_cache_dir())
+        found = try_to_load_from_cache(source.hub_id, gguf_file, cache_dir=hub_cache_dir())
         return Path(found) if isinstance(found, str) else None
     return None
 
@@ -203,10 +215,10 @@ def local_model_folder(name: str, gguf_file: str | None = None) -> Path:
 
         return demo_model_dir()
     if source.kind == "local":
-        if not source.path.is_dir() or not (source.path / "config.json").is_file():
-            raise ConfigError(f"model: {source.path} is not a model folder (no config.json)",
+        if not source.folder.is_dir() or not (source.folder / "config.json").is_file():
+            raise ConfigError(f"model: {source.folder} is not a model folder (no config.json)",
                               "point at a folder saved with save_pretrained (config.json + weights)")
-        return source.path
+        return source.folder
     folder = cached_snapshot(source)
     if folder is None:
         raise ConfigError(f"model: {name} was taken for a hub id, and it is not (completely) in the Hugging Face "

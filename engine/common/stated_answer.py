@@ -19,14 +19,14 @@ references paired with each other's answers at <= 1%.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from grpo_studio.engine.common.answer_text import MATH_WORDS
 
 _ALTERNATIVES = re.compile(r"\s*,?\s*\b(?:or\s+equivalently|equivalently|i\.\s?e\.|that\s+is)\s*,?\s*", re.I)
 _PHRASE = re.compile(r"\b(?:final\s+)?answer\s*(?:is\s*:?|:|=)\s*(?:that\s+)?|\bis\s+given\s+by\s*:?\s*", re.I)
-_CLAUSE_END = re.compile(r",?\s+(?:because|since|as|so|which|where|for\s+(?:all|every|each))\b|(?<!i\.e)(?<!e\.g)\.(?:\s|$)|\n",
-                         re.I)
+_CLAUSE_END = re.compile(r",?\s+(?:because|since|as|so|which|where|for\s+(?:all|every|each))\b"
+                         r"|(?<!i\.e)(?<!e\.g)\.(?:\s|$)|\n", re.I)
 _LIST_SPLIT = re.compile(r"\s*(?:,|;|\band\b|&)\s*(?:and\s+)?", re.I)
 _NUMBER_UNIT = re.compile(r"(\\?\$?\s*-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s*(°|%|[A-Za-z][A-Za-z ]*)?")
 _FILLER = re.compile(r"^(?:there\s+(?:are|is)\s+|it\s+is\s+|we\s+get\s+|exactly\s+)", re.I)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grpo_studio.engine.common.config import DEMO, DatasetConfig, TrainConfig
-from grpo_studio.engine.data.files import check_data_file
 from grpo_studio.engine.common.errors import DataError
 from grpo_studio.engine.common.text import clip
+from grpo_studio.engine.data.files import check_data_file
 
 if TYPE_CHECKING:
     import datasets
@@ -69,12 +69,12 @@ class DataReport:
 # Finding and reading the rows
 
 
-def load_rows(dataset: DatasetConfig) -> "datasets.Dataset":
+def load_rows(dataset: DatasetConfig) -> datasets.Dataset:
     """The rows of `dataset.split` as a `datasets.Dataset`; raises DataError for anything unreadable."""
     return _load(dataset)[0]
 
 
-def _load(dataset: DatasetConfig) -> tuple["datasets.Dataset", str]:
+def _load(dataset: DatasetConfig) -> tuple[datasets.Dataset, str]:
     files, fmt, source = _resolve(dataset)
     for path in files:
         check_data_file(path, fmt)
@@ -124,8 +124,8 @@ def _resolve(dataset: DatasetConfig) -> tuple[list[Path], str, str]:
     if len(formats) > 1:
         raise DataError(f"{path} mixes file types ({', '.join(sorted(formats))})",
                         "keep one format per folder, or point dataset.path at one file")
-    source = str(files[0]) if len(files) == 1 else f"{path} ({len(files)} files)"
-    return files, formats.pop(), source
+    shown = str(files[0]) if len(files) == 1 else f"{path} ({len(files)} files)"
+    return files, formats.pop(), shown
 
 
 def _base_split(split: str) -> str:

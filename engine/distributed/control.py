@@ -3,7 +3,7 @@ server or signals) are broadcast once per step, and every rank's loop reads that
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from grpo_studio.engine.train import ranks
 from grpo_studio.engine.train.control import Control

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grpo_studio.engine.train import ranks
-from grpo_studio.engine.distributed import worker
-from grpo_studio.engine.distributed.control import shared
 from grpo_studio.engine.common.errors import EXIT_CODES
 from grpo_studio.engine.common.runs import RunPaths, write_status
+from grpo_studio.engine.distributed import worker
+from grpo_studio.engine.distributed.control import shared
+from grpo_studio.engine.train import ranks
 
 __all__ = ["join", "leave", "lost_a_rank", "peer_failure", "report_lost_rank", "run_other_rank", "shared"]
 # What the collectives say when a peer process is gone (gloo and nccl word it differently)

@@ -68,7 +68,7 @@ def launch(args: argparse.Namespace, job, gpus: int, engine_argv: list[str]) -> 
     Path(job.run_dir).mkdir(parents=True, exist_ok=True)
     # torchrun gets its own process group: a Ctrl-C here becomes one `stop` for rank 0 (all ranks stop at the
     # same step, with a checkpoint) instead of signals racing through torchrun and every rank at once
-    process = subprocess.Popen(command, env=env, **({} if sys.platform == "win32" else {"start_new_session": True}))
+    process = subprocess.Popen(command, env=env, start_new_session=sys.platform != "win32")
     handlers = {signum: signal.signal(signum, _stopper(process, Path(job.run_dir)))
                 for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if signum is not None}
     try:
@@ -81,7 +81,7 @@ def launch(args: argparse.Namespace, job, gpus: int, engine_argv: list[str]) -> 
 def _stopper(process: subprocess.Popen, run_dir: Path):
     """First signal: ask rank 0 through the socket to stop after this step; a second (or no socket): end
     torchrun, which ends every rank."""
-    asked = []
+    asked: list[int] = []
 
     def handler(signum, frame) -> None:
         if not asked:

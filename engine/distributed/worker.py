@@ -11,11 +11,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from grpo_studio.engine.train import ranks
-from grpo_studio.engine.train.control import Control
-from grpo_studio.engine.distributed.control import SharedControl
 from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.common.runs import RunPaths, atomic_write_text
+from grpo_studio.engine.distributed.control import SharedControl
+from grpo_studio.engine.train import ranks
+from grpo_studio.engine.train.control import Control
 
 ERRORS_DIR = "rank-errors"
 

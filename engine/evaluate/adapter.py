@@ -9,8 +9,8 @@ eval events. `with_base` evaluates the base model too (the same weights with the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common.config import TrainConfig, load_config
 from grpo_studio.engine.common.errors import ConfigError, StudioError

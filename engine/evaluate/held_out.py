@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,14 +123,14 @@ class Evaluator:
         return step == total_steps or bool(every and step % every == 0)
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, step: int, device: torch.device | None = None,
+    def evaluate(self, model: torch.nn.Module, step: int | None, device: torch.device | None = None,
                  **extra: Any) -> dict:
         """Answer and score the held-out prompts; emits and returns the `eval` event's fields."""
         config, grpo = self.config, self.config.grpo
         self.emit("phase", phase="evaluating", step=step)
         sampling = (SamplingParams(greedy=True, repetition_penalty=grpo.repetition_penalty) if config.eval.greedy
                     else SamplingParams.from_grpo(grpo))
-        with isolated_rng(config.seed + step):
+        with isolated_rng(config.seed + (step or 0)):  # step None: an adapter from outside a run
             rollout = generate(model, self.tokenizer, [e.prompt_ids for e in self.examples], num_generations=1,
                                max_completion_length=grpo.max_completion_length, sampling=sampling,
                                backend=grpo.generation_backend, generation_dtype=grpo.generation_dtype,
@@ -140,7 +141,9 @@ class Evaluator:
                                    [e.columns for e in self.examples])
         judge = correctness_function(self.functions)
         judged = [v for v in scores.per_function[judge.name] if v is not None] if judge else []
-        correct = [v is not None and v >= 1.0 for v in scores.per_function[judge.name]] if judge else []
+        correct: list[bool | None] = []
+        if judge:
+            correct = [v is not None and v >= 1.0 for v in scores.per_function[judge.name]]
         fields = {
             "step": step,
             "reward": _mean(scores.total),

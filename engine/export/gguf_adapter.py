@@ -19,9 +19,9 @@ import math
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import gguf
 import numpy as np
@@ -129,7 +129,8 @@ def find_base_model(adapter_config: dict, base_dir: str | Path | None = None) ->
         except StudioError as error:
             raise ExportError(f"the base model {name} is not on this machine (its config.json is needed to name "
                               f"the tensors): {error.message}",
-                              f"download it (`grpo-studio download {name}`) or pass its folder with --base DIR") from None
+                              f"download it (`grpo-studio download {name}`) or pass its folder with --base DIR"
+                              ) from None
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     return BaseModel(str(name), folder, config)
 

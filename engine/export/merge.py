@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common.errors import ExportError
 from grpo_studio.engine.common.export_target import check_merged_target, write_merged_marker

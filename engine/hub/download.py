@@ -15,9 +15,9 @@ import contextlib
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from grpo_studio.engine.common.errors import ConfigError, DataError, StudioError
 from grpo_studio.engine.common.hub_errors import DownloadError, NotEnoughDisk, translate_error
@@ -68,8 +68,8 @@ def plan_download(source: Source, revision: str | None = None) -> DownloadPlan:
     _refuse_offline(source)
     api = HfApi(endpoint=hub_endpoint())
     with _hub_errors(source):
-        info = api.repo_info(source.repo_id, repo_type=source.repo_type, revision=revision, files_metadata=True)
-    sizes = {s.rfilename: int(s.size or 0) for s in (info.siblings or [])}
+        info = api.repo_info(source.hub_id, repo_type=source.repo_type, revision=revision, files_metadata=True)
+    sizes = {s.rfilename: int(s.size or 0) for s in (getattr(info, "siblings", None) or [])}
     files = {name: sizes[name] for name in wanted_files(source, list(sizes))}
     if not files:
         raise _error_for(source, f"{source.repo_id} has no files a training run can use",
@@ -77,8 +77,8 @@ def plan_download(source: Source, revision: str | None = None) -> DownloadPlan:
                          ".jsonl/.json/.csv/.parquet files")
     cache = hub_cache_dir()
     cached = {name for name in files if isinstance(try_to_load_from_cache(
-        source.repo_id, name, cache_dir=cache, revision=info.sha, repo_type=source.repo_type), str)}
-    return DownloadPlan(source, revision, info.sha, files, cached)
+        source.hub_id, name, cache_dir=cache, revision=info.sha, repo_type=source.repo_type), str)}
+    return DownloadPlan(source, revision, info.sha or "", files, cached)
 
 
 def free_bytes(path: Path) -> int:
@@ -116,7 +116,7 @@ def download(plan: DownloadPlan, on_progress: Callable[[Progress], None] | None 
     source = plan.source
     meter = _Meter(plan, on_progress)
     with _hub_errors(source):
-        folder = snapshot_download(source.repo_id, repo_type=source.repo_type, revision=plan.revision,
+        folder = snapshot_download(source.hub_id, repo_type=source.repo_type, revision=plan.revision,
                                    allow_patterns=sorted(plan.files), cache_dir=hub_cache_dir(),
                                    endpoint=hub_endpoint(), tqdm_class=_bar_class(meter, cancelled or _never))
     meter.finish()

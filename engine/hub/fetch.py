@@ -11,15 +11,14 @@ detached run shows it like any other phase. Events (documented in DESIGN.md):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common.config import TrainConfig
-from grpo_studio.engine.hub.download import DownloadPlan, Progress, ensure_local
 from grpo_studio.engine.common.gguf_cache import is_gguf
 from grpo_studio.engine.common.real_starter import PYPI_NAME, is_starter_model
-from grpo_studio.engine.common.sources import (Source, local_gguf_file, local_model_folder,
-                                               resolve_name)
+from grpo_studio.engine.common.sources import Source, local_gguf_file, local_model_folder, resolve_name
+from grpo_studio.engine.hub.download import DownloadPlan, Progress, ensure_local
 
 Emit = Callable[..., dict]
 
@@ -45,6 +44,7 @@ def fetch_run_inputs(config: TrainConfig, emit: Emit, cancelled: Callable[[], bo
             path = hub_gguf_file(config.model, gguf_file, emit)
         if path is None:
             local_model_folder(config.model, gguf_file)  # raises the clear "not found" error
+        assert path is not None
         ensure_converted(path, emit, config.max_steps or 0)
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common import gguf_cache
 from grpo_studio.engine.common.errors import ConfigError

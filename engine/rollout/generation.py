@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -104,9 +105,9 @@ def generate(model: nn.Module, tokenizer, prompts: list[list[int]], *, num_gener
     texts = tokenizer.batch_decode(completion_ids.masked_fill(mask == 0, tokenizer.pad_token_id),
                                    skip_special_tokens=True)
     truncated = ~torch.isin(completion_ids, torch.tensor(eos_ids, device=completion_ids.device)).any(1)
-    if sampler_logps is not None:
-        sampler_logps = torch.cat([nn.functional.pad(p, (0, width - p.shape[1])) for p in sampler_logps]) * mask
-    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, truncated, description, sampler_logps)
+    logps = None if sampler_logps is None else torch.cat(
+        [nn.functional.pad(p, (0, width - p.shape[1])) for p in sampler_logps]) * mask
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, truncated, description, logps)
 
 
 def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_tokens, sampling,
@@ -114,8 +115,8 @@ def _fast(model, prompt_ids, prompt_mask, G, step, eos_ids, pad_id, max_new_toke
     """(completion pieces, description, the sampler's log-probs per piece when its dtype differs from the
     training forward's, else None)."""
     from grpo_studio.engine.rollout.decode import DecodeSettings, cuda_graphs_available, decode
-    from grpo_studio.engine.rollout.weights import generation_weights
     from grpo_studio.engine.rollout.row_rng import new_key
+    from grpo_studio.engine.rollout.weights import generation_weights
 
     device = prompt_ids.device
     total = prompt_ids.shape[0] * G
@@ -173,7 +174,7 @@ def _hf_slice(model, ids, mask, eos_ids, pad_id, max_new_tokens, sampling: Sampl
 
 
 @contextlib.contextmanager
-def _clean_generation_config(model: nn.Module, pad_id: int):
+def _clean_generation_config(model: Any, pad_id: int):
     """generate fills every field left unset from the model's own generation_config (repetition_penalty,
     min_p, top_k, bad_words_ids, ...): give it an empty one for the call, so only the run's settings count."""
     from transformers import GenerationConfig

@@ -10,6 +10,8 @@ prompt's keys and values are computed once) and later drops finished rows. Two k
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin, StaticCache
 
@@ -31,11 +33,13 @@ class PreallocatedLayer(CacheLayerMixin):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        keys, values = self.keys, self.values
+        assert keys is not None and values is not None  # lazy_initialization allocated them
         end = self.length + key_states.shape[-2]
-        self.keys[:, :, self.length:end] = key_states
-        self.values[:, :, self.length:end] = value_states
+        keys[:, :, self.length:end] = key_states
+        values[:, :, self.length:end] = value_states
         self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
+        return keys[:, :, :end], values[:, :, :end]
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.length + query_length, 0
@@ -58,7 +62,7 @@ def new_cache(config, capacity: int, static: bool) -> Cache:
     return PreallocatedCache(config.get_text_config(decoder=True).num_hidden_layers, capacity)
 
 
-def select_rows(cache: Cache, rows: torch.Tensor) -> None:
+def select_rows(cache: Any, rows: torch.Tensor) -> None:  # a Cache whose layers hold keys and values
     """Row i of the cache becomes old row rows[i]: expands prompts to completions, drops finished rows."""
     for layer in cache.layers:
         layer.keys = layer.keys.index_select(0, rows)

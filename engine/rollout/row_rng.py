@@ -59,7 +59,7 @@ class RowDraws:
 
     def __init__(self, key: int, streams: torch.Tensor, tokens: int) -> None:
         self.key, self.streams, self.tokens = key, streams, tokens  # tokens: how many will be decoded at most
-        self.start, self.block = -1, None
+        self.start, self.block = -1, torch.empty(0)  # the block of uniforms from token `start` on
 
     def at(self, rows: torch.Tensor, t: int) -> torch.Tensor:
         """[len(rows), 1] uniforms at token t for `rows`, positions in `streams`."""

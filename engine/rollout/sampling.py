@@ -25,7 +25,7 @@ class SamplingParams:
     greedy: bool = False  # argmax (tests and evaluation); the filters above are then irrelevant
 
     @classmethod
-    def from_grpo(cls, grpo) -> "SamplingParams":
+    def from_grpo(cls, grpo) -> SamplingParams:
         """The sampling fields of the run's `grpo` config section."""
         return cls(temperature=grpo.temperature, top_p=grpo.top_p, top_k=grpo.top_k, min_p=grpo.min_p,
                    repetition_penalty=grpo.repetition_penalty)

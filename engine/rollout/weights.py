@@ -12,8 +12,9 @@ copy in that dtype for the duration, and the original tensor objects are put bac
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -58,7 +59,8 @@ def _cpu_has_native_bf16() -> bool:
         return False
 
 
-def lora_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def lora_layers(model: nn.Module) -> list[tuple[str, Any]]:
+    """(name, peft LoraLayer): Any, as the layers' LoRA attributes (lora_A, use_dora, ...) are peft's."""
     from peft.tuners.lora import LoraLayer
 
     return [(name, m) for name, m in model.named_modules() if isinstance(m, LoraLayer)]
@@ -91,7 +93,7 @@ def free_memory(device: torch.device) -> int:
 
 
 @contextlib.contextmanager
-def generation_weights(model: nn.Module, plan: GenerationPlan, train_dtype: torch.dtype) -> Iterator[nn.Module]:
+def generation_weights(model: Any, plan: GenerationPlan, train_dtype: torch.dtype) -> Iterator[nn.Module]:
     """The base causal LM of a peft `model`, laid out per `plan`; everything is put back on exit."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
@@ -116,7 +118,7 @@ def generation_weights(model: nn.Module, plan: GenerationPlan, train_dtype: torc
 
 
 @torch.no_grad()
-def _merged_linear(layer: nn.Module, dtype: torch.dtype) -> nn.Linear:
+def _merged_linear(layer: Any, dtype: torch.dtype) -> nn.Linear:
     base = _base_linear(layer)
     weight = _dense_weight(base)
     for adapter in [] if layer.disable_adapters else layer.active_adapters:  # under disable_adapter(): base
@@ -130,7 +132,7 @@ def _merged_linear(layer: nn.Module, dtype: torch.dtype) -> nn.Linear:
     return out.requires_grad_(False)
 
 
-def _dense_weight(base: nn.Module, block: int = 1024) -> torch.Tensor:
+def _dense_weight(base: Any, block: int = 1024) -> torch.Tensor:  # nn.Linear or bitsandbytes' Linear4bit
     """The fp32 [out, in] weight a Linear computes with. A quantized one (bitsandbytes NF4, whose CPU
     backend repacks its storage on first use) is read through its own forward on identity blocks, so the
     result is what the layer multiplies by, whatever the storage layout."""
@@ -150,7 +152,7 @@ def _dense_weight(base: nn.Module, block: int = 1024) -> torch.Tensor:
     return torch.cat(blocks).T.contiguous()
 
 
-def _base_linear(layer: nn.Module) -> nn.Module:
+def _base_linear(layer: Any) -> Any:  # a LoraLayer's wrapped Linear (or quantized Linear)
     return layer.get_base_layer()
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grpo_studio.engine.train import ranks
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.errors import ConfigError, StudioError
 from grpo_studio.engine.common.estimate_model import GIB
+from grpo_studio.engine.train import ranks
 
 
 @dataclass

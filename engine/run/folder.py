@@ -52,7 +52,8 @@ def prepare_new_run(run_dir: Path, config_file: Path | None, overwrite: bool) ->
         shown = ", ".join(foreign[:6]) + (f" and {len(foreign) - 6} more" if len(foreign) > 6 else "")
         earlier = _holds_earlier_run(run_dir)
         raise ConfigError(f"{run_dir} is not empty ({shown})" + (": it holds an earlier run" if earlier else ""),
-                          f"continue that run with `grpo-studio train --resume --run-dir {shlex.quote(str(run_dir))}`, use "
+                          "continue that run with "
+                          f"`grpo-studio train --resume --run-dir {shlex.quote(str(run_dir))}`, use "
                           "another --run-dir, or add --overwrite to replace the earlier run (only files GRPO "
                           "Studio writes are deleted)" if earlier else "use an empty or new folder for --run-dir")
     earlier = _holds_earlier_run(run_dir)

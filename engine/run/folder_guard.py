@@ -10,17 +10,17 @@ says so in the log: the checkpoints and samples written before are gone.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, folder_identity, write_status
-from grpo_studio.engine.run.lock import RunLock
 from grpo_studio.engine.run.folder import make_private_dir
+from grpo_studio.engine.run.lock import RunLock
 
 
 class FolderGuard:
     def __init__(self, paths: RunPaths, lock: RunLock, config_text: str, status: Callable[[], dict],
-                 secret: Callable[[], bytes | None], log: Callable[[str], None]) -> None:
+                 secret: Callable[[], bytes | None], log: Callable[[str], object]) -> None:
         """`status`: the engine's status fields now (pid, state, started, step, total_steps, endpoint);
         `secret`: the socket's key (None without a socket); `log`: a warning for the run's log."""
         self.paths = paths

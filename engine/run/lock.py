@@ -6,7 +6,9 @@ locked. The lock file also records the holder's pid, so a refused second start c
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import IO
 
 from grpo_studio.engine.common.errors import RunBusyError
 
@@ -17,9 +19,9 @@ class RunLock:
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
-        self._handle = None
+        self._handle: IO[bytes] | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle = open(self.path, "a+b")
         try:
@@ -64,29 +66,27 @@ class RunLock:
     def held(self) -> bool:
         return self._handle is not None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
 
 
-def _lock_file(handle) -> None:
-    try:
-        import fcntl
-    except ImportError:  # Windows: lock the first byte; fails at once when another process holds it
+def _lock_file(handle: IO[bytes]) -> None:
+    if sys.platform == "win32":  # lock the first byte; fails at once when another process holds it
         import msvcrt
 
         handle.seek(0)
         msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         return
+    import fcntl
+
     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def _unlock_file(handle) -> None:
-    try:
-        import fcntl
-    except ImportError:
+def _unlock_file(handle: IO[bytes]) -> None:
+    if sys.platform == "win32":
         import msvcrt
 
         handle.seek(0)
@@ -95,4 +95,6 @@ def _unlock_file(handle) -> None:
         except OSError:
             pass
         return
+    import fcntl
+
     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

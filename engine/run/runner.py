@@ -21,18 +21,18 @@ from pathlib import Path
 
 from grpo_studio import __version__
 from grpo_studio.engine.common.config import TrainConfig, dump_config
-from grpo_studio.engine.run.autofit import fit_before_loading
-from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.disk import DiskFullError, SpaceReserve, as_disk_full
 from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
 from grpo_studio.engine.common.events import EventLog
-from grpo_studio.engine.run.folder_guard import FolderGuard
-from grpo_studio.engine.hub.download import DownloadCancelled
-from grpo_studio.engine.run.lock import RunLock
-from grpo_studio.engine.train.oom import LastCompletedStep, OomFailure, classify_oom, release_memory
-from grpo_studio.engine.run.folder import make_private_dir, secure_run_files
 from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, folder_identity, write_status
+from grpo_studio.engine.hub.download import DownloadCancelled
+from grpo_studio.engine.run.autofit import fit_before_loading
+from grpo_studio.engine.run.folder import make_private_dir, secure_run_files
+from grpo_studio.engine.run.folder_guard import FolderGuard
+from grpo_studio.engine.run.lock import RunLock
 from grpo_studio.engine.run.server import EngineServer
+from grpo_studio.engine.train.control import Control
+from grpo_studio.engine.train.oom import LastCompletedStep, OomFailure, classify_oom, release_memory
 
 STATUS_EVERY_S = 1.0  # status.json is rewritten (with fsync) at most this often; events carry every step
 
@@ -144,7 +144,7 @@ def _run_engine(config: TrainConfig, run_dir: Path, *, resume: bool, control: Co
         return _fail_disk_full(events, paths, reserve, error, echo=quiet)
     except DownloadCancelled as error:  # stopped while downloading: the finished files stay in the cache
         events.emit("log", level="info", message=error.message)
-        write_status(paths, state="stopped", step=trainer.step)
+        write_status(paths, state="stopped", step=trainer.step if trainer is not None else 0)
         events.emit("done", reason="stopped", adapter=None)
         return 0
     except StudioError as error:

@@ -36,12 +36,12 @@ from multiprocessing import AuthenticationError
 from multiprocessing import connection as mpc
 from pathlib import Path
 
-from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.common.errors import StudioError
 from grpo_studio.engine.common.events import EventLog, read_events
 from grpo_studio.engine.common.protocol import BUSY_GREETING, COMMANDS, ProtocolError, decode, encode, reply
 from grpo_studio.engine.common.runs import RunPaths, folder_identity, read_status, write_status
 from grpo_studio.engine.run.socket_dir import SOCKET_NAME, make_socket_dir, remove_socket_dir
+from grpo_studio.engine.train.control import Control
 
 QUEUE_SIZE = 10_000
 HANDSHAKE_TIMEOUT_S = 5.0  # a peer that has not proved the key by then is dropped
@@ -95,7 +95,7 @@ class EngineServer:
         self._examples: dict[str, str] = {}  # reason -> the first refused message of those
         self._last_refusal_log: dict[str, float] = {}  # reason -> when it was last logged
 
-    def start(self) -> "EngineServer":
+    def start(self) -> EngineServer:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self._secret = write_secret(self.paths.secret)
         if sys.platform == "win32":
@@ -143,7 +143,7 @@ class EngineServer:
         if self._socket_dir is not None:
             remove_socket_dir(self.address)
 
-    def __enter__(self) -> "EngineServer":
+    def __enter__(self) -> EngineServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -151,9 +151,11 @@ class EngineServer:
 
     # ----------------------------------------------------------------------------------------- internals
     def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None  # start() opens it before this thread runs
         while not self._closed.is_set():
             try:
-                conn = self._listener.accept()
+                conn = listener.accept()
             except OSError:
                 if self._closed.is_set():
                     return
@@ -196,7 +198,7 @@ class EngineServer:
                              + (f" ({count} times) (further refusals are logged every {REFUSAL_LOG_EVERY_S:g} s)"
                                 if count > 1 else ""))
 
-    def _forget(self, client: "_Client") -> None:
+    def _forget(self, client: _Client) -> None:
         with self._lock:
             self._clients.discard(client)
 
@@ -280,8 +282,8 @@ class _Client:
         elif cmd == "subscribe":
             self._subscribe(message.get("from_seq", 0))
         else:
-            error = self.server.control.handle(cmd)
-            self.send(reply(cmd, error is None, error))
+            refused = self.server.control.handle(cmd)  # None: done; else why not
+            self.send(reply(cmd, refused is None, refused))
 
     def _subscribe(self, from_seq: object) -> None:
         if self.subscribed:

@@ -83,7 +83,7 @@ def run_summary(run_dir: str | Path) -> str:
         prompt = next((e.get("prompt") for e in events if e.get("type") == "sample" and e.get("prompt")), None)
         # a sample's prompt is the rendered text: usable as --prompt only when no chat template wrapped it
         plain = isinstance(prompt, str) and len(prompt) <= 200 and "\n" not in prompt.strip() and "<" not in prompt
-        question = prompt.strip() if plain else "YOUR QUESTION"
+        question = prompt.strip() if plain and isinstance(prompt, str) else "YOUR QUESTION"
         lines.append(f"  try it: grpo-studio chat {shlex.quote(str(run_dir))} --prompt {shlex.quote(question)}")
     elif done is not None:
         lines.append(f"  no adapter: the run {done.get('reason')}")

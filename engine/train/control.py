@@ -3,7 +3,7 @@ between steps. The socket server calls `handle`; the loop never blocks on the ne
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 class Control:

@@ -8,7 +8,7 @@ on the step's reward table; gui/learning_signal.py turns recent values into advi
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Mapping, Sequence
 
 from grpo_studio.engine.common.groups import group_count, group_rows
 
@@ -27,8 +27,8 @@ def flat_groups(totals: Sequence[float | None], group_size: int) -> list[bool]:
     return flags
 
 
-def step_signal(totals: Sequence[float | None], group_size: int, per_function: dict[str, Sequence],
-                truncated: Sequence[bool], failures: dict[str, Sequence[bool]] | None = None) -> dict:
+def step_signal(totals: Sequence[float | None], group_size: int, per_function: Mapping[str, Sequence],
+                truncated: Sequence[bool], failures: Mapping[str, Sequence[bool]] | None = None) -> dict:
     """Shares over one step's completions (each a fraction in 0..1, None when there is nothing to count):
 
     zero_spread_groups  groups whose rewards are all equal; zero_spread_reward: their mean reward

@@ -8,16 +8,16 @@ is still short is topped up with flat groups in the order they came, so the batc
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
 from grpo_studio.engine.common.groups import group_rows
-from grpo_studio.engine.train.diagnostics import flat_groups
 from grpo_studio.engine.rewards.scoring import RewardScores
 from grpo_studio.engine.rollout.generation import Rollout
+from grpo_studio.engine.train.diagnostics import flat_groups
 
 
 @dataclass
@@ -81,12 +81,13 @@ def concat_groups(batches: list[ScoredBatch], chosen: list[tuple[int, int]], gro
         return torch.cat(pieces)
 
     truncated = [batches[b].rollout.truncated for b, _ in chosen]
+    flags = {b: t for (b, _), t in zip(chosen, truncated) if t is not None}
     rollout = Rollout(stack("prompt_ids", prompt_width, pad_id, True), stack("prompt_mask", prompt_width, 0, True),
                       stack("completion_ids", completion_width, pad_id, False),
                       stack("completion_mask", completion_width, 0, False),
                       [batches[b].rollout.texts[r] for b, r in rows],
                       None if any(t is None for t in truncated)
-                      else torch.stack([batches[b].rollout.truncated[r] for b, r in rows]),
+                      else torch.stack([flags[b][r] for b, r in rows]),
                       sampling_logps=None if any(batches[b].rollout.sampling_logps is None for b, _ in chosen)
                       else stack("sampling_logps", completion_width, 0, False))
     names = list(batches[0].scores.per_function)

@@ -17,37 +17,47 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from grpo_studio.engine.checkpoints import checkpoint as ckpt
-from grpo_studio.engine.train import rank_state, ranks
-from grpo_studio.engine.model import policy as policy_model
-from grpo_studio.engine.train.advantages import aggregate_advantages
 from grpo_studio.engine.common.config import TrainConfig
 from grpo_studio.engine.common.groups import per_completion, prompt_of
 from grpo_studio.engine.common.runs import RunPaths
+from grpo_studio.engine.evaluate.held_out import Evaluator, build_evaluator
+from grpo_studio.engine.model import policy as policy_model
+from grpo_studio.engine.rewards.model import RewardModel
+from grpo_studio.engine.rewards.scoring import RewardScores, load_reward_functions, score_completions
+from grpo_studio.engine.rollout.generation import Rollout, completion_token_ids, generate
+from grpo_studio.engine.rollout.sampling import SamplingParams
+from grpo_studio.engine.train import loss_control, rank_state, ranks
+from grpo_studio.engine.train.advantages import aggregate_advantages
 from grpo_studio.engine.train.control import Control
 from grpo_studio.engine.train.diagnostics import repeated_ngrams, step_signal
 from grpo_studio.engine.train.dynamic_sampling import ScoredBatch, fill_with_signal
-from grpo_studio.engine.evaluate.held_out import Evaluator, build_evaluator
-from grpo_studio.engine.train.loss_control import (EntropyControl, SamplerMismatch, loss_options, micro_batch_loss,
-                                              micro_batch_options, update_signal)
+from grpo_studio.engine.train.loss_control import (  # tests wrap loop.micro_batch_loss
+    SamplerMismatch,
+    micro_batch_loss,
+)
 from grpo_studio.engine.train.memory import memory_fields
 from grpo_studio.engine.train.micro_batches import MicroBatch, split_micro_batches
 from grpo_studio.engine.train.oom_recovery import OomInjector, StepRecovery
 from grpo_studio.engine.train.optim import build_optimizer, lr_factor
 from grpo_studio.engine.train.prompt_sampler import PromptSampler
-from grpo_studio.engine.rewards.model import RewardModel
-from grpo_studio.engine.rewards.scoring import RewardScores, load_reward_functions, score_completions
-from grpo_studio.engine.rollout.generation import Rollout, completion_token_ids, generate
 from grpo_studio.engine.train.sample_group import group_fields
-from grpo_studio.engine.rollout.sampling import SamplingParams
 from grpo_studio.engine.train.shared_prefix import completion_hidden_states
-from grpo_studio.engine.train.step_metrics import UpdateResult, mean_update, nan_mean, nan_std, reward_stats, reward_tensor
+from grpo_studio.engine.train.step_metrics import (
+    UpdateResult,
+    mean_update,
+    nan_mean,
+    nan_std,
+    reward_stats,
+    reward_tensor,
+)
 from grpo_studio.kernels import token_logprobs
 from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
@@ -61,29 +71,30 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
+    # Set by setup(), declared (not None): every use after it type-checks; a read before it fails by name.
+    tokenizer: Any
+    sampler: PromptSampler
+    reward_weights: torch.Tensor
+    policy: policy_model.PolicyModel
+    model: policy_model.PeftModel
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+
     def __init__(self, config: TrainConfig, paths: RunPaths, emit: Emit, control: Control | None = None) -> None:
         self.config, self.paths, self.emit = config, paths, emit
         self.control = control or Control()
         self.step = 0
         self.total_steps = config.max_steps or 0
         self.last_saved_step = -1
-        # set by setup(): data and rewards, then the model, then the optimizer
-        self.tokenizer: Any = None
         self.examples: list = []
-        self.sampler: PromptSampler | None = None
         self.reward_functions: list = []
-        self.reward_weights: torch.Tensor | None = None
-        self.policy: policy_model.PolicyModel | None = None
-        self.model: torch.nn.Module | None = None
-        self.device: torch.device | None = None
         self.params: list[torch.nn.Parameter] = []
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.generation_said = ""  # how rollouts are generated (dtype, weight layout), logged when it changes
         self.recovery = StepRecovery(self, paths.config)  # out of memory: halve the batch, redo the step
         self.inject_oom = OomInjector.from_env()  # GRPO_STUDIO_INJECT_OOM, for tests
         self.advantages: torch.Tensor | None = None  # the last optimized batch's, row for row
-        self.entropy_control = EntropyControl(config.grpo)  # the entropy bonus (adaptive: checkpointed)
+        self.entropy_control = loss_control.EntropyControl(config.grpo)  # the entropy bonus (adaptive: checkpointed)
         self.evaluator: Evaluator | None = None  # held-out evaluation (eval:), set by setup() when on
         self.share_prompts = not config.gradient_checkpointing  # shared_prefix.py needs a cache under autograd
 
@@ -94,8 +105,7 @@ class Trainer:
         seed_everything(self.config.seed)
         fetch_run_inputs(self.config, self.emit, lambda: self.control.stop_requested)  # hub ids not yet cached
         self.emit("phase", phase="loading_model")
-        folder, base_name = policy_model.resolve_model_path(self.config.model,
-                                                            getattr(self.config, "gguf_file", None))
+        folder, base_name = policy_model.resolve_model_path(self.config.model, self.config.gguf_file)
         self.tokenizer = policy_model.load_tokenizer(folder)
         ranks.check_config(self.config)
         self._setup_data()  # before any weights load: a data or reward problem fails fast
@@ -161,7 +171,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- train
     def train(self, on_step: Callable[[int], None] | None = None,
-              on_pause: Callable[[bool], None] | None = None) -> str:
+              on_pause: Callable[[bool], object] | None = None) -> str:
         """Run to the last step or a stop request; returns the done reason (finished | stopped).
         Between steps: `on_step(step)` after each, `on_pause(True/False)` around a pause."""
         step_times: list[float] = []
@@ -223,7 +233,7 @@ class Trainer:
         signal = step_signal(first_scores.total, G, first_scores.per_function, truncated, first_scores.failures)
         signal["entropy"] = update.entropy
         signal["repeated_ngrams"] = repeated_ngrams(completion_token_ids(drawn[0].rollout))  # this rank's
-        signal.update(update_signal(update))  # the sampler mismatch and the entropy bonus, where measured
+        signal.update(loss_control.update_signal(update))  # the sampler mismatch and the entropy bonus, where measured
         if resampling is not None:
             signal["dynamic_sampling"] = resampling.as_dict()
         self.emit("metrics", step=self.step, reward=nan_mean(rewards), reward_std=nan_std(rewards),
@@ -243,7 +253,8 @@ class Trainer:
                       reward=scores.total[i])
             self.emit("group", step=self.step, **group_fields(
                 group, G, example.prompt_text, rollout.texts, scores.per_function, scores.total, self.advantages,
-                rollout.completion_mask.sum(1).tolist(), [] if rollout.truncated is None else rollout.truncated.tolist()))
+                rollout.completion_mask.sum(1).tolist(),
+                [] if rollout.truncated is None else rollout.truncated.tolist()))
         return int(ranks.all_reduce_sum(
             sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)))
 
@@ -333,11 +344,11 @@ class Trainer:
         loss_sum = kl_sum = clip_sum = entropy_sum = 0.0
         counted = sum(mb.completion_mask.sum().item() for mb in micro)
         tokens = counted or 1.0
-        options, coef, mismatch = loss_options(grpo), self.entropy_control.applied(), SamplerMismatch()
+        options, coef, mismatch = loss_control.loss_options(grpo), self.entropy_control.applied(), SamplerMismatch()
         for mb in micro:
             out = micro_batch_loss(self._completion_hidden(mb), weight, mb, grpo,
                                    with_entropy or self.entropy_control.enabled,
-                                   micro_batch_options(options, coef, len(micro), mb.weight))
+                                   loss_control.micro_batch_options(options, coef, len(micro), mb.weight))
             (out.loss * mb.weight).backward()
             self.inject_oom(self.step, "optimizing")  # after real work: partial gradients to throw away
             share = mb.completion_mask.sum().item() / tokens
@@ -346,12 +357,12 @@ class Trainer:
             loss_sum += out.loss.item() * mb.weight
             kl_sum += out.kl.item() * share
             clip_sum += out.clip_ratio.item() * share
-            if with_entropy:
+            if with_entropy and out.entropy is not None:  # with_entropy: the loss measured it
                 entropy_sum += out.entropy.item() * share
         ranks.average_gradients(self.params)
         max_norm = self.config.optim.max_grad_norm
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf"))
-        lr = self.scheduler.get_last_lr()[0]
+        lr = float(self.scheduler.get_last_lr()[0])
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

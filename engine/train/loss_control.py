@@ -99,7 +99,7 @@ class SamplerMismatch:
         self.kl = self.capped = self.share = 0.0
 
     def add(self, out: GRPOLossOutput, share: float) -> None:
-        if out.sampler_kl is not None:
+        if out.sampler_kl is not None and out.sampler_capped is not None:  # measured together
             self.kl += out.sampler_kl.item() * share
             self.capped += out.sampler_capped.item() * share
             self.share += share

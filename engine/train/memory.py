@@ -18,7 +18,7 @@ _PROCESS = psutil.Process()
 
 def memory_fields(device: torch.device, offload: Any = None) -> dict[str, int | None]:
     """Sizes in bytes. `offload` is the offloaded-checkpointing handle (its byte counters), if any."""
-    gpu = {"gpu_allocated": None, "gpu_reserved": None, "gpu_peak": None, "gpu_peak_reserved": None}
+    gpu: dict[str, int | None] = dict.fromkeys(("gpu_allocated", "gpu_reserved", "gpu_peak", "gpu_peak_reserved"))
     if device.type == "cuda":
         gpu = {"gpu_allocated": torch.cuda.memory_allocated(device),
                "gpu_reserved": torch.cuda.memory_reserved(device),

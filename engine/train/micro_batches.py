@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from grpo_studio.engine.rollout.generation import Rollout
 
 

@@ -2,10 +2,11 @@
 the same step from its start with the same data and RNG state, so no step is lost or changed.
 
 Generating in smaller slices samples the same completions (row_rng.py; on the fast backend, the default) and
-a smaller micro-batch computes the same update (gradient accumulation), so a recovered run ends where a run started with the smaller settings
-would, up to float rounding. At most MAX_RECOVERIES per run; each is a `log` event (warning, with a
-`recovery` field) and goes into the run's config.yaml, so a resume keeps the smaller settings. Out of
-recoveries, or where a redo could not be exact, the error goes on to oom.py's handling (the `oom` error):
+a smaller micro-batch computes the same update (gradient accumulation), so a recovered run ends where a run
+started with the smaller settings would, up to float rounding. At most MAX_RECOVERIES per run; each is a `log`
+event (warning, with a `recovery` field) and goes into the run's config.yaml, so a resume keeps the smaller
+settings. Out of recoveries, or where a redo could not be exact, the error goes on to oom.py's handling (the
+`oom` error):
 - the optimizer already stepped in this step (num_iterations > 1): the weights moved, a redo would differ;
 - out of memory while scoring (a reward model) or loading: halving a batch does not help there;
 - several ranks (torchrun): one rank cannot redo a step alone while the others wait in a collective.
@@ -16,14 +17,15 @@ GRPO_STUDIO_INJECT_OOM="PHASE@STEP[xN],..." raises torch.OutOfMemoryError inside
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from grpo_studio.engine.train import ranks
 from grpo_studio.engine.checkpoints.checkpoint import capture_rng, restore_rng
 from grpo_studio.engine.common.config import dump_config
 from grpo_studio.engine.common.runs import atomic_write_text
+from grpo_studio.engine.train import ranks
 from grpo_studio.engine.train.oom import classify_oom, release_memory
 
 MAX_RECOVERIES = 3
@@ -44,7 +46,7 @@ class OomInjector:
                 self.remaining[(phase, step)] = times
 
     @classmethod
-    def from_env(cls) -> "OomInjector":
+    def from_env(cls) -> OomInjector:
         return cls(os.environ.get(INJECT_ENV))
 
     def __call__(self, step: int, phase: str) -> None:

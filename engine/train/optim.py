@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -10,8 +11,8 @@ from grpo_studio.engine.common.config import TrainConfig
 
 def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
     optim = config.optim
-    kwargs = dict(lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
-                  weight_decay=optim.weight_decay)
+    kwargs: dict[str, Any] = dict(lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
+                                  weight_decay=optim.weight_decay)
     if optim.optimizer == "adamw_8bit":
         import bitsandbytes as bnb
 

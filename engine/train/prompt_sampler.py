@@ -17,7 +17,7 @@ class PromptSampler:
         return torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
 
     def next(self) -> list[int]:
-        picked = []
+        picked: list[int] = []
         while len(picked) < self.batch:
             if self.index == self.size:
                 self.epoch, self.index = self.epoch + 1, 0

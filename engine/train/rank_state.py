@@ -3,16 +3,17 @@ completions, and every rank's RNG state in the checkpoint (rank 0 writes it; eac
 Identity / no-ops in one process."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from grpo_studio.engine.checkpoints import checkpoint as ckpt
-from grpo_studio.engine.train import ranks
 from grpo_studio.engine.common.errors import ConfigError
 from grpo_studio.engine.rewards.scoring import RewardScores
 from grpo_studio.engine.rollout.generation import Rollout
+from grpo_studio.engine.train import ranks
 
 
 def align_ranks(params: list, reseed: Callable[[], None], emit: Callable[..., Any]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -81,7 +81,10 @@ def check_config(config: Any) -> None:
                           "turn grpo.dynamic_sampling off, or train on one GPU")
 
 
-def shard(items: list) -> list:
+Rows = TypeVar("Rows", list, torch.Tensor)  # a list of prompt indices or a tensor of rows
+
+
+def shard(items: Rows) -> Rows:
     """This rank's contiguous share of the step's prompts (the batch splits evenly: check_divisible)."""
     world = world_size()
     if world == 1:

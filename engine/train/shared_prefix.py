@@ -12,8 +12,9 @@ forward then.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from torch import nn
 
 from grpo_studio.engine.rollout.decode import _cache_kwarg
 from grpo_studio.engine.rollout.kv_cache import select_rows
@@ -28,7 +29,7 @@ def distinct_prompts(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> tup
     return firsts, inverse
 
 
-def completion_hidden_states(decoder: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+def completion_hidden_states(decoder: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                              completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
     """Last hidden states [B, C, H] at the position before each completion token (what predicts it), from
     left-padded prompts [B, P] and right-padded completions [B, C], each distinct prompt run once."""

@@ -3,7 +3,7 @@ metrics event (None where nothing was measured, never a made-up 0)."""
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -22,7 +22,7 @@ class UpdateResult(NamedTuple):
 
 
 def mean_update(results: list[UpdateResult]) -> UpdateResult:
-    def mean(values: list) -> float | None:
+    def mean(values: list) -> Any:  # None only for the optional fields; the others are measured in every update
         present = [v for v in values if v is not None]
         return sum(present) / len(present) if present else None
 
