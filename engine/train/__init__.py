@@ -18,5 +18,6 @@ Modules:
 - ranks: Data-parallel training on torch.distributed (launched by torchrun)
 - sample_group: The `group` event: one prompt's G completions side by side, best to worst
 - shared_prefix: The training forward with each prompt computed once for its G completions
+- step_report: What a finished step tells its watchers: the `metrics` event, now and then a `sample` and its `group`
 - step_metrics: The numbers a training step reports
 """

@@ -26,7 +26,7 @@ import torch
 
 from grpo_studio.engine.checkpoints import checkpoint as ckpt
 from grpo_studio.engine.common.config import TrainConfig
-from grpo_studio.engine.common.groups import per_completion, prompt_of
+from grpo_studio.engine.common.groups import per_completion
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.evaluate.held_out import Evaluator, build_evaluator
 from grpo_studio.engine.model import policy as policy_model
@@ -37,7 +37,6 @@ from grpo_studio.engine.rollout.sampling import SamplingParams
 from grpo_studio.engine.train import loss_control, rank_state, ranks
 from grpo_studio.engine.train.advantages import aggregate_advantages
 from grpo_studio.engine.train.control import Control
-from grpo_studio.engine.train.diagnostics import repeated_ngrams, step_signal
 from grpo_studio.engine.train.dynamic_sampling import ScoredBatch, fill_with_signal
 from grpo_studio.engine.train.loss_control import (  # tests wrap loop.micro_batch_loss
     SamplerMismatch,
@@ -48,16 +47,13 @@ from grpo_studio.engine.train.micro_batches import MicroBatch, split_micro_batch
 from grpo_studio.engine.train.oom_recovery import OomInjector, StepRecovery
 from grpo_studio.engine.train.optim import build_optimizer, lr_factor
 from grpo_studio.engine.train.prompt_sampler import PromptSampler
-from grpo_studio.engine.train.sample_group import group_fields
 from grpo_studio.engine.train.shared_prefix import completion_hidden_states
 from grpo_studio.engine.train.step_metrics import (
     UpdateResult,
     mean_update,
-    nan_mean,
-    nan_std,
-    reward_stats,
     reward_tensor,
 )
+from grpo_studio.engine.train.step_report import emit_metrics, emit_sample
 from grpo_studio.kernels import token_logprobs
 from grpo_studio.kernels.grpo_loss_args import normalises_per_token
 
@@ -221,40 +217,13 @@ class Trainer:
         else:
             batch, resampling = self._sample_and_score(), None
             drawn = [batch]
-        rollout, scores = batch.rollout, batch.scores
         self.emit("phase", phase="optimizing", step=self.step)
-        update = self._optimize(rollout, scores)
+        update = self._optimize(batch.rollout, batch.scores)
 
-        # Rewards and the signal are measured on the first draw of prompts: with dynamic sampling the trained
-        # batch is chosen for its spread, so its reward would not say how well the model does. With several
-        # ranks they cover every rank's completions.
-        first_scores, lengths, truncated = rank_state.step_view(drawn[0].scores, drawn[0].rollout)
-        rewards = reward_tensor(first_scores.total)
-        signal = step_signal(first_scores.total, G, first_scores.per_function, truncated, first_scores.failures)
-        signal["entropy"] = update.entropy
-        signal["repeated_ngrams"] = repeated_ngrams(completion_token_ids(drawn[0].rollout))  # this rank's
-        signal.update(loss_control.update_signal(update))  # the sampler mismatch and the entropy bonus, where measured
-        if resampling is not None:
-            signal["dynamic_sampling"] = resampling.as_dict()
-        self.emit("metrics", step=self.step, reward=nan_mean(rewards), reward_std=nan_std(rewards),
-                  rewards={name: reward_stats(values) for name, values in first_scores.per_function.items()},
-                  loss=update.loss, kl=update.kl if grpo.beta > 0 else None,  # no reference pass, nothing measured
-                  clip_ratio=update.clip_ratio,
-                  completion_length={"mean": lengths.mean().item(), "max": int(lengths.max().item())},
-                  lr=update.lr, grad_norm=update.grad_norm, signal=signal)
+        emit_metrics(self.emit, self.step, grpo, update, drawn, resampling)
         self.emit("memory", step=self.step, **memory_fields(self.device, self.policy.offload))
-        every = config.log_samples_every
-        if every and self.step % every == 0:
-            i = (self.step * 7) % rollout.size  # vary the sample without touching any RNG
-            group = prompt_of(i, G)
-            example = self.examples[batch.indices[group]]
-            self.emit("sample", step=self.step, prompt=example.prompt_text, completion=rollout.texts[i],
-                      rewards={name: values[i] for name, values in scores.per_function.items()},
-                      reward=scores.total[i])
-            self.emit("group", step=self.step, **group_fields(
-                group, G, example.prompt_text, rollout.texts, scores.per_function, scores.total, self.advantages,
-                rollout.completion_mask.sum(1).tolist(),
-                [] if rollout.truncated is None else rollout.truncated.tolist()))
+        if config.log_samples_every and self.step % config.log_samples_every == 0:
+            emit_sample(self.emit, self.step, batch, self.examples, self.advantages, G)
         return int(ranks.all_reduce_sum(
             sum(int(b.rollout.prompt_mask.sum() + b.rollout.completion_mask.sum()) for b in drawn)))
 
