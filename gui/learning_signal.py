@@ -76,18 +76,13 @@ class LearningSignalCard(Card):
 
     def clear(self) -> None:
         self.metrics: list[dict] = []
-        self.last_seq = -1
         self.hints: list[Hint] = []
         self.alarms = Alarms()
         self.caption.setText(WAITING)
         self.advice.setText("")
 
     def apply(self, events: Sequence[dict]) -> None:
-        for event in events:
-            seq = event.get("seq", -1)
-            if isinstance(seq, int) and seq <= self.last_seq:
-                continue  # a replay overlapping what was seen
-            self.last_seq = seq if isinstance(seq, int) else self.last_seq
+        for event in events:  # each once, in order (RunFollower's promise)
             if event.get("type") == "metrics":
                 self.metrics = (self.metrics + [event])[-WINDOW:]
             self.alarms.see(event)

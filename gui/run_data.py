@@ -89,10 +89,9 @@ class RunData:
             self.apply_one(event)
 
     def apply_one(self, event: dict) -> None:
+        """Fold one event; each comes once (RunFollower's promise: engine.common.client.follow_events)."""
         seq = event.get("seq")
         if isinstance(seq, int):
-            if seq <= self.last_seq:
-                return  # a replay overlapping live events: each event counts once
             self.last_seq = seq
         kind = event.get("type")
         when = event.get("time")

@@ -16,7 +16,7 @@ from typing import Any
 import platformdirs
 
 from grpo_studio.engine.common.engine_proof import lock_is_free
-from grpo_studio.engine.common.events import parse_event
+from grpo_studio.engine.common.events import EventTail
 from grpo_studio.engine.common.protocol import LIVE_STATES, RunOutcome
 
 RUNS_DIR_ENV = "GRPO_STUDIO_RUNS_DIR"
@@ -203,9 +203,9 @@ class RunSummary:
 
 @dataclass
 class _EventDigest:
-    """What the store needs from events.jsonl, kept per file and extended only by the bytes appended since,
+    """What the store needs from events.jsonl, kept per file and extended only by the lines appended since,
     so listing long runs stays cheap."""
-    offset: int = 0
+    tail: EventTail
     reward: float | None = None
     best_reward: float | None = None
     step: int = 0
@@ -213,8 +213,6 @@ class _EventDigest:
     error: str | None = None
     first_time: float | None = None
     last_time: float | None = None
-    lines: int = 0
-    damage: str | None = None  # the first line that is not an event
     eval_before: float | None = None
     eval_after: float | None = None
 
@@ -223,31 +221,22 @@ class _EventDigest:
         """How the latest segment ended (finished | stopped | failed), None while it has not."""
         return self.outcome.done.get("reason") if self.outcome.done else None
 
+    @property
+    def damage(self) -> str | None:
+        """The first line that is not an event, if any."""
+        line = self.tail.first_damaged
+        return f"events.jsonl line {line} is not an event" if line else None
+
 
 _digests: dict[Path, _EventDigest] = {}
 
 
 def _digest_events(path: Path) -> _EventDigest:
     digest = _digests.get(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return _EventDigest()
-    if digest is None or size < digest.offset:  # new file, or rewritten (truncated torn line)
-        digest = _EventDigest()
-    if size > digest.offset:
-        with open(path, "rb") as handle:
-            handle.seek(digest.offset)
-            chunk = handle.read(size - digest.offset)
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # leave a line still being written for next time
-        digest.offset += len(complete)
-        for line in complete.splitlines():
-            digest.lines += 1
-            event = parse_event(line)
-            if event is None:
-                digest.damage = digest.damage or f"events.jsonl line {digest.lines} is not an event"
-                continue
-            _fold(digest, event)
+    if digest is None or digest.tail.shrunk():  # new file, or rewritten (truncated torn line)
+        digest = _EventDigest(EventTail(path))
+    for event in digest.tail.new_events():
+        _fold(digest, event)
     _digests[path] = digest
     return digest
 
@@ -314,7 +303,7 @@ def _config_summary(paths: RunPaths) -> tuple[str, str]:
 
 
 def run_state(status: dict[str, Any], digest: _EventDigest, paths: RunPaths | None = None) -> str:
-    if not status and digest.offset == 0:
+    if not status and digest.tail.offset == 0:
         return "created"
     state = status.get("state")
     if run_is_live(status, paths):
