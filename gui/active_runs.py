@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from grpo_studio.engine.common import runs as run_store
+from grpo_studio.engine.common.event_types import Checkpoint, Done, Error, Metrics, event_as
 from grpo_studio.engine.common.events import EventTail
 from grpo_studio.engine.common.alarms import ALARM_KEYS
 from grpo_studio.engine.common.protocol import LIVE_STATES
@@ -65,13 +66,13 @@ class ActiveRuns(QObject):
         self.runs_event.emit(active)
 
     def _watch_plateau(self, key: str, name: str, event: dict) -> None:
-        patience = self._plateau_steps()
-        if event.get("type") != "metrics" or patience <= 0:
+        patience, metrics = self._plateau_steps(), event_as(event, Metrics)
+        if metrics is None or patience <= 0:
             return
         watch = self._plateaus.get(key)
         if watch is None or watch.patience != patience:
             watch = self._plateaus[key] = PlateauWatch(patience)
-        text = watch.update(event)
+        text = watch.update(metrics)
         if text:
             self.notice_event.emit("plateau", f"Reward stalled · {name}", text)
 
@@ -101,13 +102,13 @@ class ActiveRuns(QObject):
                 self.notice_event.emit("alarm", f"Training alarm · {name}", hint.text)
 
     def _notice(self, name: str, event: dict) -> None:
-        kind = event.get("type")
-        if kind == "checkpoint":
-            self.notice_event.emit("checkpoint", f"Checkpoint saved · {name}", f"step {event.get('step')}")
-        elif kind == "error":
-            self.notice_event.emit("error", f"Run failed · {name}", str(event.get("message", "")))
-        elif kind == "done" and event.get("reason") in ("finished", "stopped"):
-            reason = event.get("reason")
+        checkpoint, error, done = event_as(event, Checkpoint), event_as(event, Error), event_as(event, Done)
+        if checkpoint is not None:
+            self.notice_event.emit("checkpoint", f"Checkpoint saved · {name}", f"step {checkpoint.get('step')}")
+        elif error is not None:
+            self.notice_event.emit("error", f"Run failed · {name}", str(error.get("message", "")))
+        elif done is not None and done.get("reason") in ("finished", "stopped"):
+            reason = done.get("reason")
             text = "The adapter is ready to export or try." if reason == "finished" else \
                 "Saved a checkpoint; resume it from Runs."
             self.notice_event.emit(str(reason), f"Run {reason} · {name}", text)

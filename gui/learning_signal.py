@@ -9,6 +9,7 @@ from typing import Sequence
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QWidget
 
 from grpo_studio.engine.common.alarms import ALARM_KEYS, Alarms
+from grpo_studio.engine.common.event_types import Metrics, event_as
 from grpo_studio.engine.common.signal_hints import MIN_STEPS, WINDOW, Hint, signal_hints
 from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import Card, fmt_number, label
@@ -27,7 +28,7 @@ def card_text(hints: Sequence[Hint]) -> str:
                    else f"<p>• {_escape(h.text)}</p>" for h in hints)
 
 
-def summary_line(metrics: Sequence[dict]) -> str:
+def summary_line(metrics: Sequence[Metrics]) -> str:
     """The measured shares of the last step, for the card's caption."""
     signal = next((m["signal"] for m in reversed(metrics) if isinstance(m.get("signal"), dict)), None)
     if signal is None:
@@ -75,7 +76,7 @@ class LearningSignalCard(Card):
         self.clear()
 
     def clear(self) -> None:
-        self.metrics: list[dict] = []
+        self.metrics: list[Metrics] = []
         self.hints: list[Hint] = []
         self.alarms = Alarms()
         self.caption.setText(WAITING)
@@ -83,8 +84,9 @@ class LearningSignalCard(Card):
 
     def apply(self, events: Sequence[dict]) -> None:
         for event in events:  # each once, in order (RunFollower's promise)
-            if event.get("type") == "metrics":
-                self.metrics = (self.metrics + [event])[-WINDOW:]
+            metrics = event_as(event, Metrics)
+            if metrics is not None:
+                self.metrics = (self.metrics + [metrics])[-WINDOW:]
             self.alarms.see(event)
 
     def refresh(self) -> None:

@@ -11,17 +11,19 @@ instead of each reader testing it. Fields absent from older runs' files are mark
 `.get` them. Sizes are bytes, times seconds.
 """
 import types
-from typing import Any, Literal, NotRequired, Required, TypedDict, Union, get_args, get_origin, get_type_hints
+from typing import (Any, Iterable, Literal, Mapping, NotRequired, Required, TypedDict, TypeVar, Union, cast, get_args, get_origin,
+                    get_type_hints)
 
 
 class _Event(TypedDict, total=False):
     seq: Required[int]  # 0, 1, 2, ... without gaps, across a resume too
     time: Required[float]  # unix seconds
-    step: int  # stamped on every event once training runs
+    # `step` is stamped on every event once training runs: each type declares it, required where it always is
 
 
 class Hello(_Event, total=False):
     type: Required[Literal["hello"]]
+    step: int
     version: Required[str]
     device: Required[str]
     gpu_name: Required[str | None]
@@ -33,6 +35,7 @@ class Hello(_Event, total=False):
 class Phase(_Event, total=False):
     """Also the download (what, repo_id, sizes, files) and GGUF conversion (gguf, stage) before training."""
     type: Required[Literal["phase"]]
+    step: int
     phase: Required[str]  # one of protocol.PHASES
     what: str
     repo_id: str
@@ -108,6 +111,7 @@ class Group(_Event, total=False):
 
 class Log(_Event, total=False):
     type: Required[Literal["log"]]
+    step: int
     level: Required[str]  # info | warning | error
     message: Required[str]
     recovery: dict[str, Any]  # an out-of-memory recovery (engine/oom_recovery.py): phase, setting, old, new, ...
@@ -121,6 +125,7 @@ class Checkpoint(_Event, total=False):
 
 class Error(_Event, total=False):
     type: Required[Literal["error"]]
+    step: int
     kind: Required[str]  # one of protocol.ERROR_KINDS
     message: Required[str]
     hint: Required[str | None]
@@ -128,6 +133,7 @@ class Error(_Event, total=False):
 
 class Done(_Event, total=False):
     type: Required[Literal["done"]]
+    step: int
     reason: Required[str]  # one of protocol.DONE_REASONS
     adapter: Required[str | None]
 
@@ -156,6 +162,19 @@ Event = Union[Hello, Phase, Progress, Metrics, Memory, Sample, Group, Log, Check
 EVENT_TYPES: dict[str, type] = {get_args(get_type_hints(cls)["type"])[0]: cls for cls in get_args(Event)}
 _HINTS: dict[str, dict[str, Any]] = {kind: get_type_hints(cls) for kind, cls in EVENT_TYPES.items()}
 _STAMPED = frozenset(("type", "seq", "time"))
+_KINDS: dict[type, str] = {cls: kind for kind, cls in EVENT_TYPES.items()}
+E = TypeVar("E", Hello, Phase, Progress, Metrics, Memory, Sample, Group, Log, Checkpoint, Error, Done, Eval)
+
+
+def event_as(event: Mapping[str, Any], cls: type[E]) -> E | None:
+    """`event` as a `cls` event when its `type` says it is one, else None: how readers pick the events they
+    fold and read their fields typed (`event_as(e, Metrics)` then `.get("reward")`)."""
+    return cast(E, event) if event.get("type") == _KINDS[cls] else None
+
+
+def events_of(events: Iterable[Mapping[str, Any]], cls: type[E]) -> list[E]:
+    """The `cls` events among `events`, in order."""
+    return [cast(E, event) for event in events if event.get("type") == _KINDS[cls]]
 
 
 def fields_of(kind: str) -> tuple[str, ...]:

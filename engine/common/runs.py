@@ -16,6 +16,7 @@ from typing import Any
 import platformdirs
 
 from grpo_studio.engine.common.engine_proof import lock_is_free
+from grpo_studio.engine.common.event_types import Error, Eval, Metrics, event_as
 from grpo_studio.engine.common.events import EventTail
 from grpo_studio.engine.common.protocol import LIVE_STATES, RunOutcome
 
@@ -242,7 +243,6 @@ def _digest_events(path: Path) -> _EventDigest:
 
 
 def _fold(digest: _EventDigest, event: dict) -> None:
-    kind = event.get("type")
     when = event.get("time")
     if isinstance(when, (int, float)):
         digest.first_time = when if digest.first_time is None else digest.first_time
@@ -250,18 +250,19 @@ def _fold(digest: _EventDigest, event: dict) -> None:
     if isinstance(event.get("step"), int):
         digest.step = max(digest.step, event["step"])
     digest.outcome.see(event)
-    if kind == "metrics" and isinstance(event.get("reward"), (int, float)):
-        digest.reward = float(event["reward"])
+    metrics, held_out, error = event_as(event, Metrics), event_as(event, Eval), event_as(event, Error)
+    if metrics is not None and (reward := metrics.get("reward")) is not None:
+        digest.reward = float(reward)
         digest.best_reward = digest.reward if digest.best_reward is None else max(digest.best_reward,
                                                                                   digest.reward)
-    elif kind == "eval" and isinstance(event.get("accuracy"), (int, float)):
+    elif held_out is not None and (accuracy := held_out.get("accuracy")) is not None:
         if digest.eval_before is None:
-            digest.eval_before = float(event["accuracy"])
+            digest.eval_before = float(accuracy)
         else:
-            digest.eval_after = float(event["accuracy"])
-    elif kind == "error":
-        hint = event.get("hint")
-        digest.error = str(event.get("message", "")) + (f" (hint: {hint})" if hint else "")
+            digest.eval_after = float(accuracy)
+    elif error is not None:
+        hint = error.get("hint")
+        digest.error = str(error.get("message", "")) + (f" (hint: {hint})" if hint else "")
 
 
 def engine_alive(status: dict[str, Any]) -> bool:
