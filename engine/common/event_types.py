@@ -2,17 +2,20 @@
 
 TypedDicts rather than dataclasses because an event IS a JSON object: on disk (events.jsonl), on the socket
 and in every reader (the Monitor's fold, the alarms, the signal hints, the run store) it stays the same dict,
-so typing it costs no conversion and no reader has to tell "absent" (an older run) from null. The types are
-checked twice: `check_fields` (called by EventLog.emit) refuses a field its type lacks at run time, so a
-misspelt field fails the emitting code's tests; and a type checker sees `.get("rewardz")` on a typed event.
-Readers get events through `typed_event` (events.parse_event calls it): a field whose JSON value does not
-fit its type (a string where a number belongs, from a damaged or hand-edited file) is dropped there, once,
-instead of each reader testing it. Fields absent from older runs' files are marked NotRequired: readers
-`.get` them. Sizes are bytes, times seconds.
+so typing it costs no conversion and no reader has to tell "absent" (an older run) from null. Emitters keep
+`emit("metrics", reward=...)`; a field its type lacks is refused by `check_fields` (EventLog.emit calls it)
+at run time, and tests/test_event_types.py reads every `emit("kind", ...)` call in the engine against the
+types, so a misspelt field fails CI even on a path no test runs. Readers pick events with `event_as` /
+`events_of`, after which a type checker knows each field's type.
+
+Every event read passes `typed_event` (events.parse_event for the file, client.follow_events for the
+socket): a field whose JSON value does not fit its type (a string where a number belongs, from a damaged or
+hand-edited file) is dropped there, once, instead of each reader testing it. Fields that are not Required
+may be absent (older runs lack them): readers `.get` them. Sizes are bytes, times seconds.
 """
 import types
-from typing import (Any, Iterable, Literal, Mapping, NotRequired, Required, TypedDict, TypeVar, Union, cast, get_args, get_origin,
-                    get_type_hints)
+from typing import (Any, Iterable, Literal, Mapping, NotRequired, Required, TypedDict, TypeVar, Union, cast,
+                    get_args, get_origin, get_type_hints)
 
 
 class _Event(TypedDict, total=False):
@@ -203,25 +206,30 @@ def check_fields(kind: str, fields: dict[str, Any]) -> None:
 def typed_event(raw: dict[str, Any]) -> dict[str, Any]:
     """A decoded event with every declared field that does not fit its type left out; fields no type declares
     (a newer engine's) and events of unknown types pass unchanged, for readers to ignore."""
-    hints = _HINTS.get(raw.get("type"))  # type: ignore[arg-type]
-    if hints is None:
+    fits = _JSON_TYPES.get(raw.get("type"))  # type: ignore[arg-type]
+    if fits is None:
         return raw
-    misfits = [name for name, value in raw.items() if name in hints and not _fits(value, hints[name])]
+    misfits = [name for name, value in raw.items() if name in fits and not _fits(value, fits[name])]
     return {k: v for k, v in raw.items() if k not in misfits} if misfits else raw
 
 
-def _fits(value: Any, hint: Any) -> bool:
-    origin = get_origin(hint)
+def _fits(value: Any, allowed: tuple[type, ...]) -> bool:
+    # JSON true is no number: a bool fits only a field that says bool (or Any)
+    return isinstance(value, allowed) and (not isinstance(value, bool) or bool in allowed or object in allowed)
+
+
+def _json_types(hint: Any) -> tuple[type, ...]:
+    """The Python types of the JSON values that fit a field annotated `hint` (worked out once per field: every
+    event read passes typed_event)."""
     if hint is Any:
-        return True
-    if origin in (Union, types.UnionType):
-        return any(_fits(value, arg) for arg in get_args(hint))
-    if origin is Literal:
-        return value in get_args(hint)
-    if hint is type(None):
-        return value is None
-    if isinstance(value, bool):  # JSON true is no number
-        return hint is bool
+        return (object,)
+    if get_origin(hint) in (Union, types.UnionType):
+        return tuple(t for arg in get_args(hint) for t in _json_types(arg))
+    if get_origin(hint) is Literal:
+        return (str,)  # `type`: its value picked these types
     if hint is float:
-        return isinstance(value, (int, float))
-    return isinstance(value, origin or hint)
+        return (int, float)
+    return (get_origin(hint) or hint,)
+
+
+_JSON_TYPES = {kind: {name: _json_types(hint) for name, hint in hints.items()} for kind, hints in _HINTS.items()}
