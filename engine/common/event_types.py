@@ -21,12 +21,19 @@ from typing import (Any, Iterable, Literal, Mapping, NotRequired, Required, Type
 class _Event(TypedDict, total=False):
     seq: Required[int]  # 0, 1, 2, ... without gaps, across a resume too
     time: Required[float]  # unix seconds
-    # `step` is stamped on every event once training runs: each type declares it, required where it always is
+    # `step` is stamped on every event once training runs: required in the types that always carry it
 
 
-class Hello(_Event, total=False):
+class _MaybeStep(_Event, total=False):
+    step: int  # absent before training runs
+
+
+class _OfAStep(_Event, total=False):
+    step: Required[int]  # the training step it reports on
+
+
+class Hello(_MaybeStep, total=False):
     type: Required[Literal["hello"]]
-    step: int
     version: Required[str]
     device: Required[str]
     gpu_name: Required[str | None]
@@ -35,10 +42,9 @@ class Hello(_Event, total=False):
     total_steps: Required[int | None]
 
 
-class Phase(_Event, total=False):
+class Phase(_MaybeStep, total=False):
     """Also the download (what, repo_id, sizes, files) and GGUF conversion (gguf, stage) before training."""
     type: Required[Literal["phase"]]
-    step: int
     phase: Required[str]  # one of protocol.PHASES
     what: str
     repo_id: str
@@ -49,10 +55,9 @@ class Phase(_Event, total=False):
     stage: str
 
 
-class Progress(_Event, total=False):
+class Progress(_OfAStep, total=False):
     """A training step done; before training also a download's or a GGUF hash's progress (with `phase`)."""
     type: Required[Literal["progress"]]
-    step: Required[int]
     total_steps: Required[int | None]
     eta_s: Required[float | None]
     tokens_per_s: Required[float | None]
@@ -66,9 +71,8 @@ class Progress(_Event, total=False):
     gguf: str
 
 
-class Metrics(_Event, total=False):
+class Metrics(_OfAStep, total=False):
     type: Required[Literal["metrics"]]
-    step: Required[int]
     reward: Required[float | None]
     reward_std: Required[float | None]
     rewards: Required[dict[str, Any]]  # function name -> {mean, std} (older runs: the mean alone)
@@ -81,9 +85,8 @@ class Metrics(_Event, total=False):
     signal: NotRequired[dict[str, Any]]  # the learning signal (engine/step_metrics.py); older runs lack it
 
 
-class Memory(_Event, total=False):
+class Memory(_OfAStep, total=False):
     type: Required[Literal["memory"]]
-    step: Required[int]
     gpu_allocated: Required[int | None]  # null on CPU
     gpu_reserved: Required[int | None]
     gpu_peak: Required[int | None]
@@ -93,61 +96,54 @@ class Memory(_Event, total=False):
     offloaded_peak: Required[int]
 
 
-class Sample(_Event, total=False):
+class Sample(_OfAStep, total=False):
     type: Required[Literal["sample"]]
-    step: Required[int]
     prompt: Required[str]
     completion: Required[str]
     rewards: Required[dict[str, Any]]
     reward: Required[float | None]
 
 
-class Group(_Event, total=False):
+class Group(_OfAStep, total=False):
     """One prompt's G completions, best to worst: each {completion, reward, rewards, advantage, length,
     truncated}."""
     type: Required[Literal["group"]]
-    step: Required[int]
     prompt: Required[str]
     group_size: Required[int]
     completions: Required[list[Any]]
 
 
-class Log(_Event, total=False):
+class Log(_MaybeStep, total=False):
     type: Required[Literal["log"]]
-    step: int
     level: Required[str]  # info | warning | error
     message: Required[str]
     recovery: dict[str, Any]  # an out-of-memory recovery (engine/oom_recovery.py): phase, setting, old, new, ...
 
 
-class Checkpoint(_Event, total=False):
+class Checkpoint(_OfAStep, total=False):
     type: Required[Literal["checkpoint"]]
-    step: Required[int]
     path: Required[str]
 
 
-class Error(_Event, total=False):
+class Error(_MaybeStep, total=False):
     type: Required[Literal["error"]]
-    step: int
     kind: Required[str]  # one of protocol.ERROR_KINDS
     message: Required[str]
     hint: Required[str | None]
 
 
-class Done(_Event, total=False):
+class Done(_MaybeStep, total=False):
     type: Required[Literal["done"]]
-    step: int
     reason: Required[str]  # one of protocol.DONE_REASONS
     adapter: Required[str | None]
 
 
-class Eval(_Event, total=False):
+class Eval(_OfAStep, total=False):
     """Held-out evaluation (engine/evaluation.py): `reward` is the mean weighted total reward over the held-out
     prompts; `accuracy` the share of them whose correctness reward (`accuracy_reward`: math_correct when the run
     uses it, else its first reward function) is full (>= 1), prompts it does not score left out; `rewards` maps
     each function to its mean. Step 0 is the base model (the adapter starts at zero)."""
     type: Required[Literal["eval"]]
-    step: Required[int]
     reward: Required[float | None]
     accuracy: Required[float | None]
     accuracy_reward: Required[str | None]
