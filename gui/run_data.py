@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
 from grpo_studio.engine.common.event_types import (Checkpoint, Done, Error, Eval, Group, Hello, Log, Memory, Metrics,
-                                                   Phase, Progress, Sample)
+                                                   Phase, Progress, Sample, fields_of)
 from grpo_studio.engine.common.protocol import RunOutcome
 
 MAX_SAMPLES = 200
@@ -163,12 +163,12 @@ class RunData:
                              f"{e.get('num_prompts')} prompts at step {step}{' (base model)' if step == 0 else ''}")
 
     def _on_sample(self, e: Sample) -> None:
-        self.samples.append({k: e.get(k) for k in ("step", "prompt", "completion", "rewards", "reward")})
+        self.samples.append({k: e.get(k) for k in fields_of("sample")})
         del self.samples[:-MAX_SAMPLES]
 
     def _on_group(self, e: Group) -> None:
         if isinstance(e.get("completions"), list):
-            self.groups.append({k: e.get(k) for k in ("step", "prompt", "group_size", "completions")})
+            self.groups.append({k: e.get(k) for k in fields_of("group")})
             del self.groups[:-MAX_GROUPS]
 
     def _on_log(self, e: Log) -> None:

@@ -167,3 +167,24 @@ def test_the_follower_yields_each_event_once_while_the_file_grows_and_the_run_re
     data = RunData()
     data.apply(got)
     assert data.step == 40 and data.done["reason"] == "finished"
+
+
+def test_the_terminal_printer_has_a_line_for_each_event_type_it_reads():
+    """ProgressPrinter reads each event type in its own typed handler: a recorded run plus an error."""
+    import io
+
+    from grpo_studio.engine.progress import ProgressPrinter
+
+    events = list(read_events(DATA / "healthy_events.jsonl"))
+    events.insert(-1, {"type": "error", "seq": 10**6, "time": 1.0, "kind": "data", "message": "bad row",
+                       "hint": "fix it"})
+    out = io.StringIO()
+    printer = ProgressPrinter(file=out, mininterval=0)
+    for event in events:
+        printer.handle(event)
+    printer.close()
+    text = out.getvalue()
+    for line in ("grpo-studio ", "loading model and data...", "checkpoint: step ", "held-out (step 4): accuracy 0.20",
+                 "[info] ", "error (data): bad row", "hint: fix it", "done: finished"):
+        assert line in text, line
+    assert f"reward {[e for e in events if e['type'] == 'metrics'][-1]['reward']:.3f}" in text  # metrics, progress
