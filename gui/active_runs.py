@@ -9,7 +9,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from grpo_studio.engine.common import runs as run_store
 from grpo_studio.engine.common.alarms import ALARM_KEYS
-from grpo_studio.engine.common.events import parse_event
+from grpo_studio.engine.common.event_types import Checkpoint, Done, Error, Metrics, event_as
+from grpo_studio.engine.common.events import EventTail
 from grpo_studio.engine.common.protocol import LIVE_STATES
 from grpo_studio.engine.common.runs import RunPaths
 from grpo_studio.engine.common.signal_hints import HintWatcher, PlateauWatch
@@ -30,7 +31,7 @@ class ActiveRuns(QObject):
         self._runs_dir = runs_dir_getter
         self._plateau_steps = plateau_steps_getter or (lambda: 0)
         self.active: list = []
-        self._offsets: dict[str, int] = {}
+        self._tails: dict[str, EventTail] = {}  # per watched run: where its events.jsonl was read up to
         self._plateaus: dict[str, PlateauWatch] = {}
         self._alarms: dict[str, HintWatcher] = {}  # per run: each alarm is a tray notice once
         self._timer = QTimer(self, interval=POLL_MS)
@@ -46,67 +47,52 @@ class ActiveRuns(QObject):
         except OSError:
             runs = []
         active = [r for r in runs if r.state in LIVE_STATES]
-        watched = {str(r.path) for r in active} | set(self._offsets)
+        watched = {str(r.path) for r in active} | set(self._tails)
         for run in runs:
             key = str(run.path)
             if key not in watched:
                 continue
-            events_file = RunPaths(Path(run.path)).events
-            if key not in self._offsets:
-                self._offsets[key] = events_file.stat().st_size if events_file.exists() else 0
-                self._fold_history(key, events_file)
+            if key not in self._tails:
+                self._fold_history(key, EventTail(RunPaths(Path(run.path)).events))
                 continue
-            for event in self._new_events(key, events_file):
+            for event in self._tails[key].new_events():
                 self._notice(run.name, event)
                 self._watch_plateau(key, run.name, event)
                 self._watch_alarms(key, run.name, event)
             if run.state not in LIVE_STATES:
-                del self._offsets[key]  # ended: its last events were just read
+                del self._tails[key]  # ended: its last events were just read
                 self._plateaus.pop(key, None)
                 self._alarms.pop(key, None)
         self.active = active
         self.runs_event.emit(active)
 
-    def _new_events(self, key: str, path: Path) -> list[dict]:
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(self._offsets[key])
-                data = handle.read()
-        except OSError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        self._offsets[key] += len(complete)
-        events = []
-        for line in complete.splitlines():
-            event = parse_event(line)  # a damaged line is skipped, as every reader of run files does
-            if event is not None:
-                events.append(event)
-        return events
-
     def _watch_plateau(self, key: str, name: str, event: dict) -> None:
-        patience = self._plateau_steps()
-        if event.get("type") != "metrics" or patience <= 0:
+        patience, metrics = self._plateau_steps(), event_as(event, Metrics)
+        if metrics is None or patience <= 0:
             return
         watch = self._plateaus.get(key)
         if watch is None or watch.patience != patience:
             watch = self._plateaus[key] = PlateauWatch(patience)
-        text = watch.update(event)
+        text = watch.update(metrics)
         if text:
             self.notice_event.emit("plateau", f"Reward stalled · {name}", text)
 
-    def _fold_history(self, key: str, path: Path) -> None:
+    def _fold_history(self, key: str, tail: EventTail) -> None:
         """What a run wrote before the app watched it: the alarms' baseline is its first steps, and an alarm
-        that already held then is not news (the Monitor's card shows it)."""
-        if self._offsets[key] == 0 or self._offsets[key] > HISTORY_BYTES:
-            return
-        watcher = self._alarms[key] = HintWatcher()
+        that already held then is not news (the Monitor's card shows it). Notices start from here."""
+        self._tails[key] = tail
         try:
-            data = path.read_bytes()[: self._offsets[key]]
+            size = tail.path.stat().st_size
         except OSError:
             return
-        for line in data.splitlines():
-            event = parse_event(line)
-            if event is not None and event.get("type") in ("metrics", "eval"):
+        if size > HISTORY_BYTES:
+            tail.offset = size
+            return
+        if size == 0:
+            return
+        watcher = self._alarms[key] = HintWatcher()
+        for event in tail.new_events():
+            if event.get("type") in ("metrics", "eval"):
                 watcher.update(event)
 
     def _watch_alarms(self, key: str, name: str, event: dict) -> None:
@@ -117,13 +103,13 @@ class ActiveRuns(QObject):
                 self.notice_event.emit("alarm", f"Training alarm · {name}", hint.text)
 
     def _notice(self, name: str, event: dict) -> None:
-        kind = event.get("type")
-        if kind == "checkpoint":
-            self.notice_event.emit("checkpoint", f"Checkpoint saved · {name}", f"step {event.get('step')}")
-        elif kind == "error":
-            self.notice_event.emit("error", f"Run failed · {name}", str(event.get("message", "")))
-        elif kind == "done" and event.get("reason") in ("finished", "stopped"):
-            reason = event.get("reason")
+        checkpoint, error, done = event_as(event, Checkpoint), event_as(event, Error), event_as(event, Done)
+        if checkpoint is not None:
+            self.notice_event.emit("checkpoint", f"Checkpoint saved · {name}", f"step {checkpoint.get('step')}")
+        elif error is not None:
+            self.notice_event.emit("error", f"Run failed · {name}", str(error.get("message", "")))
+        elif done is not None and done.get("reason") in ("finished", "stopped"):
+            reason = done.get("reason")
             text = "The adapter is ready to export or try." if reason == "finished" else \
                 "Saved a checkpoint; resume it from Runs."
             self.notice_event.emit(str(reason), f"Run {reason} · {name}", text)

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+from grpo_studio.engine.common.event_types import Progress, event_as, typed_event
 from grpo_studio.gui.cli_job import CliJob, error_text
 from grpo_studio.gui.widgets import fmt_bytes, fmt_duration, label
 
@@ -38,13 +39,13 @@ def downloads_off() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def progress_text(event: dict) -> str:
+def progress_text(event: Progress) -> str:
     done, total = event.get("downloaded_bytes"), event.get("total_bytes")
     parts = [f"{fmt_bytes(done)} of {fmt_bytes(total)}"]
-    if event.get("bytes_per_s"):
-        parts.append(f"{fmt_bytes(event['bytes_per_s'])}/s")
-    if event.get("eta_s") is not None:
-        parts.append(f"{fmt_duration(event['eta_s'])} left")
+    if speed := event.get("bytes_per_s"):
+        parts.append(f"{fmt_bytes(speed)}/s")
+    if (eta := event.get("eta_s")) is not None:
+        parts.append(f"{fmt_duration(eta)} left")
     return " · ".join(parts)
 
 
@@ -165,9 +166,10 @@ class DownloadPanel(QWidget):
         return ["download", repo_id, "--json"] + (["--dataset"] if self.what == "dataset" else [])
 
     def _line(self, event: dict) -> None:
-        if event.get("type") == "progress" and event.get("total_bytes"):
-            self.bar.setValue(int(BAR_STEPS * (event.get("downloaded_bytes") or 0) / event["total_bytes"]))
-            self.status.setText(progress_text(event))
+        progress = event_as(typed_event(event), Progress)  # `download --json` writes the run's event types
+        if progress is not None and (total := progress.get("total_bytes")):
+            self.bar.setValue(int(BAR_STEPS * (progress.get("downloaded_bytes") or 0) / total))
+            self.status.setText(progress_text(progress))
 
     def _finished(self, code: int, result: dict | None, stderr: str) -> None:
         self.job = None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QWidget
 
 from grpo_studio.engine.common.alarms import ALARM_KEYS, Alarms
+from grpo_studio.engine.common.event_types import Metrics, event_as
 from grpo_studio.engine.common.signal_hints import MIN_STEPS, WINDOW, Hint, signal_hints
 from grpo_studio.gui import theme
 from grpo_studio.gui.widgets import Card, fmt_number, label
@@ -27,7 +28,7 @@ def card_text(hints: Sequence[Hint]) -> str:
                    else f"<p>• {_escape(h.text)}</p>" for h in hints)
 
 
-def summary_line(metrics: Sequence[dict]) -> str:
+def summary_line(metrics: Sequence[Metrics]) -> str:
     """The measured shares of the last step, for the card's caption."""
     signal = next((m["signal"] for m in reversed(metrics) if isinstance(m.get("signal"), dict)), None)
     if signal is None:
@@ -75,21 +76,17 @@ class LearningSignalCard(Card):
         self.clear()
 
     def clear(self) -> None:
-        self.metrics: list[dict] = []
-        self.last_seq = -1
+        self.metrics: list[Metrics] = []
         self.hints: list[Hint] = []
         self.alarms = Alarms()
         self.caption.setText(WAITING)
         self.advice.setText("")
 
     def apply(self, events: Sequence[dict]) -> None:
-        for event in events:
-            seq = event.get("seq", -1)
-            if isinstance(seq, int) and seq <= self.last_seq:
-                continue  # a replay overlapping what was seen
-            self.last_seq = seq if isinstance(seq, int) else self.last_seq
-            if event.get("type") == "metrics":
-                self.metrics = (self.metrics + [event])[-WINDOW:]
+        for event in events:  # each once, in order (RunFollower's promise)
+            metrics = event_as(event, Metrics)
+            if metrics is not None:
+                self.metrics = (self.metrics + [metrics])[-WINDOW:]
             self.alarms.see(event)
 
     def refresh(self) -> None:

@@ -3,9 +3,25 @@ progress, samples, log lines, checkpoints, the error and how it ended. The same 
 replayed events.jsonl, so a reopened run looks exactly like it did live."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from grpo_studio.engine.common.event_types import (
+    Checkpoint,
+    Done,
+    Error,
+    Eval,
+    Group,
+    Hello,
+    Log,
+    Memory,
+    Metrics,
+    Phase,
+    Progress,
+    Sample,
+    fields_of,
+)
 from grpo_studio.engine.common.protocol import RunOutcome
 
 MAX_SAMPLES = 200
@@ -89,10 +105,9 @@ class RunData:
             self.apply_one(event)
 
     def apply_one(self, event: dict) -> None:
+        """Fold one event; each comes once (RunFollower's promise: engine.common.client.follow_events)."""
         seq = event.get("seq")
         if isinstance(seq, int):
-            if seq <= self.last_seq:
-                return  # a replay overlapping live events: each event counts once
             self.last_seq = seq
         kind = event.get("type")
         when = event.get("time")
@@ -104,8 +119,8 @@ class RunData:
         if handler is not None:
             handler(event)
 
-    # ------------------------------------------------------------------ per event type
-    def _on_hello(self, e: dict) -> None:
+    # ------------------------------------------------------------------ per event type (event_types.py)
+    def _on_hello(self, e: Hello) -> None:
         self.hello = dict(e)
         self.total_steps = e.get("total_steps") or self.total_steps
         self.error = None  # a resumed run starts a new life in the same file
@@ -113,7 +128,7 @@ class RunData:
         self._log(e, "info", f"engine {e.get('version', '')} started on {e.get('gpu_name') or e.get('device')}"
                              f"{steps}")
 
-    def _on_phase(self, e: dict) -> None:
+    def _on_phase(self, e: Phase) -> None:
         phase = str(e.get("phase") or "")
         if phase != self.phase and phase not in STEP_PHASES and phase not in ("paused", "saving"):
             self._log(e, "info", phase.replace("_", " "))  # loading_model, and phases added later
@@ -121,13 +136,13 @@ class RunData:
         # The engine says so; a later phase means it went on, except a save_now served during the pause.
         self.paused = phase == "paused" or (phase == "saving" and self.paused)
 
-    def _on_progress(self, e: dict) -> None:
+    def _on_progress(self, e: Progress) -> None:
         self.step = int(e.get("step") or 0)
         self.total_steps = e.get("total_steps") or self.total_steps
         self.eta_s = e.get("eta_s")
         self.tokens_per_s = e.get("tokens_per_s")
 
-    def _on_metrics(self, e: dict) -> None:
+    def _on_metrics(self, e: Metrics) -> None:
         step = e.get("step") or 0
         self.step = max(self.step, int(step))
         self.reward.add(step, e.get("reward"), e.get("reward_std"))
@@ -147,47 +162,47 @@ class RunData:
         self._log(e, "info", f"step {step}{of} · reward {_fmt(e.get('reward'))} · loss {_fmt(e.get('loss'))}"
                              f" · length {_fmt(length.get('mean') if isinstance(length, dict) else None, 1)}")
 
-    def _on_memory(self, e: dict) -> None:
+    def _on_memory(self, e: Memory) -> None:
         step = e.get("step") or self.step
         self.gpu_allocated.add(step, e.get("gpu_allocated"))
         self.gpu_peak.add(step, e.get("gpu_peak"))
         self.rss.add(step, e.get("rss"))
         self.offloaded.add(step, e.get("offloaded"))
 
-    def _on_eval(self, e: dict) -> None:
+    def _on_eval(self, e: Eval) -> None:
         step = e.get("step") or 0
         self.eval_accuracy.add(step, e.get("accuracy"))
         self.eval_reward.add(step, e.get("reward"))
         self._log(e, "info", f"held-out accuracy {_fmt(e.get('accuracy'), 2)} · reward {_fmt(e.get('reward'))} on "
                              f"{e.get('num_prompts')} prompts at step {step}{' (base model)' if step == 0 else ''}")
 
-    def _on_sample(self, e: dict) -> None:
-        self.samples.append({k: e.get(k) for k in ("step", "prompt", "completion", "rewards", "reward")})
+    def _on_sample(self, e: Sample) -> None:
+        self.samples.append({k: e.get(k) for k in fields_of("sample")})
         del self.samples[:-MAX_SAMPLES]
 
-    def _on_group(self, e: dict) -> None:
+    def _on_group(self, e: Group) -> None:
         if isinstance(e.get("completions"), list):
-            self.groups.append({k: e.get(k) for k in ("step", "prompt", "group_size", "completions")})
+            self.groups.append({k: e.get(k) for k in fields_of("group")})
             del self.groups[:-MAX_GROUPS]
 
-    def _on_log(self, e: dict) -> None:
+    def _on_log(self, e: Log) -> None:
         self._log(e, str(e.get("level", "info")), str(e.get("message", "")))
 
-    def _on_checkpoint(self, e: dict) -> None:
+    def _on_checkpoint(self, e: Checkpoint) -> None:
         self.checkpoints.append({"step": e.get("step"), "path": e.get("path")})
         self._log(e, "info", f"checkpoint saved at step {e.get('step')}: {e.get('path')}")
 
-    def _on_error(self, e: dict) -> None:
+    def _on_error(self, e: Error) -> None:
         self.error = {"kind": e.get("kind", "crash"), "message": e.get("message", ""), "hint": e.get("hint", "")}
         self._log(e, "error", str(e.get("message", "")))
 
-    def _on_done(self, e: dict) -> None:
+    def _on_done(self, e: Done) -> None:
         self.paused = False
         self.phase = ""
         adapter = f"; adapter in {e['adapter']}" if e.get("adapter") else ""
         self._log(e, "info", f"{e.get('reason')} at step {self.step}{adapter}")
 
-    def _log(self, e: dict, level: str, text: str) -> None:
+    def _log(self, e: Mapping[str, Any], level: str, text: str) -> None:
         when = e.get("time")
         self.log.append(LogLine(float(when) if isinstance(when, (int, float)) else None, level, text))
         del self.log[:-MAX_LOG]

@@ -4,6 +4,8 @@ import threading
 import pytest
 
 from grpo_studio.engine.train.control import Control
+from grpo_studio.engine.train.control import Control
+from grpo_studio.engine.common.event_types import typed_event
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.protocol import DONE_REASONS, ERROR_KINDS, EVENT_FIELDS, PHASES
 from grpo_studio.engine.run.runner import run_engine
@@ -21,6 +23,7 @@ def event_problems(event) -> list[str]:
     if kind not in EVENT_FIELDS:
         return problems + [f"unknown event type {kind!r}"]
     problems += [f"{kind}: missing '{key}'" for key in EVENT_FIELDS[kind] if key not in event]
+    problems += [f"{kind}: '{key}' does not fit its type" for key in event if key not in typed_event(event)]
     if kind == "phase" and event.get("phase") not in PHASES:
         problems.append(f"phase: unknown phase {event.get('phase')!r}")
     if kind == "error" and event.get("kind") not in ERROR_KINDS:

@@ -69,26 +69,27 @@ def _plan(source, args: argparse.Namespace) -> int:
 
 
 def _download(source, args: argparse.Namespace) -> int:
+    from grpo_studio.engine.common.event_types import check_fields
     from grpo_studio.engine.hub.download import DownloadCancelled
     from grpo_studio.engine.hub.fetch import fetch
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     printer = None
-    if args.json:
-        def emit(type: str, **fields) -> dict:
-            event = {"type": type, **fields}
-            _print(event)
-            return event
-    else:
+    if not args.json:
         from grpo_studio.engine.run.progress import ProgressPrinter
 
         printer = ProgressPrinter()
 
-        def emit(type: str, **fields) -> dict:
-            event = {"type": type, **fields}
+    def emit(type: str, **fields) -> dict:
+        check_fields(type, fields)  # the run's event types, as EventLog.emit checks them
+        event = {"type": type, **fields}
+        if printer is None:
+            _print(event)
+        else:
             printer.handle(event)
-            return event
+        return event
+
     try:
         folder = fetch(source, emit, cancelled=stop.is_set)
     except DownloadCancelled as error:

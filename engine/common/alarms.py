@@ -10,8 +10,10 @@ The baseline is the mean of the first BASELINE steps that carry a `signal`; "rec
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from grpo_studio.engine.common.event_types import Eval, Metrics, event_as
 from grpo_studio.engine.common.signal_hints import Hint, _mean
 
 BASELINE = 10  # first steps: what the run looked like before it learned anything
@@ -32,7 +34,7 @@ ALARM_KEYS = ("length_runaway", "length_collapse", "repetition", "entropy_collap
               "reward_hacking")
 
 
-def _length(metrics_event: dict) -> float | None:
+def _length(metrics_event: Metrics) -> float | None:
     value = (metrics_event.get("completion_length") or {}).get("mean")
     return float(value) if isinstance(value, (int, float)) else None
 
@@ -41,20 +43,21 @@ class Alarms:
     """Folds one run's events (in order, each once) and says which alarms hold."""
 
     def __init__(self) -> None:
-        self.baseline: list[dict] = []
-        self.recent: deque[dict] = deque(maxlen=RECENT)
+        self.baseline: list[Metrics] = []
+        self.recent: deque[Metrics] = deque(maxlen=RECENT)
         self.evals: list[tuple[int, float, float | None]] = []  # (step, accuracy, training reward then)
 
-    def see(self, event: dict) -> None:
-        kind = event.get("type")
-        if kind == "metrics" and isinstance(event.get("signal"), dict):
+    def see(self, event: Mapping[str, Any]) -> None:
+        metrics, held_out = event_as(event, Metrics), event_as(event, Eval)
+        if metrics is not None and metrics.get("signal") is not None:
             if len(self.baseline) < BASELINE:
-                self.baseline.append(event)
+                self.baseline.append(metrics)
                 return
-            self.recent.append(event)
-        elif kind == "eval" and isinstance(event.get("accuracy"), (int, float)) and isinstance(event.get("step"), int):
+            self.recent.append(metrics)
+        elif held_out is not None and (accuracy := held_out.get("accuracy")) is not None \
+                and (step := held_out.get("step")) is not None:
             window = list(self.recent) or self.baseline[-RECENT:]
-            self.evals.append((event["step"], float(event["accuracy"]), _mean([m.get("reward") for m in window])))
+            self.evals.append((step, float(accuracy), _mean([m.get("reward") for m in window])))
 
     def see_all(self, events: Iterable[dict]) -> Alarms:
         for event in events:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import cast
 
 from grpo_studio.engine.common.errors import StudioError
+from grpo_studio.engine.common.event_types import typed_event
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.protocol import BUSY_GREETING, MAX_MESSAGE_BYTES, RunOutcome, decode, encode
 from grpo_studio.engine.common.runs import RunPaths, read_status, run_is_live
@@ -239,6 +240,7 @@ def follow_events(run_dir: str | Path, from_seq: int = 0, stop_at_done: bool = T
                     if event.get("type") == "reply" or event.get("seq") != next_seq:
                         continue
                     next_seq += 1
+                    event = typed_event(event)  # as parse_event does for the file's lines
                     yield event
                     if final(event):
                         return

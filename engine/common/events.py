@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grpo_studio.engine.common.disk import DiskFullError, is_disk_full
+from grpo_studio.engine.common.event_types import check_fields, typed_event
 from grpo_studio.engine.common.protocol import clean, encode
 
 Listener = Callable[[dict], None]
@@ -50,6 +51,8 @@ class EventLog:
         return self._fd
 
     def emit(self, type: str, **fields: Any) -> dict:
+        """Append one event of `type` (TypeError for a field its type in event_types does not declare)."""
+        check_fields(type, fields)
         with self._lock:
             if self._fd is None:
                 raise ValueError("the event log is closed")
@@ -136,22 +139,52 @@ def parse_event(line: bytes) -> dict | None:
     seq = event.get("seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
         return None
-    return event
+    return typed_event(event)
+
+
+class EventTail:
+    """The one reader of events.jsonl: each `new_events()` yields the events of the whole lines appended since
+    the last call (a line still being written waits for the next), so following a growing file re-reads
+    nothing. Damaged lines are skipped and counted; `first_damaged` is the first one's line number."""
+
+    def __init__(self, path: str | Path, offset: int = 0) -> None:
+        self.path = Path(path)
+        self.offset = offset  # bytes read so far, always at a line's start
+        self.lines = 0  # whole lines read so far
+        self.first_damaged: int | None = None
+
+    def shrunk(self) -> bool:
+        """The file is now shorter than what was read: it was rewritten (a torn line cut) or replaced."""
+        try:
+            return self.path.stat().st_size < self.offset
+        except OSError:
+            return False
+
+    def new_events(self) -> Iterator[dict]:
+        try:
+            handle = open(self.path, "rb")
+        except OSError:  # not there (yet)
+            return
+        with handle:
+            handle.seek(self.offset)
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    return  # torn or still being written
+                self.offset += len(line)
+                self.lines += 1
+                event = parse_event(line)
+                if event is None:
+                    self.first_damaged = self.first_damaged or self.lines
+                    continue
+                yield event
 
 
 def read_events(path: str | Path, from_seq: int = 0) -> Iterator[dict]:
     """Events of a file in order, from `from_seq` on. A torn last line (the engine died mid-write) and damaged
     lines are skipped."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with open(path, "rb") as handle:
-        for line in handle:
-            if not line.endswith(b"\n"):
-                break
-            event = parse_event(line)
-            if event is not None and event.get("seq", -1) >= from_seq:
-                yield event
+    for event in EventTail(path).new_events():
+        if event.get("seq", -1) >= from_seq:
+            yield event
 
 
 def _repair_and_count(path: Path) -> int:

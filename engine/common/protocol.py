@@ -2,7 +2,8 @@
 
 Every event is one JSON object with `type`, `seq` (0, 1, 2, ... without gaps), `time` (unix seconds) and,
 once training runs, `step`. Sizes are bytes, times seconds. The same objects are the lines of
-events.jsonl and the messages on the local socket (sent with `send_bytes`; never pickle).
+events.jsonl and the messages on the local socket (sent with `send_bytes`; never pickle). Each event type's
+fields are declared once, in event_types.py (why TypedDicts: see there).
 """
 from __future__ import annotations
 
@@ -10,29 +11,10 @@ import json
 import math
 from typing import Any
 
-# type -> fields every event of that type carries (besides type, seq, time).
-EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "hello": ("version", "device", "gpu_name", "gpu_total", "config_hash", "total_steps"),
-    "phase": ("phase",),
-    "progress": ("step", "total_steps", "eta_s", "tokens_per_s"),
-    "metrics": ("step", "reward", "reward_std", "rewards", "loss", "kl", "clip_ratio", "completion_length",
-                "lr", "grad_norm"),
-    "memory": ("step", "gpu_allocated", "gpu_reserved", "gpu_peak", "rss", "offloaded", "offloaded_peak"),
-    "sample": ("step", "prompt", "completion", "rewards", "reward"),
-    # one prompt's G completions, best to worst: each {completion, reward, rewards, advantage, length, truncated}
-    "group": ("step", "prompt", "group_size", "completions"),
-    "log": ("level", "message"),
-    "checkpoint": ("step", "path"),
-    "error": ("kind", "message", "hint"),
-    "done": ("reason", "adapter"),
-    # held-out evaluation (engine/evaluate/held_out.py): `reward` is the mean weighted total reward over the held-out
-    # prompts; `accuracy` the share of them whose correctness reward (`accuracy_reward`: math_correct when
-    # the run uses it, else its first reward function) is full (>= 1), prompts it does not score left out;
-    # `rewards` maps each function to its mean. Step 0 is the base model (the adapter starts at zero).
-    # Also: completion_length (mean tokens), truncated (share), greedy, examples [{prompt, completion,
-    # reward, correct}].
-    "eval": ("step", "reward", "accuracy", "accuracy_reward", "rewards", "num_prompts"),
-}
+from grpo_studio.engine.common.event_types import EVENT_TYPES, required_fields
+
+# type -> fields every event of that type carries (besides type, seq, time): read off the types.
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {kind: required_fields(kind) for kind in EVENT_TYPES}
 # `paused`: the engine stopped between steps on a pause command; the next phase (or `done`) means it went on.
 PHASES: tuple[str, ...] = ("downloading", "loading_model", "generating", "scoring", "optimizing", "saving", "paused",
           "evaluating")

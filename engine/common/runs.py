@@ -16,7 +16,8 @@ from typing import Any
 import platformdirs
 
 from grpo_studio.engine.common.engine_proof import lock_is_free
-from grpo_studio.engine.common.events import parse_event
+from grpo_studio.engine.common.event_types import Error, Eval, Metrics, event_as
+from grpo_studio.engine.common.events import EventTail
 from grpo_studio.engine.common.protocol import LIVE_STATES, RunOutcome
 
 RUNS_DIR_ENV = "GRPO_STUDIO_RUNS_DIR"
@@ -203,9 +204,9 @@ class RunSummary:
 
 @dataclass
 class _EventDigest:
-    """What the store needs from events.jsonl, kept per file and extended only by the bytes appended since,
+    """What the store needs from events.jsonl, kept per file and extended only by the lines appended since,
     so listing long runs stays cheap."""
-    offset: int = 0
+    tail: EventTail
     reward: float | None = None
     best_reward: float | None = None
     step: int = 0
@@ -213,8 +214,6 @@ class _EventDigest:
     error: str | None = None
     first_time: float | None = None
     last_time: float | None = None
-    lines: int = 0
-    damage: str | None = None  # the first line that is not an event
     eval_before: float | None = None
     eval_after: float | None = None
 
@@ -223,37 +222,27 @@ class _EventDigest:
         """How the latest segment ended (finished | stopped | failed), None while it has not."""
         return self.outcome.done.get("reason") if self.outcome.done else None
 
+    @property
+    def damage(self) -> str | None:
+        """The first line that is not an event, if any."""
+        line = self.tail.first_damaged
+        return f"events.jsonl line {line} is not an event" if line else None
+
 
 _digests: dict[Path, _EventDigest] = {}
 
 
 def _digest_events(path: Path) -> _EventDigest:
     digest = _digests.get(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return _EventDigest()
-    if digest is None or size < digest.offset:  # new file, or rewritten (truncated torn line)
-        digest = _EventDigest()
-    if size > digest.offset:
-        with open(path, "rb") as handle:
-            handle.seek(digest.offset)
-            chunk = handle.read(size - digest.offset)
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # leave a line still being written for next time
-        digest.offset += len(complete)
-        for line in complete.splitlines():
-            digest.lines += 1
-            event = parse_event(line)
-            if event is None:
-                digest.damage = digest.damage or f"events.jsonl line {digest.lines} is not an event"
-                continue
-            _fold(digest, event)
+    if digest is None or digest.tail.shrunk():  # new file, or rewritten (truncated torn line)
+        digest = _EventDigest(EventTail(path))
+    for event in digest.tail.new_events():
+        _fold(digest, event)
     _digests[path] = digest
     return digest
 
 
 def _fold(digest: _EventDigest, event: dict) -> None:
-    kind = event.get("type")
     when = event.get("time")
     if isinstance(when, (int, float)):
         digest.first_time = when if digest.first_time is None else digest.first_time
@@ -261,18 +250,19 @@ def _fold(digest: _EventDigest, event: dict) -> None:
     if isinstance(event.get("step"), int):
         digest.step = max(digest.step, event["step"])
     digest.outcome.see(event)
-    if kind == "metrics" and isinstance(event.get("reward"), (int, float)):
-        digest.reward = float(event["reward"])
+    metrics, held_out, error = event_as(event, Metrics), event_as(event, Eval), event_as(event, Error)
+    if metrics is not None and (reward := metrics.get("reward")) is not None:
+        digest.reward = float(reward)
         digest.best_reward = digest.reward if digest.best_reward is None else max(digest.best_reward,
                                                                                   digest.reward)
-    elif kind == "eval" and isinstance(event.get("accuracy"), (int, float)):
+    elif held_out is not None and (accuracy := held_out.get("accuracy")) is not None:
         if digest.eval_before is None:
-            digest.eval_before = float(event["accuracy"])
+            digest.eval_before = float(accuracy)
         else:
-            digest.eval_after = float(event["accuracy"])
-    elif kind == "error":
-        hint = event.get("hint")
-        digest.error = str(event.get("message", "")) + (f" (hint: {hint})" if hint else "")
+            digest.eval_after = float(accuracy)
+    elif error is not None:
+        hint = error.get("hint")
+        digest.error = str(error.get("message", "")) + (f" (hint: {hint})" if hint else "")
 
 
 def engine_alive(status: dict[str, Any]) -> bool:
@@ -314,7 +304,7 @@ def _config_summary(paths: RunPaths) -> tuple[str, str]:
 
 
 def run_state(status: dict[str, Any], digest: _EventDigest, paths: RunPaths | None = None) -> str:
-    if not status and digest.offset == 0:
+    if not status and digest.tail.offset == 0:
         return "created"
     state = status.get("state")
     if run_is_live(status, paths):

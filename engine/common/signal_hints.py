@@ -9,8 +9,11 @@
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
+
+from grpo_studio.engine.common.event_types import Metrics
 
 WINDOW = 10  # steps the hints average over
 MIN_STEPS = 3  # no advice from fewer steps than this
@@ -38,7 +41,7 @@ def _short(name: str) -> str:
     return name.rsplit(":", 1)[-1]
 
 
-def signal_hints(metrics: Sequence[dict], window: int = WINDOW) -> list[Hint]:
+def signal_hints(metrics: Sequence[Metrics], window: int = WINDOW) -> list[Hint]:
     """Hints for the last `window` metrics events that carry a `signal` (older runs have none: no hints)."""
     recent = [m for m in metrics if isinstance(m.get("signal"), dict)][-window:]
     if len(recent) < MIN_STEPS:
@@ -55,16 +58,17 @@ def signal_hints(metrics: Sequence[dict], window: int = WINDOW) -> list[Hint]:
 GRAD_BLOWUP = 10.0  # the gradient norm grew this many times within the window
 
 
-def _diverging(recent: list[dict]) -> Hint | None:
+def _diverging(recent: list[Metrics]) -> Hint | None:
     """The reward falls while the gradient norm explodes: the updates are too large (the learning rate)."""
-    rows = [(m["reward"], m["grad_norm"]) for m in recent
-            if isinstance(m.get("reward"), (int, float)) and isinstance(m.get("grad_norm"), (int, float))]
+    pairs = [(m.get("reward"), m.get("grad_norm")) for m in recent]
+    rows = [(r, g) for r, g in pairs if isinstance(r, (int, float)) and isinstance(g, (int, float))]
     if len(rows) < 4:
         return None
     half = len(rows) // 2
     rewards = [r for r, _ in rows]
-    before, after = sum(rewards[:half]) / half, sum(rewards[half:]) / (len(rewards) - half)
-    falling = before - after > max(1e-6, 0.25 * (max(rewards) - min(rewards)))
+    before, after = _mean(rewards[:half]), _mean(rewards[half:])
+    falling = before is not None and after is not None \
+        and before - after > max(1e-6, 0.25 * (max(rewards) - min(rewards)))
     first = min((g for _, g in rows[:half] if g > 0), default=None)
     peak = max(g for _, g in rows[half:])
     if not falling or first is None or peak < GRAD_BLOWUP * first:
@@ -76,7 +80,7 @@ def _diverging(recent: list[dict]) -> Hint | None:
                              "lower learning_rate (e.g. 10×) and start again or resume from an earlier checkpoint.")
 
 
-def _flat_groups(recent: list[dict], signals: list[dict]) -> Hint | None:
+def _flat_groups(recent: list[Metrics], signals: list[dict]) -> Hint | None:
     share = _mean([s.get("zero_spread_groups") for s in signals])
     if share is None or share < FLAT_GROUPS:
         return None
@@ -98,7 +102,7 @@ def _flat_groups(recent: list[dict], signals: list[dict]) -> Hint | None:
     return Hint("flat_groups", text + ".")
 
 
-def _truncated(recent: list[dict], signals: list[dict]) -> Hint | None:
+def _truncated(recent: list[Metrics], signals: list[dict]) -> Hint | None:
     share = _mean([s.get("truncated") for s in signals])
     if share is None or share < TRUNCATED:
         return None
@@ -127,7 +131,7 @@ def _sampler_mismatch(signals: list[dict]) -> Hint | None:
                                     "token-level or truncating grpo.vllm_importance_sampling_mode.")
 
 
-def _reward_functions(recent: list[dict], signals: list[dict]) -> list[Hint]:
+def _reward_functions(recent: list[Metrics], signals: list[dict]) -> list[Hint]:
     names: dict[str, None] = {}
     for s in signals:
         names.update(dict.fromkeys(s.get("rewards") or {}))
@@ -160,14 +164,14 @@ class HintWatcher:
         from grpo_studio.engine.common.alarms import Alarms  # alarms.py builds on this module's Hint
 
         self.window = window
-        self.metrics: list[dict] = []
+        self.metrics: list[Metrics] = []
         self.alarms = Alarms()
         self.said: set[str] = set()
 
-    def update(self, event: dict) -> list[Hint]:
+    def update(self, event: Mapping[str, Any]) -> list[Hint]:
         self.alarms.see(event)
-        if event.get("type", "metrics") == "metrics":
-            self.metrics = (self.metrics + [event])[-self.window:]
+        if event.get("type", "metrics") == "metrics":  # a bare metrics dict counts too
+            self.metrics = (self.metrics + [cast(Metrics, event)])[-self.window:]
         hints = signal_hints(self.metrics, self.window) + self.alarms.hints()
         new = [h for h in hints if h.key not in self.said]
         self.said.update(h.key for h in new)
@@ -185,7 +189,7 @@ class PlateauWatch:
         self.best_step = 0
         self.told = False
 
-    def update(self, metrics_event: dict) -> str | None:
+    def update(self, metrics_event: Metrics) -> str | None:
         reward, step = metrics_event.get("reward"), metrics_event.get("step")
         if not isinstance(reward, (int, float)) or not isinstance(step, int) or self.patience <= 0:
             return None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from grpo_studio.engine.common.config import TrainConfig, load_config
 from grpo_studio.engine.common.errors import ConfigError, StudioError
+from grpo_studio.engine.common.event_types import check_fields
 
 Sink = Callable[[dict], None]
 
@@ -74,6 +75,7 @@ def evaluate_run(path: str | Path, sink: Sink, *, data: str | None = None, split
     config = eval_config_for(load_config(run_dir / "config.yaml"), data, split, num_prompts, greedy)
 
     def emit(kind: str, **fields) -> None:
+        check_fields(kind, fields)  # the Evaluator's events are the run's event types
         if kind == "log":
             sink({"type": "log", "message": fields["message"]})
 

@@ -15,6 +15,7 @@ from typing import IO
 from tqdm import tqdm
 
 from grpo_studio.engine.common.alarms import ALARM_KEYS
+from grpo_studio.engine.common.event_types import Checkpoint, Done, Error, Eval, Hello, Log, Metrics, Phase, Progress
 from grpo_studio.engine.common.signal_hints import HintWatcher
 
 
@@ -42,51 +43,64 @@ class ProgressPrinter:
         self.hints = HintWatcher()  # each learning-signal hint is said once, when it first holds
 
     def handle(self, event: dict) -> None:
-        kind = event.get("type")
-        if kind == "hello":
-            where = event.get("gpu_name") or event.get("device") or "?"
-            self._write(f"grpo-studio {event.get('version', '')} on {where}")
-        elif kind == "phase" and event.get("phase") == "downloading":
-            self._write(f"downloading {event.get('what', 'model')} {event.get('repo_id', '')}: "
-                        f"{event.get('files', '?')} files, {_size(event.get('missing_bytes'))} to fetch")
-        elif kind == "phase" and event.get("phase") == "converting_gguf":
-            self._write(f"GGUF {event.get('gguf', '')}: {event.get('stage', '')}...")
-        elif kind == "progress" and event.get("phase") == "converting_gguf":
-            pass  # hashing a file: a few seconds per GB, the stage line says it
-        elif kind == "phase" and event.get("phase") == "loading_model":
+        handler = getattr(self, f"_on_{event.get('type')}", None)
+        if handler is not None:
+            handler(event)
+
+    # ------------------------------------------------------------------ per event type
+    def _on_hello(self, e: Hello) -> None:
+        self._write(f"grpo-studio {e.get('version', '')} on {e.get('gpu_name') or e.get('device') or '?'}")
+
+    def _on_phase(self, e: Phase) -> None:
+        phase = e.get("phase")
+        if phase == "downloading":
+            self._write(f"downloading {e.get('what', 'model')} {e.get('repo_id', '')}: "
+                        f"{e.get('files', '?')} files, {_size(e.get('missing_bytes'))} to fetch")
+        elif phase == "converting_gguf":
+            self._write(f"GGUF {e.get('gguf', '')}: {e.get('stage', '')}...")
+        elif phase == "loading_model":
             self.close()  # a download bar, if any, is finished
             self._write("loading model and data...")
-        elif kind == "metrics":
-            self.reward = event.get("reward")
-            self._hints(event)
-        elif kind == "progress" and event.get("phase") == "downloading":
-            self._download(event)
-        elif kind == "progress":
-            self._progress(event)
-        elif kind == "checkpoint":
-            self._write(f"checkpoint: step {event.get('step')} -> {event.get('path')}")
-        elif kind == "eval":
-            accuracy, reward = event.get("accuracy"), event.get("reward")
-            self._write(f"held-out (step {event.get('step')}{', base model' if event.get('step') == 0 else ''}): "
-                        f"accuracy {'-' if accuracy is None else f'{accuracy:.2f}'} on {event.get('num_prompts')} "
-                        f"prompts, mean reward {'-' if reward is None else f'{reward:.3f}'}")
-            self._hints(event)  # held-out accuracy feeds an alarm too
-        elif kind == "log":
-            self._write(f"[{event.get('level', 'info')}] {event.get('message', '')}")
-        elif kind == "error":
-            self._write(f"error ({event.get('kind')}): {event.get('message')}")
-            if event.get("hint"):
-                self._write(f"hint: {event['hint']}")
-        elif kind == "done":
-            self.close()
-            adapter = event.get("adapter")
-            self._write(f"done: {event.get('reason')}" + (f"; adapter saved to {adapter}" if adapter else ""))
 
-    def _hints(self, event: dict) -> None:
+    def _on_progress(self, e: Progress) -> None:
+        phase = e.get("phase")
+        if phase == "downloading":
+            self._download(e)
+        elif phase != "converting_gguf":  # hashing a GGUF file: a few seconds per GB, the stage line says it
+            self._progress(e)
+
+    def _on_metrics(self, e: Metrics) -> None:
+        self.reward = e.get("reward")
+        self._hints(e)
+
+    def _on_checkpoint(self, e: Checkpoint) -> None:
+        self._write(f"checkpoint: step {e.get('step')} -> {e.get('path')}")
+
+    def _on_eval(self, e: Eval) -> None:
+        accuracy, reward = e.get("accuracy"), e.get("reward")
+        self._write(f"held-out (step {e.get('step')}{', base model' if e.get('step') == 0 else ''}): "
+                    f"accuracy {'-' if accuracy is None else f'{accuracy:.2f}'} on {e.get('num_prompts')} "
+                    f"prompts, mean reward {'-' if reward is None else f'{reward:.3f}'}")
+        self._hints(e)  # held-out accuracy feeds an alarm too
+
+    def _on_log(self, e: Log) -> None:
+        self._write(f"[{e.get('level', 'info')}] {e.get('message', '')}")
+
+    def _on_error(self, e: Error) -> None:
+        self._write(f"error ({e.get('kind')}): {e.get('message')}")
+        if e.get("hint"):
+            self._write(f"hint: {e.get('hint')}")
+
+    def _on_done(self, e: Done) -> None:
+        self.close()
+        adapter = e.get("adapter")
+        self._write(f"done: {e.get('reason')}" + (f"; adapter saved to {adapter}" if adapter else ""))
+
+    def _hints(self, event: Metrics | Eval) -> None:
         for hint in self.hints.update(event):
             self._write(f"{'alarm' if hint.key in ALARM_KEYS else 'hint'}: {hint.text}")
 
-    def _download(self, event: dict) -> None:
+    def _download(self, event: Progress) -> None:
         """A byte bar: tqdm shows bytes, total, speed; the ETA is the engine's."""
         if self.bar is None or self.bar.unit != "B":
             self.close()
@@ -97,7 +111,7 @@ class ProgressPrinter:
         self.bar.set_postfix_str(f"ETA {_duration(event.get('eta_s'))}", refresh=False)
         self.bar.update((event.get("downloaded_bytes") or 0) - self.bar.n)
 
-    def _progress(self, event: dict) -> None:
+    def _progress(self, event: Progress) -> None:
         if self.bar is not None and self.bar.unit == "B":
             self.close()  # the download bar is done; training steps start
         total, step = event.get("total_steps"), event.get("step") or 0

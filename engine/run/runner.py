@@ -23,6 +23,7 @@ from grpo_studio import __version__
 from grpo_studio.engine.common.config import TrainConfig, dump_config
 from grpo_studio.engine.common.disk import DiskFullError, SpaceReserve, as_disk_full
 from grpo_studio.engine.common.errors import EXIT_CODES, StudioError
+from grpo_studio.engine.common.event_types import Phase, event_as
 from grpo_studio.engine.common.events import EventLog
 from grpo_studio.engine.common.runs import RunPaths, atomic_write_text, folder_identity, write_status
 from grpo_studio.engine.hub.download import DownloadCancelled
@@ -209,8 +210,8 @@ class _LastPhase:
         self.current: str | None = None
 
     def handle(self, event: dict) -> None:
-        if event.get("type") == "phase":
-            self.current = event.get("phase")
+        if (phase := event_as(event, Phase)) is not None:
+            self.current = phase.get("phase")
 
 
 def _fail_oom(events: EventLog, paths: RunPaths, trainer, oom: OomFailure, error: BaseException,

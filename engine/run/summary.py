@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from grpo_studio.engine.common.event_types import Done, Eval, Metrics, Sample, events_of
 from grpo_studio.engine.common.events import read_events
 from grpo_studio.engine.common.runs import RunPaths
 
@@ -37,26 +38,26 @@ def _training_seconds(events: list[dict]) -> float:
 def reward_by_step(events: list[dict]) -> dict[int, float]:
     """Mean reward per step (the newest value of a step a resumed run repeated)."""
     rewards: dict[int, float] = {}
-    for event in events:
-        if event.get("type") == "metrics" and isinstance(event.get("reward"), (int, float)):
-            rewards[int(event["step"])] = float(event["reward"])
+    for event in events_of(events, Metrics):
+        reward, step = event.get("reward"), event.get("step")
+        if reward is not None and step is not None:
+            rewards[step] = float(reward)
     return dict(sorted(rewards.items()))
 
 
 def held_out_lines(events: list[dict]) -> list[str]:
     """Held-out accuracy and reward at the first evaluation (step 0: the base model) -> the latest."""
-    evals = [e for e in events if e.get("type") == "eval"]
+    evals = events_of(events, Eval)
     if not evals:
         return []
     first, last = evals[0], evals[-1]
 
-    def show(event: dict, key: str, digits: int) -> str:
-        value = event.get(key)
-        return "-" if not isinstance(value, (int, float)) else f"{value:.{digits}f}"
+    def show(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
 
     return [f"  held-out accuracy ({first.get('num_prompts')} prompts, {first.get('accuracy_reward')} = 1): "
-            f"{show(first, 'accuracy', 2)} at step {first.get('step')} -> {show(last, 'accuracy', 2)} at step "
-            f"{last.get('step')}; mean reward {show(first, 'reward', 3)} -> {show(last, 'reward', 3)}"]
+            f"{show(first.get('accuracy'), 2)} at step {first.get('step')} -> {show(last.get('accuracy'), 2)} at "
+            f"step {last.get('step')}; mean reward {show(first.get('reward'), 3)} -> {show(last.get('reward'), 3)}"]
 
 
 def run_summary(run_dir: str | Path) -> str:
@@ -64,7 +65,7 @@ def run_summary(run_dir: str | Path) -> str:
     events = list(read_events(RunPaths(run_dir).events))
     rewards = reward_by_step(events)
     steps = list(rewards)
-    trained = {e["step"] for e in events if e.get("type") == "metrics" and isinstance(e.get("step"), int)}
+    trained = {e["step"] for e in events_of(events, Metrics) if "step" in e}
     lines = [f"summary: {len(trained)} steps in {_duration(_training_seconds(events))}"]
     if trained and not steps:
         lines.append("  mean reward: none (every reward function returned None for every completion)")
@@ -76,14 +77,14 @@ def run_summary(run_dir: str | Path) -> str:
         lines.append(f"  mean reward: {mean_first:.3f} over steps {first[0]}-{first[-1]} -> {mean_last:.3f} over "
                      f"steps {last[0]}-{last[-1]}")
     lines += held_out_lines(events)
-    done = next((e for e in reversed(events) if e.get("type") == "done"), None)
-    adapter = (done or {}).get("adapter")
+    done = next(reversed(events_of(events, Done)), None)
+    adapter = done.get("adapter") if done is not None else None
     if adapter:
         lines.append(f"  adapter: {adapter}")
-        prompt = next((e.get("prompt") for e in events if e.get("type") == "sample" and e.get("prompt")), None)
+        prompt = next((e["prompt"] for e in events_of(events, Sample) if e.get("prompt")), "")
         # a sample's prompt is the rendered text: usable as --prompt only when no chat template wrapped it
-        plain = isinstance(prompt, str) and len(prompt) <= 200 and "\n" not in prompt.strip() and "<" not in prompt
-        question = prompt.strip() if plain and isinstance(prompt, str) else "YOUR QUESTION"
+        plain = 0 < len(prompt) <= 200 and "\n" not in prompt.strip() and "<" not in prompt
+        question = prompt.strip() if plain else "YOUR QUESTION"
         lines.append(f"  try it: grpo-studio chat {shlex.quote(str(run_dir))} --prompt {shlex.quote(question)}")
     elif done is not None:
         lines.append(f"  no adapter: the run {done.get('reason')}")
