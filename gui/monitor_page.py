@@ -139,7 +139,7 @@ class MonitorPage(QWidget):
         self.stat_reward = Stat(f"mean reward, last {AVERAGE_STEPS} steps")
         self.stat_reward.setToolTip("The mean of the last steps' rewards: the chart's average line ends here")
         self.stat_best = Stat("best step reward")
-        self.stat_held_out = Stat("held-out accuracy")
+        self.stat_held_out = Stat("held-out accuracy", "0.00 → 0.00")
         self.stat_held_out.setToolTip("Held-out accuracy before training (step 0, the base model) → at the latest "
                                       "evaluation (the config's eval: section)")
         self.stat_eta, self.stat_speed = Stat("time left", "88 h 88 min"), Stat("tokens / s", "888,888")
@@ -302,6 +302,8 @@ class MonitorPage(QWidget):
         self.stat_eta.value.setText("paused" if running and data.paused else
                                     fmt_duration(data.eta_s) if running else "–")
         self.stat_speed.value.setText(fmt_rate(data.tokens_per_s) if running and not data.paused else "–")
+        for stat in (self.stat_eta, self.stat_speed):  # an ended run has no time left or speed: room for the rest
+            stat.setVisible(running or data.done is None)
         for button in (self.pause_button, self.save_button, self.stop_button):
             button.setEnabled(running)
         if data.paused or data.done is not None:

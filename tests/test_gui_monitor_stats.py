@@ -30,3 +30,30 @@ def test_tokens_per_second_is_not_clipped(monitor, qtbot, tmp_path, monkeypatch)
     for stat, text in ((monitor.stat_speed, "12,913"), (monitor.stat_eta, "3 h 25 min")):
         assert stat.value.text() == text
         assert stat.value.width() >= stat.value.fontMetrics().horizontalAdvance(text), text
+
+
+def test_a_finished_run_with_held_out_accuracy_fits_a_small_window(monitor, qtbot, tmp_path):
+    """A finished run's card drops time left and tokens/s (nothing to say) so that, in a 1000-pixel window, the
+    held-out "0.31 → 0.86" and each caption are painted whole."""
+    run = tmp_path / "run"
+    run.mkdir()
+    events = [json.loads(line) for line in (DATA / "demo_events.jsonl").read_text().splitlines()]
+    done = next(i for i, e in enumerate(events) if e["type"] == "done")
+    events[done:done] = [{"type": "eval", "seq": 0, "time": events[done]["time"], "step": step, "reward": accuracy,
+                          "accuracy": accuracy, "accuracy_reward": "math_correct", "rewards": {}, "num_prompts": 64}
+                         for step, accuracy in ((0, 0.31), (events[done - 1]["step"], 0.86))]
+    for seq, event in enumerate(events):
+        event["seq"] = seq
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    monitor.resize(810, 600)  # the Monitor's share of a 1000 x 700 window
+    monitor.show()
+    monitor.open_run(run)
+    qtbot.waitUntil(lambda: monitor.data.done is not None, timeout=5000)
+    monitor._dirty = True
+    monitor._refresh()
+    qtbot.waitUntil(lambda: monitor.stat_held_out.value.text() == "0.31 → 0.86", timeout=5000)
+    assert monitor.stat_eta.isHidden() and monitor.stat_speed.isHidden()
+    for stat in (monitor.stat_reward, monitor.stat_best, monitor.stat_held_out):
+        for text_label in stat.findChildren(type(stat.value)):
+            text = text_label.text()
+            qtbot.waitUntil(lambda: text_label.width() >= text_label.fontMetrics().horizontalAdvance(text), timeout=3000)
