@@ -54,6 +54,6 @@ def test_a_finished_run_with_held_out_accuracy_fits_a_small_window(monitor, qtbo
     qtbot.waitUntil(lambda: monitor.stat_held_out.value.text() == "0.31 → 0.86", timeout=5000)
     assert monitor.stat_eta.isHidden() and monitor.stat_speed.isHidden()
     for stat in (monitor.stat_reward, monitor.stat_best, monitor.stat_held_out):
-        for text_label in stat.findChildren(type(stat.value)):
-            text = text_label.text()
-            qtbot.waitUntil(lambda: text_label.width() >= text_label.fontMetrics().horizontalAdvance(text), timeout=3000)
+        for shown in stat.findChildren(type(stat.value)):  # the value and the caption
+            needed = shown.fontMetrics().horizontalAdvance(shown.text())
+            qtbot.waitUntil(lambda: shown.width() >= needed, timeout=3000)
