@@ -17,3 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     from grpo_studio.engine.cli import main as engine_main
 
     return engine_main(argv)
+
+
+if __name__ == "__main__":  # `python -m grpo_studio.cli`, as `python -m grpo_studio`
+    raise SystemExit(main())

@@ -109,3 +109,9 @@ def test_the_summary_counts_steps_whose_rewards_were_all_none(tmp_path):
     log.close()
     text = run_summary(tmp_path)
     assert text.startswith("summary: 3 steps") and "every reward function returned None" in text
+
+
+@pytest.mark.parametrize("module", ["grpo_studio", "grpo_studio.cli"])
+def test_both_module_entry_points_run_the_cli(module):
+    done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip(), (done.stdout, done.stderr)
