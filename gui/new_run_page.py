@@ -39,6 +39,7 @@ from grpo_studio.engine.common.runs import new_run_dir
 from grpo_studio.engine.common.shell_args import quoted
 from grpo_studio.gui.algorithm_panel import AlgorithmPanel
 from grpo_studio.gui.dataset_picker import DatasetPicker
+from grpo_studio.gui.eval_panel import EvalPanel
 from grpo_studio.gui.fit_panel import FitPanel, scroll_to
 from grpo_studio.gui.gpu_count import GpuCountBox, GpuLookups
 from grpo_studio.gui.hyperparams_panel import HyperparamsPanel
@@ -116,6 +117,7 @@ class NewRunPage(QWidget):
         self.rewards = RewardsPanel()
         self.hyper = HyperparamsPanel()
         self.algorithm = AlgorithmPanel()
+        self.evaluation = EvalPanel()
         for title, subtitle, widget in (
                 ("Model", "The base model stays frozen (optionally in 4 bits); GRPO trains a small LoRA adapter "
                           "on top of it.", self.model),
@@ -123,6 +125,8 @@ class NewRunPage(QWidget):
                  self.dataset),
                 ("Rewards", "Each completion is scored by these functions; GRPO pushes the model towards "
                             "completions that score above their group's average.", self.rewards),
+                ("Held-out evaluation", "Questions the run never trains on, answered before training and as it "
+                                        "learns: how a user would judge the model.", self.evaluation),
                 ("Training", "Hover over a setting to see what it does to memory and learning.", self.hyper),
                 ("Algorithm", "How the loss turns rewards into updates: the loss type and the options recent "
                               "papers add (TRL's names, so recipes carry over).", self.algorithm)):
@@ -171,7 +175,7 @@ class NewRunPage(QWidget):
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.activated.connect(self.start_action)
 
-        for part in (self.model, self.dataset, self.rewards, self.hyper, self.algorithm, self.gpus):
+        for part in (self.model, self.dataset, self.rewards, self.hyper, self.algorithm, self.evaluation, self.gpus):
             part.changed_event.connect(self.schedule)
         self._lookups.count_done.connect(self.gpus.set_available)
         self.model.status_event.connect(self.status_event)
@@ -200,6 +204,7 @@ class NewRunPage(QWidget):
         self.hyper.load(data)
         self.gpus.load(data)
         self.algorithm.load(data)
+        self.evaluation.load(data)
         self._loading = False
         self.validate()
 
@@ -211,6 +216,7 @@ class NewRunPage(QWidget):
         self.hyper.store(data)
         self.gpus.store(data)
         self.algorithm.store(data)
+        self.evaluation.store(data)
         return data
 
     def schedule(self) -> None:
@@ -299,7 +305,7 @@ class NewRunPage(QWidget):
         self.model.show_error(errors.get("model"))
         self.dataset.show_errors(errors)
         self.rewards.show_errors(errors)
-        shown = set(self.hyper.show_errors(errors)) | set(self.algorithm.show_errors(errors))
+        shown = {p for panel in (self.hyper, self.algorithm, self.evaluation) for p in panel.show_errors(errors)}
         shown |= {k for k in errors if k == "model" or k.startswith(("dataset.", "rewards", "system_prompt"))}
         other = [f"{k}: {v}" if k else v for k, v in errors.items() if k not in shown]
         count = len(errors)
