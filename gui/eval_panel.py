@@ -11,9 +11,9 @@ from grpo_studio.gui.form_fields import EditorGroup, FieldEditor, add_row
 from grpo_studio.gui.widgets import label
 
 # (dotted path, label, editor options), in two columns.
-SOURCE = [("eval.path", "Held-out file", {}), ("eval.split", "or a split", {})]
-SCHEDULE = [("eval.num_prompts", "Questions", {}), ("eval.every", "Every N steps", {}),
-            ("eval.greedy", "Greedy answers", {})]
+SOURCE: list[tuple[str, str, dict]] = [("eval.path", "Held-out file", {}), ("eval.split", "or a split", {})]
+SCHEDULE: list[tuple[str, str, dict]] = [("eval.num_prompts", "Questions", {}), ("eval.every", "Every N steps", {}),
+                                         ("eval.greedy", "Greedy answers", {})]
 
 
 class EvalPanel(QWidget, EditorGroup):
