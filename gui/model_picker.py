@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, 
 from grpo_studio.engine.common.config import DEMO
 from grpo_studio.engine.common.real_starter import LABEL as REAL_LABEL
 from grpo_studio.engine.common.real_starter import is_starter_model, real_model_gguf
+from grpo_studio.engine.common.sources import hub_cache_dir
 from grpo_studio.gui.download_panel import DownloadPanel
 from grpo_studio.gui.widgets import FieldError, fmt_bytes, label
 
@@ -26,7 +27,8 @@ def scan_hf_cache(cache_dir: str | None = None) -> list[dict]:
     """Model repos in the HF cache: [{repo_id, size, model_type, path}], largest first. Never downloads."""
     try:
         from huggingface_hub import scan_cache_dir
-        info = scan_cache_dir(cache_dir) if cache_dir else scan_cache_dir()
+        # the cache the engine downloads into, read now (scan_cache_dir's own default is frozen at its import)
+        info = scan_cache_dir(cache_dir or hub_cache_dir())
     except Exception:  # noqa: BLE001 - no cache yet, or an unreadable one: nothing to offer
         return []
     found = []
