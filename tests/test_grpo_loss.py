@@ -8,11 +8,13 @@ import math
 import pytest
 import torch
 
-from grpo_studio.kernels import GRPOLossOutput, grpo_loss, token_logprobs
+from grpo_studio.kernels import GRPOLossOutput, token_logprobs
+
+from grpo_studio.kernels import grpo_loss
 from grpo_reference import reference_grpo_loss, reference_logprobs
 
 # The package re-exports the function under the module's name, so fetch the module itself.
-grpo_loss_module = importlib.import_module("grpo_studio.kernels.grpo_loss")
+grpo_loss_module = importlib.import_module("grpo_studio.kernels.loss.functional")
 
 ATOL = 1e-5
 
@@ -240,7 +242,7 @@ def test_chunks_never_build_full_logits(monkeypatch):
 def test_the_config_offers_exactly_the_kernels_loss_types_and_levels():
     """engine/common/config.py stays torch-free, so it names the choices itself; they must be the kernel's."""
     from grpo_studio.engine.common import config
-    from grpo_studio.kernels import grpo_loss_args
+    from grpo_studio.kernels.loss import args as grpo_loss_args
 
     assert set(config.LOSS_TYPES) == set(grpo_loss_args.LOSS_TYPES)
     assert set(config.IMPORTANCE_SAMPLING_LEVELS) == set(grpo_loss_args.IMPORTANCE_SAMPLING_LEVELS)

@@ -54,11 +54,12 @@ def run_case(name: str) -> dict:
     import torch
 
     from grpo_reference import reference_grpo_loss, reference_logprobs
-    from grpo_studio.kernels import grpo_loss, token_logprobs
+    from grpo_studio.kernels import token_logprobs
+    from grpo_studio.kernels import grpo_loss
     from test_grpo_loss import make_inputs
 
-    module = importlib.import_module("grpo_studio.kernels.grpo_loss")
-    triton_module = importlib.import_module("grpo_studio.kernels.grpo_loss_triton")
+    module = importlib.import_module("grpo_studio.kernels.loss.functional")
+    triton_module = importlib.import_module("grpo_studio.kernels.loss.triton_kernels")
     calls = []
     for fn_name in ("logprobs", "grads"):  # count launches: proves the Triton path ran, not the torch one
         setattr(triton_module, fn_name, _counting(getattr(triton_module, fn_name), fn_name, calls))

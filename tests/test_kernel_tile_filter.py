@@ -61,7 +61,7 @@ def run_case(kind: str) -> dict:
     import torch
     import triton
 
-    from grpo_studio.kernels import grpo_loss_triton as K
+    from grpo_studio.kernels.loss import triton_kernels as K
 
     h, w, ids = make_rows(kind)
     lse = torch.logsumexp(h @ w.T, -1).float()

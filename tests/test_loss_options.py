@@ -12,7 +12,7 @@ import torch
 from grpo_studio.engine.common.config import ConfigError, config_from_dict
 from grpo_studio.engine.common.loss_settings import LOSS_TYPE_PAPERS, LossOptionSettings
 from grpo_studio.kernels import grpo_loss
-from grpo_studio.kernels.grpo_loss_terms import LossOptions
+from grpo_studio.kernels.loss.terms import LossOptions
 from loss_option_cases import CASES, run_case
 from test_grpo_loss import make_inputs
 
@@ -76,7 +76,7 @@ BAD_OPTIONS = [
 def test_bad_options_raise_before_compute(options, message, monkeypatch):
     import importlib
 
-    module = importlib.import_module("grpo_studio.kernels.grpo_loss")
+    module = importlib.import_module("grpo_studio.kernels.loss.functional")
     monkeypatch.setattr(module, "_logprobs_and_grads", lambda *a, **k: pytest.fail("computed before checking"))
     hidden, weight, ids, mask, adv, old, _ref = make_inputs(seed=6)
     kwargs = dict(sampling_logps=old)
@@ -175,7 +175,8 @@ def test_the_kernels_take_exactly_the_configs_choices():
     loss types, ratio levels and correction modes are held equal to the config's here."""
     from grpo_studio.engine.common.choices import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES
     from grpo_studio.engine.common.loss_settings import SAMPLING_CORRECTION_MODES
-    from grpo_studio.kernels import grpo_loss_args, grpo_loss_terms
+    from grpo_studio.kernels.loss import args as grpo_loss_args
+    from grpo_studio.kernels.loss import terms as grpo_loss_terms
 
     assert set(grpo_loss_args.LOSS_TYPES) == set(LOSS_TYPES)
     assert grpo_loss_args.IMPORTANCE_SAMPLING_LEVELS == IMPORTANCE_SAMPLING_LEVELS

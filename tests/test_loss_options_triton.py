@@ -26,8 +26,8 @@ def run_in_interpreter(names: list[str]) -> list[dict]:
 
     from loss_option_cases import run_case
 
-    module = importlib.import_module("grpo_studio.kernels.grpo_loss")
-    triton_module = importlib.import_module("grpo_studio.kernels.grpo_loss_triton")
+    module = importlib.import_module("grpo_studio.kernels.loss.functional")
+    triton_module = importlib.import_module("grpo_studio.kernels.loss.triton_kernels")
     out = []
     for name in names:
         calls: list = []

@@ -1,4 +1,4 @@
-"""RAM-offloaded checkpointing (kernels/offload.py) on CPU: the same code path as on CUDA, with plain copies.
+"""RAM-offloaded checkpointing (kernels/offload/checkpointing.py) on CPU: the same code path as on CUDA, with plain copies.
 
 Gradients are compared across three runs of the same model and batch: no checkpointing, plain checkpointing
 through the wrapper (offload=False) and offloading. LoRA dropout is on, so a recompute that drew different
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from grpo_studio.kernels import pinned_pool
-from grpo_studio.kernels.offload import apply_offloaded_checkpointing, find_decoder_layers
+from grpo_studio.kernels.offload import pinned_pool
+from grpo_studio.kernels.offload.checkpointing import apply_offloaded_checkpointing, find_decoder_layers
 
 B, T, LAYERS, HIDDEN = 2, 7, 3, 32
 LAYER_BYTES = B * T * HIDDEN * 4  # one layer's input hidden states, fp32
@@ -316,7 +316,7 @@ def test_clear_errors_for_no_layers_and_applying_twice():
 
 def test_grpo_micro_batch_through_the_fused_loss(tmp_path):
     """A GRPO micro-batch as the engine runs it: last hidden states into grpo_loss, then backward."""
-    from grpo_studio.kernels.grpo_loss import grpo_loss
+    from grpo_studio.kernels.loss.functional import grpo_loss
 
     model = lora_model(tmp_path)
     ids = batch(t=12)

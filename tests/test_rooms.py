@@ -69,9 +69,16 @@ def test_every_engine_module_lives_in_a_room():
     assert rooms == set(LEVELS) - {"cli"}
 
 
+def test_the_kernels_are_rooms_too():
+    """kernels/loss/ (the fused GRPO loss) and kernels/offload/ (offloaded checkpointing), nothing loose beside them."""
+    kernels = ROOT / "kernels"
+    assert sorted(p.name for p in kernels.glob("*.py")) == ["__init__.py"]
+    assert {p.name for p in kernels.iterdir() if (p / "__init__.py").is_file()} == {"loss", "offload"}
+
+
 def test_each_room_maps_its_modules():
     """A room's __init__ docstring lists each of its modules (the map a newcomer reads first)."""
-    for init in sorted((ROOT / "engine").glob("*/__init__.py")):
+    for init in sorted([*(ROOT / "engine").glob("*/__init__.py"), *(ROOT / "kernels").glob("*/__init__.py")]):
         if init.parent.name in ("common", "commands"):
             continue
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""

@@ -36,7 +36,7 @@ CUDA_CONTEXT = 640 << 20
 # max_num_batched_tokens), whose one-layer activations it reserves on top of weights and KV pool.
 INFERENCE_BATCH_TOKENS = 8192
 # Rows per chunk of the fused loss on its torch path: one chunk of fp32 logits stays near this many bytes
-# (the same budget as kernels/grpo_loss.py; its Triton path only keeps register tiles, so this bounds both).
+# (the same budget as kernels/loss/functional.py; its Triton path only keeps register tiles, so this bounds both).
 LOSS_CHUNK_BYTES = 16 << 20
 # Triton's autotuner flushes the L2 cache between timings with a buffer of this size (first step on CUDA).
 AUTOTUNE_FLUSH_BYTES = 256 * 10**6

@@ -2,7 +2,7 @@
 fused GRPO loss needs.
 
 The training path never asks the model for logits: `hidden_states` runs the decoder stack only and
-`lm_head_weight` hands the output projection to `grpo_studio.kernels.grpo_loss`, which computes the
+`lm_head_weight` hands the output projection to `grpo_studio.kernels.loss.functional`, which computes the
 log-probs chunk by chunk. The reference policy is the same weights with the adapter switched off
 (`reference_mode`), so there is never a second copy of the model.
 """
@@ -187,7 +187,7 @@ def _setup_checkpointing(model: CausalLM, config: TrainConfig, device: torch.dev
 
     offload = should_offload(config, device)  # auto: asks whether the plan *without* offloading fits
     if offload:
-        from grpo_studio.kernels.offload import apply_offloaded_checkpointing
+        from grpo_studio.kernels.offload.checkpointing import apply_offloaded_checkpointing
 
         return apply_offloaded_checkpointing(model, offload=True, on_warning=notes.append)
     kwargs = {"use_reentrant": False}

@@ -55,7 +55,7 @@ from grpo_studio.engine.train.step_metrics import (
 )
 from grpo_studio.engine.train.step_report import emit_metrics, emit_sample
 from grpo_studio.kernels import token_logprobs
-from grpo_studio.kernels.grpo_loss_args import normalises_per_token
+from grpo_studio.kernels.loss.args import normalises_per_token
 
 Emit = Callable[..., Any]
 

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from grpo_studio.kernels import GRPOLossOutput, grpo_loss
-from grpo_studio.kernels.grpo_loss_terms import LossOptions
+from grpo_studio.kernels.loss.terms import LossOptions
 
 
 class EntropyControl:

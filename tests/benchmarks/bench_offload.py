@@ -32,8 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under PYTHONSAFEPATH
 from bench_stats import peak_rss, reset_peak_rss, status_bytes  # noqa: E402
 
-from grpo_studio.kernels.grpo_loss import grpo_loss
-from grpo_studio.kernels.offload import apply_offloaded_checkpointing
+from grpo_studio.kernels.loss.functional import grpo_loss
+from grpo_studio.kernels.offload.checkpointing import apply_offloaded_checkpointing
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from grpo_studio.kernels import grpo_loss_configs as cfgs
+from grpo_studio.kernels.loss import configs as cfgs
 
 RULES = {"per-entry 2^-12 (old)": ("max", 2.0 ** -12), "row mass (kernel)": ("mass", cfgs.FILTER_EPS["bf16"])}
 

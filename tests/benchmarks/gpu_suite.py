@@ -177,7 +177,7 @@ def rows(key: str, r: dict) -> list[tuple[str, str, str, str, str]]:
     if key == "compile":
         out = [("configs compiled (kernel x config x dtype x arch)", str(r["compiled"]), "", "", ""),
                ("engine-offered configs a card cannot launch", str(r["engine_picks_unlaunchable"]), "", "", "0"),
-               ("rows differing from kernels/grpo_loss_compiled.py", str(r["rows_differing_from_committed_table"]),
+               ("rows differing from kernels/loss/compiled.py", str(r["rows_differing_from_committed_table"]),
                 "", "", "0 (else rerun kernel_compile_table.py --write)")]
         if "launch_failures" in r:
             out.append(("engine-offered configs failing to launch here", str(r["launch_failures"]), "", "", "0"))

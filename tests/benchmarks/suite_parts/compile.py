@@ -2,7 +2,7 @@
 
 Cross-compiles every kernel x autotune config x dtype for sm_75/80/86/89/90 (tests/benchmarks/
 kernel_compile_table.py: shared memory, registers, spills, launchable, whether the engine offers it) and counts
-the rows that disagree with the committed table the engine prunes by (kernels/grpo_loss_compiled.py). On a CUDA
+the rows that disagree with the committed table the engine prunes by (kernels/loss/compiled.py). On a CUDA
 card it then launches every config the engine offers this card, per dtype, at a small size: each must run, and
 the driver's own figures (registers, spills, shared memory) are recorded beside the table's.
 Smoke mode (CPU): the fp32 gradient kernel for sm_86 only, the case that once had no launchable config.
@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 
 
 def _stale(rows: list[dict]) -> list[dict]:
-    from grpo_studio.kernels.grpo_loss_compiled import COMPILED
+    from grpo_studio.kernels.loss.compiled import COMPILED
 
     return [r for r in rows if COMPILED.get((r["kernel"], r["dtype"], int(r["arch"][3:]), r["config"]))
             != (r["shared_bytes"], r["registers"], r["spill_bytes"])]
@@ -26,8 +26,8 @@ def _stale(rows: list[dict]) -> list[dict]:
 def _launch_on_this_card() -> list[dict]:
     import torch
 
-    from grpo_studio.kernels import grpo_loss_configs as cfgs
-    from grpo_studio.kernels import grpo_loss_triton as K
+    from grpo_studio.kernels.loss import configs as cfgs
+    from grpo_studio.kernels.loss import triton_kernels as K
 
     major, minor = torch.cuda.get_device_capability()
     arch = 10 * major + minor

@@ -11,7 +11,7 @@ weight (tl.dot over H blocks, fp32 accumulation), so no logits ever reach memory
   gradient (tile @ W) and the weight gradient (tileᵀ @ h), atomically added into fp32 buffers.
 
 Peak extra memory is the two fp32 gradient buffers; the [rows, V] logits exist one tile at a time in
-registers. grpo_loss.py computes the per-row coefficient dLoss/dlogp between the two kernels.
+registers. functional.py computes the per-row coefficient dLoss/dlogp between the two kernels.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import grpo_loss_configs
+from . import configs as grpo_loss_configs
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -33,7 +33,7 @@ def _configs() -> list[triton.Config]:
 
 
 def _pruner(kernel: str) -> dict:
-    """Only the configs the GPU at hand can launch reach the autotuner (grpo_loss_configs, held by tests)."""
+    """Only the configs the GPU at hand can launch reach the autotuner (configs.py, held by tests)."""
     if _INTERPRET:
         return {}
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import triton
 
-from .grpo_loss_compiled import COMPILED
+from .compiled import COMPILED
 
 ARCHS = (75, 80, 86, 89, 90)
 # Shared memory one block may use (the opt-in maximum), bytes: Turing 64 KiB, A100 163 KiB, RTX 30xx/40xx
@@ -23,7 +23,7 @@ MAX_SHARED = {75: 64 << 10, 80: 163 << 10, 86: 99 << 10, 89: 99 << 10, 90: 227 <
 MAX_REGS_PER_THREAD = 255
 REGS_PER_SM = 64 << 10
 _REG_ALLOC_UNIT = 8  # registers are given to threads in multiples of 8 (per-warp granularity 256)
-COMPILED_MODULE = Path(__file__).with_name("grpo_loss_compiled.py")
+COMPILED_MODULE = Path(__file__).with_name("compiled.py")
 
 # (BLOCK_N, BLOCK_V, BLOCK_K, num_warps, num_stages)
 _CONFIGS = [(64, 128, 64, 4, 3), (128, 128, 32, 8, 3), (64, 256, 32, 8, 3), (128, 64, 64, 4, 4), (32, 128, 64, 4, 4)]
@@ -76,7 +76,7 @@ def _known_arch(arch: int) -> int:
 
 def launchable(config: triton.Config, kernel: str, dtype: str, arch: int, max_shared: int | None = None) -> bool:
     """Whether `config` of `kernel` compiled for `dtype` fits `arch`, by the cross-compiled table
-    (grpo_loss_compiled.py). `max_shared`: the card's own per-block limit, where the driver tells it."""
+    (compiled.py). `max_shared`: the card's own per-block limit, where the driver tells it."""
     known = _known_arch(arch)
     shared, regs, _spills = COMPILED[(kernel, dtype, known, config_name(config))]
     limit = MAX_SHARED[known] if max_shared is None else max_shared

@@ -1,5 +1,5 @@
 """The per-token terms of every loss type TRL's GRPOTrainer (1.16) offers, and their derivatives w.r.t. the
-token log-prob: the fused loss (grpo_loss.py) turns these into one coefficient per token, which both the
+token log-prob: the fused loss (functional.py) turns these into one coefficient per token, which both the
 chunked torch pass and the Triton gradient kernel multiply into (onehot - softmax).
 
 Read top to bottom:

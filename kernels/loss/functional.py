@@ -1,9 +1,9 @@
 """Fused GRPO loss: from last hidden states and the lm_head weight straight to TRL's GRPO loss, without
 ever building the `[B, T, V]` logits.
 
-Read top to bottom (the loss variants and argument checks, run before any compute, are grpo_loss_args.py):
+Read top to bottom (the loss variants and argument checks, run before any compute, are args.py):
 1. the output and the chunk size,
-2. (the per-token terms, TRL's formulas and their derivatives, are grpo_loss_tokens.py / grpo_loss_terms.py)
+2. (the per-token terms, TRL's formulas and their derivatives, are tokens.py / terms.py)
 3. the chunked torch pass (CPU and any device without Triton): for each chunk of rows it builds that chunk's
    logits, takes an fp32 log-sum-exp, and, when gradients are wanted, turns the same buffer into the
    gradient w.r.t. the logits and multiplies it back into the hidden / weight gradients,
@@ -11,7 +11,7 @@ Read top to bottom (the loss variants and argument checks, run before any comput
    scales them by the incoming gradient),
 5. the functional API `grpo_loss` and `token_logprobs`.
 
-On CUDA (and under `TRITON_INTERPRET=1`) the same pass runs as Triton kernels: see grpo_loss_triton.py.
+On CUDA (and under `TRITON_INTERPRET=1`) the same pass runs as Triton kernels: see triton_kernels.py.
 
 Math. With z = h·Wᵀ / temperature, logp = z[id] − logsumexp(z). Every policy and KL term depends on the
 logits only through logp, so dLoss/dz = g · (onehot(id) − softmax(z)) with g = dLoss/dlogp for that token;
@@ -29,9 +29,9 @@ from typing import NamedTuple
 
 import torch
 
-from .grpo_loss_args import check_logprob_args, check_loss_args, check_options
-from .grpo_loss_terms import LossOptions
-from .grpo_loss_tokens import Flat, LossSpec, needs_all_rows, spread, token_terms, token_weights
+from .args import check_logprob_args, check_loss_args, check_options
+from .terms import LossOptions
+from .tokens import Flat, LossSpec, needs_all_rows, spread, token_terms, token_weights
 
 # Rows per chunk on the torch path are chosen so one chunk's fp32 logits stay near this many bytes.
 _CHUNK_BYTES = 16 << 20
@@ -57,7 +57,7 @@ def _chunk_rows(chunk_size: int | None, vocab: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. The chunked pass (torch); Triton's version lives in grpo_loss_triton.py
+# 3. The chunked pass (torch); Triton's version lives in triton_kernels.py
 # ---------------------------------------------------------------------------------------------------------
 
 # coef_fn(logp_of_rows, rows, entropy_of_rows) -> (dLoss/dlogp, dLoss/dentropy or None) for those rows
@@ -159,7 +159,7 @@ def _logprobs_and_grads(h2d, weight, ids, temperature, chunk_rows, coef_fn=None,
     works that way anyway, the torch path then rebuilds each chunk's logits once more."""
     wants_grad = coef_fn is not None and (need_h or need_w)
     if _uses_triton(h2d):
-        from . import grpo_loss_triton
+        from . import triton_kernels as grpo_loss_triton
 
         logp, lse, entropy = grpo_loss_triton.logprobs(h2d, weight, ids, temperature)
         if not wants_grad:

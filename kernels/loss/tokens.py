@@ -1,6 +1,6 @@
 """The fused loss's per-token view: from the flat log-probs (and entropies) of the completion tokens to each
 token's loss and its coefficients dLoss/dlogp and dLoss/dentropy, which both backends multiply into the
-gradient w.r.t. the logits (grpo_loss.py). Each loss type's policy term is in grpo_loss_terms.py."""
+gradient w.r.t. the logits (functional.py). Each loss type's policy term is in terms.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +8,9 @@ from typing import NamedTuple
 
 import torch
 
-from . import grpo_loss_terms as gl_terms
-from .grpo_loss_args import LOSS_TYPES
-from .grpo_loss_terms import LossOptions
+from . import terms as gl_terms
+from .args import LOSS_TYPES
+from .terms import LossOptions
 
 
 @dataclass(frozen=True)

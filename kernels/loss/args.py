@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .grpo_loss_terms import SAMPLING_CORRECTION_MODES
+from .terms import SAMPLING_CORRECTION_MODES
 
 
 class LossNormaliser(NamedTuple):
@@ -25,7 +25,7 @@ LOSS_TYPES = {
     "bnpo": LossNormaliser("all_tokens", True, "mean over all completion tokens"),
     "dr_grpo": LossNormaliser("fixed_length", False, "sum / (batch size * max_completion_length)"),
     "dapo": LossNormaliser("all_tokens", True, "sum / number of completion tokens"),
-    # TRL 1.16's further loss types: their policy terms are grpo_loss_terms.py, their normalisers TRL's.
+    # TRL 1.16's further loss types: their policy terms are terms.py, their normalisers TRL's.
     "cispo": LossNormaliser("all_tokens", True, "clipped IS weight x A x logp, sum / completion tokens"),
     "sapo": LossNormaliser("sequence_mean", False, "soft sigmoid gate instead of the clip, per-sequence mean"),
     "luspo": LossNormaliser("sequence_sum", False, "per-sequence sum (length-weighted), mean over sequences"),
@@ -92,7 +92,7 @@ def check_loss_args(hidden, weight, ids, mask, advantages, old_logps, ref_logps,
 
 
 def check_options(options, loss_type: str, sampling_logps: torch.Tensor | None, shape: tuple) -> None:
-    """The loss options (grpo_loss_terms.LossOptions) and the sampler's log-probs they may use."""
+    """The loss options (terms.LossOptions) and the sampler's log-probs they may use."""
     if not 0.0 <= options.top_entropy_quantile <= 1.0:
         raise ValueError(f"top_entropy_quantile must be in [0, 1], got {options.top_entropy_quantile}")
     if options.off_policy_mask_threshold is not None and options.off_policy_mask_threshold < 0:
