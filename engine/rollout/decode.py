@@ -61,8 +61,10 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
     positions = positions.masked_fill(prompt_mask == 0, 1)  # as HF generate does
     mask = torch.zeros(prompt_ids.shape[0], capacity, dtype=prompt_mask.dtype, device=device)
     mask[:, :P] = prompt_mask
-    cache_kwarg = _cache_kwarg(lm)
-    logits = _forward(lm, prompt_ids, mask if settings.static else mask[:, :P], positions, cache, cache_kwarg)
+    split = _decoder_and_head(lm)  # resolved once: the decode loop below runs a forward per token
+    cache_kwarg = _cache_kwarg(split[0] if split else lm)
+    logits = _last_logits(lm, split, prompt_ids, mask if settings.static else mask[:, :P], positions, cache,
+                          cache_kwarg)
     select_rows(cache, rows)
     logits, mask, next_pos = logits[rows], mask[rows], positions[rows, -1] + 1
 
@@ -75,7 +77,7 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
     out_logps = torch.zeros(B, settings.max_new_tokens, device=device) if with_logps else None
     active = torch.arange(B, device=device)  # original row of each batch row
     running = torch.ones(B, dtype=torch.bool, device=device)  # static mode keeps finished rows
-    step_fn = _step_function(lm, settings)
+    step_fn = _step_function(lm, settings, split)
     key = None if settings.sampling.greedy else settings.rng_key
     draws = RowDraws(key, streams, settings.max_new_tokens) if key is not None and streams is not None else None
     taken = 0
@@ -114,12 +116,17 @@ def decode(lm: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
 
 def _forward(lm: Any, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache,
              cache_kwarg: str) -> torch.Tensor:
+    """The captured decode step: `_last_logits`, the decoder and head looked up while tracing."""
+    return _last_logits(lm, _decoder_and_head(lm), ids, mask, positions, cache, cache_kwarg)
+
+
+def _last_logits(lm: Any, split: tuple[Any, nn.Module] | None, ids: torch.Tensor, mask: torch.Tensor,
+                 positions: torch.Tensor, cache, cache_kwarg: str) -> torch.Tensor:
     """Last-position logits [B, V] in fp32 (HF generate also samples from fp32 logits).
 
     The head runs on the 2D [B, H] last-position slice: handed the 3D [B, 1, H] slice that HF's
     `logits_to_keep=1` makes, torch's CPU bf16 matmul copies the whole transposed (frozen) lm_head first
     (445 MiB at Qwen2.5-1.5B's width, per prefill and per one-row decode step; bench_memory_model.py)."""
-    split = _decoder_and_head(lm)
     if split is None:  # a model that post-processes its logits (soft-capping, a logit scale): HF's own head
         out = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
                  **{cache_kwarg: cache})
@@ -141,16 +148,15 @@ def _decoder_and_head(lm: Any) -> tuple[Any, nn.Module] | None:  # lm: a transfo
     return decoder, head
 
 
-def _cache_kwarg(lm: nn.Module) -> str:
+def _cache_kwarg(model: nn.Module) -> str:
     """transformers 5.x names the cache argument `cache`; older releases `past_key_values`."""
-    split = _decoder_and_head(lm)
-    params = inspect.signature((split[0] if split else lm).forward).parameters
+    params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
-def _step_function(lm: nn.Module, settings: DecodeSettings):
+def _step_function(lm: nn.Module, settings: DecodeSettings, split: tuple[Any, nn.Module] | None):
     if not (settings.static and settings.compile_step and lm.device.type == "cuda" and not _compile_failed):
-        return _forward
+        return lambda lm, *rest: _last_logits(lm, split, *rest)
     compiled = _compiled_steps.get(id(lm))
     if compiled is None:
         compiled = torch.compile(_forward, mode="reduce-overhead", dynamic=False)
