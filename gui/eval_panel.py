@@ -3,17 +3,12 @@ steps and at the end, scored with the run's own rewards (the config's `eval:` se
 file or a split is named; the Monitor then charts the accuracy and the Runs page shows before → after."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QPushButton, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFileDialog, QGridLayout, QPushButton, QWidget
 
 from grpo_studio.gui.dataset_picker import FILE_FILTER
-from grpo_studio.gui.form_fields import EditorGroup, FieldEditor, add_row
+from grpo_studio.gui.form_fields import EditorGroup, FieldEditor
 from grpo_studio.gui.widgets import label
-
-# (dotted path, label, editor options), in two columns.
-SOURCE: list[tuple[str, str, dict]] = [("eval.path", "Held-out file", {}), ("eval.split", "or a split", {})]
-SCHEDULE: list[tuple[str, str, dict]] = [("eval.num_prompts", "Questions", {}), ("eval.every", "Every N steps", {}),
-                                         ("eval.greedy", "Greedy answers", {})]
 
 
 class EvalPanel(QWidget, EditorGroup):
@@ -22,37 +17,21 @@ class EvalPanel(QWidget, EditorGroup):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.editors: dict[str, FieldEditor] = {}
+        browse = QPushButton("File…")  # beside the held-out file's field
+        browse.setToolTip("Choose a held-out file with the training data's columns")
+        browse.clicked.connect(self._browse)
         grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setHorizontalSpacing(24)
-        for column, fields in enumerate((SOURCE, SCHEDULE)):
-            form = QFormLayout()
-            form.setVerticalSpacing(6)
-            form.setHorizontalSpacing(14)
-            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-            for path, text, options in fields:
-                editor = self.editors[path] = FieldEditor(path, **options)
-                editor.changed_event.connect(self.changed_event)
-                editor.changed_event.connect(self._refresh)
-                if path == "eval.path":  # the file field with its File… button beside it
-                    row = QWidget()
-                    line = QHBoxLayout(row)
-                    line.setContentsMargins(0, 0, 0, 0)
-                    browse = QPushButton("File…")
-                    browse.setToolTip("Choose a held-out file with the training data's columns")
-                    browse.clicked.connect(self._browse)
-                    line.addWidget(editor, 1)
-                    line.addWidget(browse, 0, Qt.AlignmentFlag.AlignTop)
-                    form.addRow(text, row)
-                else:
-                    add_row(form, text, editor)
-            grid.addLayout(form, 0, column)
+        # (dotted path, label, editor options): where the questions come from | how many, how often, how
+        self.add_editor_columns(grid, [
+            [("eval.path", "Held-out file", {"beside": browse}), ("eval.split", "or a split", {})],
+            [("eval.num_prompts", "Questions", {}), ("eval.every", "Every N steps", {}),
+             ("eval.greedy", "Greedy answers", {})]])
+        for editor in self.editors.values():
+            editor.changed_event.connect(self._refresh)
         grid.addWidget(label("For example a test.jsonl beside the training file, or the split 'test', or "
                              "'train[90%:]' with the dataset's split set to 'train[:90%]'.", "Muted", wrap=True), 1, 0)
         self.state = label("", "Muted", wrap=True)
         grid.addWidget(self.state, 1, 1)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
         self._refresh()
 
     def load(self, data: dict) -> None:

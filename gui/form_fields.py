@@ -8,12 +8,14 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QSpinBox,
@@ -132,9 +134,15 @@ def _float_or_text(text: str) -> Any:
         return text.strip()
 
 
-def add_row(form: QFormLayout, text: str, editor: FieldEditor) -> None:
-    form.addRow(text, editor)
-    label_widget = form.labelForField(editor)
+def add_row(form: QFormLayout, text: str, editor: FieldEditor, beside: QWidget | None = None) -> None:
+    """The editor's row, its label carrying the field's tooltip; `beside`: a widget next to the editor."""
+    field: QWidget | QHBoxLayout = editor
+    if beside is not None:
+        field = QHBoxLayout()
+        field.addWidget(editor, 1)
+        field.addWidget(beside, 0, Qt.AlignmentFlag.AlignTop)
+    form.addRow(text, field)
+    label_widget = form.labelForField(field)
     if isinstance(label_widget, QLabel):  # a row with a text label
         label_widget.setToolTip(editor.widget.toolTip())
         label_widget.setBuddy(editor.widget)
@@ -145,6 +153,26 @@ class EditorGroup:
     them into the form's data, and shows errors under them (`reveal_error` makes a hidden one visible)."""
 
     editors: dict[str, Any]
+    changed_event: Any  # the panel's Signal
+
+    def add_editor_columns(self, grid: QGridLayout, columns: list[list[tuple[str, str, dict]]], row: int = 0) -> None:
+        """One form per column of `grid`, each field (path, label, FieldEditor options) an editor kept in
+        `self.editors` and wired to the panel's changed_event; an option `beside` puts a widget next to it."""
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(24)
+        for column, fields in enumerate(columns):
+            form = QFormLayout()
+            form.setVerticalSpacing(6)
+            form.setHorizontalSpacing(14)
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            for path, text, options in fields:
+                options = dict(options)
+                beside = options.pop("beside", None)
+                editor = self.editors[path] = FieldEditor(path, **options)
+                editor.changed_event.connect(self.changed_event)
+                add_row(form, text, editor, beside)
+            grid.addLayout(form, row, column)
+            grid.setColumnStretch(column, 1)
 
     def load_editors(self, data: dict) -> None:
         for path, editor in self.editors.items():

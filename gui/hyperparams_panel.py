@@ -3,9 +3,9 @@ Every editor's tooltip is the config field's own help, which says what it does t
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QGridLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QPushButton, QVBoxLayout, QWidget
 
-from grpo_studio.gui.form_fields import EditorGroup, FieldEditor, add_row
+from grpo_studio.gui.form_fields import EditorGroup, FieldEditor
 
 # (dotted path, label, editor options); two columns each.
 BASIC = [
@@ -72,28 +72,12 @@ class HyperparamsPanel(QWidget, EditorGroup):
         self.advanced = self._grid(ADVANCED)
         self.advanced.hide()
         layout.addWidget(self.advanced)
+        self.editors["max_steps"].changed_event.connect(self._epochs_matter)
 
     def _grid(self, fields: list) -> QWidget:
         box = QWidget()
-        grid = QGridLayout(box)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setHorizontalSpacing(24)
         half = (len(fields) + 1) // 2
-        for column, chunk in enumerate((fields[:half], fields[half:])):
-            form = QFormLayout()
-            form.setVerticalSpacing(6)
-            form.setHorizontalSpacing(14)
-            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-            for path, text, options in chunk:
-                editor = FieldEditor(path, **options)
-                editor.changed_event.connect(self.changed_event)
-                if path == "max_steps":
-                    editor.changed_event.connect(self._epochs_matter)
-                self.editors[path] = editor
-                add_row(form, text, editor)
-            grid.addLayout(form, 0, column)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
+        self.add_editor_columns(QGridLayout(box), [fields[:half], fields[half:]])
         return box
 
     def _toggle_advanced(self, shown: bool) -> None:
