@@ -14,15 +14,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from suite_parts.common import cuda_available, stats, train_config, write_dataset
+from suite_parts.common import clean_cuda, cuda_available, stats, train_config, write_dataset
 from suite_parts.training import QWEN, StopAtDeadline, model_dir
 
 STEPS = 2
 
 
 def run(workdir: Path, smoke: bool, deadline: float) -> dict:
-    import torch
-
     from grpo_studio.engine.common.events import read_events
     from grpo_studio.engine.common.runs import RunPaths
     from grpo_studio.engine.run.runner import run_engine
@@ -35,8 +33,9 @@ def run(workdir: Path, smoke: bool, deadline: float) -> dict:
     out: dict = {"settings": {"completion_tokens": completion, "generations": 8, "steps": STEPS,
                               "train_dtype": "float32", "device": "cuda" if cuda_available() else "cpu"},
                  "sampling": {}}
+    data = write_dataset(workdir / "data.jsonl")
     for sampling in dtypes:
-        config = train_config(folder, write_dataset(workdir / "data.jsonl"), completion=completion, steps=STEPS)
+        config = train_config(folder, data, completion=completion, steps=STEPS)
         config.load_in_4bit, config.dtype, config.grpo.generation_dtype = False, "float32", sampling
         run_dir = Path(tempfile.mkdtemp(dir=workdir, prefix=f"run-mismatch-{sampling}-"))
         code = run_engine(config, run_dir, quiet=True, control=StopAtDeadline(deadline))
@@ -49,5 +48,5 @@ def run(workdir: Path, smoke: bool, deadline: float) -> dict:
         capped = [s["sampler_capped"] for s in signals if s.get("sampler_capped") is not None]
         out["sampling"][sampling] = {"steps": len(signals), "sampler_kl": stats(kl) if kl else None,
                                      "sampler_capped": stats(capped) if capped else None}
-        torch.cuda.empty_cache() if cuda_available() else None
+        clean_cuda()
     return out
