@@ -118,46 +118,6 @@ def test_the_gui_reaches_only_engine_common():
     assert len(everything_common) > 10 and heavy_at_import(everything_common, ROOT) == []
 
 
-
-def engine_imports_outside_common(path: Path) -> list[str]:
-    """Engine modules outside engine/common/ that `path` imports anywhere: at the top, inside functions,
-    relatively (`from .. import x` leaves common) or as `from grpo_studio.engine import x`."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level >= 2:
-            modules = [".." + (node.module or alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module == "grpo_studio.engine":
-            modules = [f"grpo_studio.engine.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
-        else:
-            continue
-        found += [f"{path.name}:{node.lineno} imports {name}" for name in modules
-                  if name.startswith("..") or (name.startswith("grpo_studio.engine.")
-                                               and not name.startswith("grpo_studio.engine.common"))]
-    return found
-
-
-def test_common_imports_nothing_of_the_engine_outside_it():
-    """engine/common/ is the bottom layer: a function-level import of an engine module would load it (and
-    torch, through it) in the GUI process, and close a circle common -> engine -> common."""
-    found = [line for path in sorted((ROOT / "engine" / "common").glob("*.py"))
-             for line in engine_imports_outside_common(path)]
-    assert found == []
-
-
-def test_common_import_check_sees_function_level_and_relative_imports(tmp_path):
-    module = tmp_path / "estimate.py"
-    module.write_text("from grpo_studio.engine.common.config import X\n"
-                      "def f():\n    from grpo_studio.engine.rewards.model import memory_bytes\n"
-                      "def g():\n    from grpo_studio.engine import hub, common\n"
-                      "def h():\n    from ..model import load\n    from . import sources\n")
-    assert engine_imports_outside_common(module) == [
-        "estimate.py:3 imports grpo_studio.engine.rewards.model", "estimate.py:5 imports grpo_studio.engine.hub",
-        "estimate.py:7 imports ..model"]
-
 def test_derived_list_follows_engine_imports(tmp_path):
     (tmp_path / "gui").mkdir()
     (tmp_path / "engine").mkdir()

@@ -27,17 +27,22 @@ def room_of(module: str) -> str | None:
     return parts[2] if parts[2] in LEVELS else None
 
 
-def imported_modules(path: Path) -> list[tuple[int, str]]:
-    """(line, module) for every import in the file, at any depth; `from grpo_studio.engine import x` names x."""
+def imported_modules(path: Path, package: str) -> list[tuple[int, str]]:
+    """(line, module) for every import in the file, at any depth; `from grpo_studio.engine import x` names x, and a
+    relative import is resolved against `package` (the module's own package, e.g. grpo_studio.engine.common)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "grpo_studio.engine":
-                found += [(node.lineno, f"grpo_studio.engine.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            if base == "grpo_studio.engine" or not node.module:
+                found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
             else:
-                found.append((node.lineno, node.module))
+                found.append((node.lineno, base))
     return found
 
 
@@ -48,7 +53,8 @@ def broken_rules(engine: Path) -> list[str]:
         source_room = "cli" if relative.parts == ("cli.py",) else relative.parts[0] if len(relative.parts) > 1 else None
         if source_room is None:
             continue  # engine/__init__.py
-        for line, module in imported_modules(path):
+        package = ".".join(("grpo_studio", "engine", *relative.parts[:-1]))
+        for line, module in imported_modules(path, package):
             target = room_of(module)
             if target is None or target == source_room:
                 continue
@@ -89,12 +95,15 @@ def test_each_room_maps_its_modules():
 def test_the_checker_catches_an_upward_import_and_one_inside_a_function(tmp_path):
     engine = tmp_path / "engine"
     for room, text in {"model": "def load():\n    from grpo_studio.engine.train import loop\n",
-                       "common": "from grpo_studio.engine import hub\n",
+                       "common": "from grpo_studio.engine import hub\nfrom . import config\n"
+                                 "def f():\n    from ..rewards import model\n    from .. import run\n",
                        "train": "from grpo_studio.engine.model import policy\nimport grpo_studio.engine.common.x\n"}.items():
         (engine / room).mkdir(parents=True)
         (engine / room / "__init__.py").write_text("")
         (engine / room / "m.py").write_text(text)
     assert broken_rules(engine) == [
         "engine/common/m.py:1 (common) imports grpo_studio.engine.hub (hub)",
+        "engine/common/m.py:4 (common) imports grpo_studio.engine.rewards (rewards)",
+        "engine/common/m.py:5 (common) imports grpo_studio.engine.run (run)",
         "engine/model/m.py:2 (model) imports grpo_studio.engine.train (train)",
     ]
